@@ -1,0 +1,163 @@
+"""Shared checks and random cues for the associative memories (Hopfield family, dense, modern, UHN).
+
+Every random draw of the associative-memory protocols comes from per-trial
+generators spawned from one ``numpy.random.SeedSequence``, so trial ``t`` gets the
+same patterns, cue and update order whatever the backend, the number of trials
+or the chunking of the work.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from plasticity.errors import BackendError, ConfigError
+
+__all__ = [
+    "MEMORY_BACKENDS",
+    "check_binary",
+    "check_choice",
+    "check_positive",
+    "check_fraction",
+    "check_int",
+    "check_dtype",
+    "resolve_backend",
+    "seed_sequence",
+    "trial_generators",
+    "count_patterns",
+    "flip_bits",
+]
+
+MEMORY_BACKENDS = ("numba", "numpy", "torch")
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``, else a ConfigError listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number > 0; got {value!r}") from None
+    if not np.isfinite(number) or number <= 0:
+        raise ConfigError(f"{name} must be a finite number > 0; got {value!r}")
+    return number
+
+
+def check_fraction(name: str, value: Any, *, upper: float = 1.0) -> float:
+    """``value`` as a float in [0, upper]."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number in [0, {upper}]; got {value!r}") from None
+    if not 0.0 <= number <= upper:
+        raise ConfigError(f"{name} must be in [0, {upper}]; got {value!r}")
+    return number
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def check_dtype(dtype: str) -> np.dtype:
+    """The numpy dtype for ``dtype`` ('float32' or 'float64')."""
+    check_choice("dtype", dtype, ("float32", "float64"))
+    return np.dtype(dtype)
+
+
+def check_binary(patterns: Any, name: str = "patterns") -> np.ndarray:
+    """``patterns`` as a C-contiguous (patterns, units) float array of +-1 values.
+
+    A single pattern (1-D) is accepted and returned with a leading axis of one.
+    """
+    array = np.asarray(patterns)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 2:
+        raise ConfigError(
+            f"{name} must be a (patterns, units) array with at least one pattern of at least 2 units; "
+            f"got shape {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.number):
+        raise ConfigError(f"{name} must be numeric +-1 values; got dtype {array.dtype}")
+    if not np.all(np.abs(array) == 1):
+        bad = array[np.abs(array) != 1].ravel()[:3]
+        raise ConfigError(
+            f"{name} of a binary network must contain only -1 and +1 (valid values: -1, 1); "
+            f"found {', '.join(map(str, bad))}"
+        )
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def resolve_backend(backend: str, device: str | None = None) -> Any:
+    """Check ``backend``/``device``; return the torch device for 'torch', else None."""
+    if backend not in MEMORY_BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; valid backends: {', '.join(MEMORY_BACKENDS)}")
+    if backend != "torch":
+        if device is not None and str(device) != "cpu":
+            raise BackendError(
+                f"backend {backend!r} runs on the CPU only; device={device!r} needs backend='torch'"
+            )
+        return None
+    try:
+        import torch
+    except ImportError as error:  # pragma: no cover - torch is a dependency
+        raise BackendError(f"backend 'torch' is not available here: {error}") from error
+    try:
+        dev = torch.device(device or "cpu")
+    except (RuntimeError, TypeError) as error:
+        raise BackendError(f"unknown torch device {device!r}: {error}") from error
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError(f"device {device!r} needs CUDA, which is not available here; valid devices: 'cpu'")
+    return dev
+
+
+def seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
+    """A fresh SeedSequence for ``seed`` (a copy when a SeedSequence is given, so spawning is repeatable)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer or a numpy.random.SeedSequence; got {seed!r}")
+    return np.random.SeedSequence(int(seed))
+
+
+def trial_generators(seed: int | np.random.SeedSequence, trials: int) -> list[np.random.Generator]:
+    """One independent generator per trial, spawned from ``seed``."""
+    return [np.random.default_rng(child) for child in seed_sequence(seed).spawn(trials)]
+
+
+def count_patterns(n: int, load: float, patterns: int) -> int:
+    """Number of stored patterns: ``patterns`` when > 0, else ``round(load * n)``; at least one."""
+    if isinstance(patterns, bool) or not isinstance(patterns, (int, np.integer)) or patterns < 0:
+        raise ConfigError(f"patterns must be an integer >= 0 (0 means: use load); got {patterns!r}")
+    if patterns > 0:
+        return int(patterns)
+    try:
+        load = float(load)
+    except (TypeError, ValueError):
+        raise ConfigError(f"load must be a number > 0 (patterns per unit); got {load!r}") from None
+    count = int(round(load * n))
+    if count < 1:
+        raise ConfigError(
+            f"load={load!r} with n={n} gives zero patterns; use load >= {0.5 / n:.3g} "
+            "or set patterns to a positive integer"
+        )
+    return count
+
+
+def flip_bits(pattern: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of the +-1 ``pattern`` with exactly ``round(fraction * n)`` randomly chosen units flipped."""
+    cue = np.array(pattern, dtype=np.float64, copy=True)
+    count = int(round(fraction * cue.shape[-1]))
+    if count:
+        cue[rng.choice(cue.shape[-1], size=count, replace=False)] *= -1
+    return cue

@@ -1,0 +1,534 @@
+"""Classical Hopfield networks of +-1 units and the ``hopfield.capacity`` protocol.
+
+Storage rules (all with zero self-coupling, weights symmetric):
+
+* ``hebbian``: W = X^T X / N (Hopfield 1982, PNAS 79:2554);
+* ``storkey``: the incremental rule of Storkey (1997, ICANN, LNCS 1327:451) with
+  local fields h_ij = sum_{k != i, j} w_ik xi_k;
+* ``pseudoinverse``: the projection rule W = X^+ X (Personnaz, Guyon and
+  Dreyfus 1985; Kanter and Sompolinsky 1987), which keeps every stored
+  pattern a fixed point up to load 1 (with the diagonal removed, up to ~0.5).
+
+Dynamics: asynchronous updates visit units in a fresh random order every sweep
+and keep the local fields up to date incrementally (O(N) per flip, never a
+matrix-vector product per unit); synchronous updates take one matrix product
+per step for a whole batch of cues and detect 2-cycles. A field of exactly zero
+keeps the unit's state, so the energy E = -1/2 s^T W s never increases under
+asynchronous updates. Runs stop per trial when a sweep (step) changes nothing.
+
+The capacity oracle: Amit, Gutfreund and Sompolinsky (1985, PRL 55:1530) give
+the critical load 0.138 for Hebbian storage in the large-N limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+import xarray as xr
+
+from plasticity.errors import ConfigError
+from plasticity.networks._assoc import (
+    check_binary,
+    check_choice,
+    check_dtype,
+    check_fraction,
+    check_int,
+    count_patterns,
+    flip_bits,
+    resolve_backend,
+    trial_generators,
+)
+from plasticity.protocols import protocol
+
+__all__ = [
+    "RULES",
+    "UPDATES",
+    "HopfieldNetwork",
+    "Retrieval",
+    "store_weights",
+    "capacity",
+]
+
+RULES = ("hebbian", "storkey", "pseudoinverse")
+UPDATES = ("async", "sync")
+
+#: Bytes of coupling matrices the capacity protocol keeps in memory at once.
+_CHUNK_BYTES = 256 * 2**20
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+@nb.njit(parallel=True, cache=True)
+def _storkey_kernel(patterns, weights):  # pragma: no cover - compiled
+    """Storkey's rule for a stack of pattern sets, in place on ``weights`` (trials, N, N), float64."""
+    trials, count, n = patterns.shape
+    for t in nb.prange(trials):
+        w = weights[t]
+        h = np.empty(n)
+        for mu in range(count):
+            xi = patterns[t, mu]
+            for i in range(n):
+                acc = 0.0
+                for k in range(n):
+                    acc += w[i, k] * xi[k]
+                h[i] = acc
+            for i in range(n):
+                for j in range(i + 1, n):
+                    # h_ij = h_i - w_ij xi_j and h_ji = h_j - w_ij xi_i (w_ii = 0, w symmetric)
+                    hij = h[i] - w[i, j] * xi[j]
+                    hji = h[j] - w[i, j] * xi[i]
+                    value = w[i, j] + (xi[i] * xi[j] - xi[i] * hji - hij * xi[j]) / n
+                    w[i, j] = value
+                    w[j, i] = value
+
+
+def _storkey_numpy(patterns: np.ndarray) -> np.ndarray:
+    trials, count, n = patterns.shape
+    weights = np.zeros((trials, n, n))
+    for t in range(trials):
+        w = weights[t]
+        for xi in patterns[t]:
+            h = w @ xi
+            hij = h[:, None] - w * xi[None, :]
+            hji = h[None, :] - w * xi[:, None]
+            w += (np.outer(xi, xi) - xi[:, None] * hji - hij * xi[None, :]) / n
+            np.fill_diagonal(w, 0.0)
+    return weights
+
+
+def _couplings(patterns: np.ndarray, rule: str, backend: str, dtype: np.dtype, device=None):
+    """Couplings J (trials, N, N) and the positive scale with W = scale * J for a stack of pattern sets.
+
+    Hebbian couplings are kept as the integers X^T X, exact in float32 whatever the
+    summation order, so every backend sees the same ties; W = J / N.
+    """
+    trials, count, n = patterns.shape
+    if backend == "torch":
+        import torch
+
+        x = torch.as_tensor(patterns, dtype=torch.float64, device=device)
+        if rule == "hebbian":
+            j = torch.matmul(x.transpose(1, 2), x)
+            scale = 1.0 / n
+        elif rule == "pseudoinverse":
+            j = torch.matmul(torch.linalg.pinv(x), x)
+            scale = 1.0
+        else:
+            j = torch.as_tensor(_storkey_numpy(patterns), device=device)
+            scale = 1.0
+        j.diagonal(dim1=1, dim2=2).zero_()
+        return j.to(getattr(torch, dtype.name)), scale
+    if rule == "hebbian":
+        x = patterns.astype(np.float32)
+        j = np.matmul(x.transpose(0, 2, 1), x)
+        scale = 1.0 / n
+    elif rule == "pseudoinverse":
+        j = np.matmul(np.linalg.pinv(patterns), patterns)
+        scale = 1.0
+    elif backend == "numba":
+        j = np.zeros((trials, n, n))
+        _storkey_kernel(np.ascontiguousarray(patterns, dtype=np.float64), j)
+        scale = 1.0
+    else:
+        j = _storkey_numpy(patterns)
+        scale = 1.0
+    for t in range(trials):
+        np.fill_diagonal(j[t], 0.0)
+    return np.ascontiguousarray(j, dtype=dtype), scale
+
+
+def store_weights(patterns, rule: str = "hebbian", *, backend: str = "numba") -> np.ndarray:
+    """The (N, N) float64 weight matrix that stores the +-1 ``patterns`` (rows) with ``rule``."""
+    check_choice("rule", rule, RULES)
+    resolve_backend(backend)
+    x = check_binary(patterns)
+    j, scale = _couplings(x[None], rule, "numpy" if backend == "torch" else backend, np.dtype(np.float64))
+    return j[0] * scale
+
+
+# ----------------------------------------------------------------------------- dynamics kernels
+
+
+@nb.njit(parallel=True, cache=True)
+def _async_sweep_kernel(couplings, states, fields, order, rows, flips):  # pragma: no cover - compiled
+    """One asynchronous sweep for each trial in ``rows``, visiting units in ``order[k]``.
+
+    A flip of unit i adds 2 s_i J[i, :] to the trial's fields: O(N) per flip.
+    """
+    n = states.shape[1]
+    shared = couplings.shape[0] == 1
+    for k in nb.prange(rows.shape[0]):
+        t = rows[k]
+        c = 0 if shared else t
+        count = 0
+        for q in range(n):
+            i = order[k, q]
+            h = fields[t, i]
+            s = states[t, i]
+            new = s
+            if h > 0.0:
+                new = 1.0
+            elif h < 0.0:
+                new = -1.0
+            if new != s:
+                states[t, i] = new
+                delta = 2.0 * new
+                row = couplings[c, i]
+                f = fields[t]
+                for j in range(n):
+                    f[j] += delta * row[j]
+                count += 1
+        flips[k] = count
+
+
+def _async_sweep_numpy(couplings, states, fields, order, rows, flips):
+    n = states.shape[1]
+    shared = couplings.shape[0] == 1
+    flips[:] = 0
+    for q in range(n):
+        i = order[:, q]
+        s = states[rows, i]
+        h = fields[rows, i]
+        new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, s)).astype(states.dtype)
+        changed = new != s
+        if changed.any():
+            r, ii, v = rows[changed], i[changed], new[changed]
+            states[r, ii] = v
+            coupling_rows = couplings[0, ii] if shared else couplings[r, ii]
+            fields[r] += (2.0 * v.astype(np.float64))[:, None] * coupling_rows
+            flips[changed] += 1
+
+
+def _async_sweep_torch(couplings, states, fields, order, rows, flips):
+    import torch
+
+    n = states.shape[1]
+    shared = couplings.shape[0] == 1
+    flips.zero_()
+    for q in range(n):
+        i = order[:, q]
+        s = states[rows, i]
+        h = fields[rows, i]
+        new = torch.where(h > 0, 1.0, torch.where(h < 0, -1.0, s.double())).to(states.dtype)
+        changed = new != s
+        if bool(changed.any()):
+            r, ii, v = rows[changed], i[changed], new[changed]
+            states[r, ii] = v
+            coupling_rows = couplings[0, ii] if shared else couplings[r, ii]
+            fields[r] += (2.0 * v.double())[:, None] * coupling_rows.double()
+            flips[changed] += 1
+
+
+@nb.njit(parallel=True, cache=True)
+def _sync_update_kernel(fields, states, previous, rows, changed, cycled):  # pragma: no cover - compiled
+    """Fused synchronous update of the trials in ``rows`` from their fields; flags change and 2-cycles."""
+    n = states.shape[1]
+    for k in nb.prange(rows.shape[0]):
+        t = rows[k]
+        any_change = False
+        back = True
+        for i in range(n):
+            s = states[t, i]
+            h = fields[k, i]
+            new = s
+            if h > 0.0:
+                new = 1.0
+            elif h < 0.0:
+                new = -1.0
+            if new != s:
+                any_change = True
+            if new != previous[t, i]:
+                back = False
+            previous[t, i] = s
+            states[t, i] = new
+        changed[k] = any_change
+        cycled[k] = any_change and back
+
+
+def _sync_update_array(xp, fields, states, previous, rows):
+    """Vectorised twin of ``_sync_update_kernel`` for numpy and torch; ``previous`` starts equal to ``states``."""
+    s = states[rows]
+    new = xp.where(fields > 0, 1.0, xp.where(fields < 0, -1.0, s))
+    new = new.to(s.dtype) if xp.__name__ == "torch" else new.astype(s.dtype)
+    changed = (new != s).any(1)
+    cycled = changed & (new == previous[rows]).all(1)
+    previous[rows] = s
+    states[rows] = new
+    return changed, cycled
+
+
+@dataclass
+class Retrieval:
+    """Result of a recall: final ``states`` (trials, N), per-trial ``sweeps`` (steps that changed the
+    state), ``converged`` (a sweep changed nothing), ``cycle`` (a synchronous 2-cycle), the
+    ``energy`` of the final states and, when recorded, the ``trajectory`` (sweep, trial, N)."""
+
+    states: np.ndarray
+    sweeps: np.ndarray
+    converged: np.ndarray
+    cycle: np.ndarray
+    energy: np.ndarray
+    trajectory: np.ndarray | None = None
+
+
+def _recall(couplings, scale, cues, rngs, *, update, max_sweeps, backend, device=None, record=False) -> Retrieval:
+    """Run async or sync dynamics from ``cues`` (trials, N) with couplings (1 or trials, N, N)."""
+    trials, n = cues.shape
+    sweeps = np.zeros(trials, dtype=np.int64)
+    converged = np.zeros(trials, dtype=bool)
+    cycle = np.zeros(trials, dtype=bool)
+    active = np.ones(trials, dtype=bool)
+    shared = couplings.shape[0] == 1
+    frames = []
+    if backend == "torch":
+        import torch
+
+        xp = torch
+        dev = couplings.device
+        states = torch.as_tensor(cues, dtype=couplings.dtype, device=dev).clone()
+
+        def host(a):
+            return a.cpu().numpy()
+
+        def index(a):
+            return torch.as_tensor(a, device=dev)
+
+        def fields_of(rows):
+            s = states[rows]
+            return s @ couplings[0] if shared else torch.matmul(s[:, None, :], couplings[rows])[:, 0]
+    else:
+        xp = np
+        states = np.array(cues, dtype=couplings.dtype, copy=True)
+
+        def host(a):
+            return a
+
+        def index(a):
+            return a
+
+        def fields_of(rows):
+            s = states[rows]
+            return s @ couplings[0] if shared else np.matmul(s[:, None, :], couplings[rows])[:, 0]
+
+    if record:
+        frames.append(host(states).astype(np.int8))
+    if update == "async":
+        all_rows = np.arange(trials)
+        fields = fields_of(index(all_rows))
+        fields = fields.double() if backend == "torch" else fields.astype(np.float64)
+        for _ in range(max_sweeps):
+            rows = np.flatnonzero(active)
+            if rows.size == 0:
+                break
+            order = np.stack([rngs[t].permutation(n) for t in rows])
+            if backend == "numba":
+                flips = np.zeros(rows.size, dtype=np.int64)
+                _async_sweep_kernel(couplings, states, fields, order, rows, flips)
+            elif backend == "numpy":
+                flips = np.zeros(rows.size, dtype=np.int64)
+                _async_sweep_numpy(couplings, states, fields, order, rows, flips)
+            else:
+                flips = torch.zeros(rows.size, dtype=torch.int64, device=dev)
+                _async_sweep_torch(couplings, states, fields, index(order), index(rows), flips)
+            flips = host(flips)
+            sweeps[rows[flips > 0]] += 1
+            done = rows[flips == 0]
+            converged[done] = True
+            active[done] = False
+            if record:
+                frames.append(host(states).astype(np.int8))
+        final = fields
+    else:
+        previous = states.clone() if backend == "torch" else states.copy()
+        for _ in range(max_sweeps):
+            rows = np.flatnonzero(active)
+            if rows.size == 0:
+                break
+            f = fields_of(index(rows))
+            if backend == "numba":
+                changed = np.zeros(rows.size, dtype=bool)
+                cycled = np.zeros(rows.size, dtype=bool)
+                _sync_update_kernel(np.ascontiguousarray(f), states, previous, rows, changed, cycled)
+            else:
+                changed, cycled = _sync_update_array(xp, f, states, previous, index(rows))
+                changed, cycled = host(changed), host(cycled)
+            sweeps[rows[changed]] += 1
+            converged[rows[~changed]] = True
+            cycle[rows[cycled]] = True
+            active[rows[~changed | cycled]] = False
+            if record:
+                frames.append(host(states).astype(np.int8))
+        final = fields_of(index(np.arange(trials)))
+    s64 = host(states).astype(np.float64)
+    final = host(final).astype(np.float64)
+    energy = -0.5 * scale * np.einsum("ti,ti->t", s64, final)
+    trajectory = np.stack(frames) if record else None
+    return Retrieval(s64, sweeps, converged, cycle, energy, trajectory)
+
+
+# ----------------------------------------------------------------------------- public model
+
+
+class HopfieldNetwork:
+    """A classical Hopfield network storing +-1 ``patterns`` (rows) with ``rule``.
+
+    ``weights`` is the (N, N) float64 matrix of the rule (zero diagonal); ``patterns``
+    the stored patterns as a plain float array. ``retrieve`` runs asynchronous or
+    synchronous dynamics from a batch of cues on the numba, numpy or torch backend.
+
+    Example::
+
+        net = HopfieldNetwork(np.sign(np.random.default_rng(0).standard_normal((50, 500))))
+        result = net.retrieve(net.patterns[:5], update="async", seed=1)
+        net.overlaps(result.states)  # (5, 50)
+    """
+
+    def __init__(self, patterns, rule: str = "hebbian", *, dtype: str = "float32", backend: str = "numba"):
+        self.rule = check_choice("rule", rule, RULES)
+        self.dtype = check_dtype(dtype)
+        resolve_backend(backend)
+        x = check_binary(patterns)
+        self._patterns = x
+        couplings, self._scale = _couplings(x[None], rule, "numpy" if backend == "torch" else backend, np.dtype(np.float64))
+        self._couplings64 = couplings
+        self.weights = couplings[0] * self._scale
+
+    @property
+    def patterns(self) -> np.ndarray:
+        """The stored +-1 patterns, (patterns, N) float64 (a copy)."""
+        return self._patterns.copy()
+
+    @property
+    def n(self) -> int:
+        return self._patterns.shape[1]
+
+    def _states(self, states) -> np.ndarray:
+        s = check_binary(states, "states")
+        if s.shape[1] != self.n:
+            raise ConfigError(f"states must have {self.n} units (the network size); got {s.shape[1]}")
+        return s
+
+    def energy(self, states) -> np.ndarray:
+        """E = -1/2 s^T W s for each state (row) of ``states``; float64, shape (batch,)."""
+        s = self._states(states)
+        return -0.5 * np.einsum("ti,ij,tj->t", s, self.weights, s)
+
+    def overlaps(self, states) -> np.ndarray:
+        """Overlaps m_mu = xi_mu . s / N of each state with each stored pattern, (batch, patterns)."""
+        return self._states(states) @ self._patterns.T / self.n
+
+    def retrieve(
+        self,
+        cues,
+        *,
+        update: str = "async",
+        max_sweeps: int = 100,
+        seed: int | np.random.SeedSequence = 0,
+        backend: str = "numba",
+        device: str | None = None,
+        record: bool = False,
+    ) -> Retrieval:
+        """Run the dynamics from each cue (row) until no unit changes or ``max_sweeps`` sweeps/steps.
+
+        ``seed`` fixes the random unit order of asynchronous sweeps (one generator per cue).
+        With ``record=True`` the state after every sweep is kept in ``trajectory``.
+        """
+        check_choice("update", update, UPDATES)
+        max_sweeps = check_int("max_sweeps", max_sweeps)
+        dev = resolve_backend(backend, device)
+        s = self._states(cues)
+        couplings = self._couplings64.astype(self.dtype)
+        if backend == "torch":
+            import torch
+
+            couplings = torch.as_tensor(couplings, device=dev)
+        rngs = trial_generators(seed, s.shape[0])
+        return _recall(couplings, self._scale, s, rngs, update=update, max_sweeps=max_sweeps, backend=backend, record=record)
+
+
+# ----------------------------------------------------------------------------- protocol
+
+
+def _chunk_size(n: int, itemsize: int, trials: int) -> int:
+    return int(max(1, min(trials, _CHUNK_BYTES // (n * n * itemsize))))
+
+
+@protocol("hopfield.capacity")
+def capacity(
+    *,
+    n: int = 1000,
+    rule: str = "hebbian",
+    load: float = 0.1,
+    patterns: int = 0,
+    flip: float = 0.0,
+    update: str = "async",
+    max_sweeps: int = 100,
+    trials: int = 50,
+    threshold: float = 0.95,
+    backend: str = "numba",
+    seed: int | np.random.SeedSequence = 0,
+    dtype: str = "float32",
+    device: str | None = None,
+) -> xr.Dataset:
+    """Retrieval of a stored pattern from a corrupted cue in a classical Hopfield network.
+
+    Each trial stores its own ``round(load * n)`` random unbiased +-1 patterns (or
+    ``patterns`` when > 0) with ``rule``, cues the network with the first pattern with
+    a fraction ``flip`` of its units flipped, runs ``update`` dynamics for at most
+    ``max_sweeps`` sweeps and records the final ``overlap`` with the pattern, ``success``
+    (overlap >= ``threshold``), ``sweeps`` that changed the state, ``converged``,
+    ``cycle`` (synchronous 2-cycle) and the final ``energy``. Trials run in batches;
+    the numba backend spreads them over the cores.
+    """
+    n = check_int("n", n, minimum=2)
+    check_choice("rule", rule, RULES)
+    check_choice("update", update, UPDATES)
+    flip = check_fraction("flip", flip)
+    max_sweeps = check_int("max_sweeps", max_sweeps)
+    trials = check_int("trials", trials)
+    threshold = check_fraction("threshold", threshold)
+    np_dtype = check_dtype(dtype)
+    dev = resolve_backend(backend, device)
+    count = count_patterns(n, load, patterns)
+    rngs = trial_generators(seed, trials)
+
+    overlap = np.empty(trials)
+    sweeps = np.empty(trials, dtype=np.int64)
+    converged = np.empty(trials, dtype=bool)
+    cycle = np.empty(trials, dtype=bool)
+    energy = np.empty(trials)
+    chunk = _chunk_size(n, np_dtype.itemsize, trials)
+    for start in range(0, trials, chunk):
+        stop = min(trials, start + chunk)
+        xs = np.empty((stop - start, count, n))
+        cues = np.empty((stop - start, n))
+        for k, t in enumerate(range(start, stop)):
+            xs[k] = rngs[t].integers(0, 2, size=(count, n)) * 2.0 - 1.0
+            cues[k] = flip_bits(xs[k, 0], flip, rngs[t])
+        couplings, scale = _couplings(xs, rule, backend, np_dtype, dev)
+        result = _recall(
+            couplings, scale, cues, rngs[start:stop], update=update, max_sweeps=max_sweeps, backend=backend
+        )
+        overlap[start:stop] = np.einsum("ti,ti->t", result.states, xs[:, 0]) / n
+        sweeps[start:stop] = result.sweeps
+        converged[start:stop] = result.converged
+        cycle[start:stop] = result.cycle
+        energy[start:stop] = result.energy
+    dims = ("trial",)
+    return xr.Dataset(
+        {
+            "overlap": (dims, overlap, {"long_name": "final overlap with the cued pattern"}),
+            "success": (dims, overlap >= threshold, {"long_name": f"overlap >= {threshold}"}),
+            "sweeps": (dims, sweeps, {"long_name": "sweeps (steps) that changed the state"}),
+            "converged": (dims, converged, {"long_name": "a sweep changed no unit"}),
+            "cycle": (dims, cycle, {"long_name": "synchronous 2-cycle"}),
+            "energy": (dims, energy, {"long_name": "energy -1/2 s^T W s of the final state"}),
+            "num_patterns": ((), count, {"long_name": "stored patterns"}),
+            "alpha": ((), count / n, {"long_name": "load (stored patterns / units)"}),
+        },
+        coords={"trial": np.arange(trials)},
+        attrs={"model": "classical Hopfield network", "rule": rule, "update": update},
+    )
