@@ -1,0 +1,176 @@
+"""The ``plasticity`` command: run, sweep, show, export, figures, info, rules.
+
+Every verb returns an exit status: 0 on success, 1 when a sweep finished with
+failed points, 2 for an error the user can fix (the message says how), 130
+when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from plasticity.errors import PlasticityError
+
+__all__ = ["main", "build_parser"]
+
+
+def _experiment(args: argparse.Namespace):
+    from plasticity.experiment import load_experiment
+
+    overrides = list(args.set or [])
+    if args.backend is not None:
+        overrides.append(f"backend={args.backend}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    return load_experiment(args.file, overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from plasticity.protocols import run_protocol
+    from plasticity.storage import write_run
+
+    experiment = _experiment(args)
+    if experiment.has_sweep:
+        raise PlasticityError(
+            f"{args.file} has a [sweep] table; run it with: plasticity sweep {args.file} -o STORE.zarr"
+        )
+    dataset = run_protocol(
+        experiment.protocol, experiment.params, backend=experiment.backend, seed=experiment.seed,
+        dtype=experiment.dtype, device=experiment.device,
+    )
+    dataset.attrs["experiment_toml"] = experiment.to_toml()
+    write_run(dataset, args.output)
+    print(f"wrote {args.output} ({float(dataset.attrs['wall_time_s']):.2f} s)")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from plasticity.sweep import run_sweep
+
+    experiment = _experiment(args)
+    summary = run_sweep(
+        experiment, args.output, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
+        progress=not args.quiet,
+    )
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from plasticity.storage import describe_store
+
+    print(describe_store(args.store))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from plasticity.storage import export_netcdf
+
+    print(f"wrote {export_netcdf(args.store, args.output)}")
+    return 0
+
+
+def _figures(args: argparse.Namespace) -> int:
+    from plasticity.figures import describe_figures, redraw
+
+    if args.name is None:
+        print(describe_figures(args.figures_dir))
+        return 0
+    paths = redraw(args.name, root=args.figures_dir, outdir=args.output, rerun=args.rerun, workers=args.workers)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from plasticity.info import describe_environment
+
+    print(describe_environment())
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from plasticity.rules import describe_rule, list_rules
+
+    if args.name is not None:
+        print(describe_rule(args.name))
+        return 0
+    print("\n\n".join(describe_rule(name) for name in sorted(list_rules())))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``plasticity`` command."""
+    parser = argparse.ArgumentParser(
+        prog="plasticity", description="Simulate biologically plausible learning rules; sweep, store and plot runs."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def experiment_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("file", help="experiment TOML file")
+        sub.add_argument("-o", "--output", required=True, help="the Zarr store to write")
+        sub.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help="override a value, e.g. params.eta=0.01 (VALUE is TOML; repeatable)")
+        sub.add_argument("--backend", help="override the backend (numpy, numba, torch)")
+        sub.add_argument("--seed", type=int, help="override the root seed")
+
+    run = verbs.add_parser("run", help="run one experiment into a Zarr store")
+    experiment_options(run)
+    run.set_defaults(handler=_run)
+
+    sweep = verbs.add_parser("sweep", help="run an experiment's [sweep] grid into one resumable Zarr store")
+    experiment_options(sweep)
+    sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in the same store")
+    sweep.add_argument("--workers", type=int,
+                       help="local worker processes (default: the number of cores; 0: run in this process)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler, e.g. tcp://host:8786")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=_sweep)
+
+    show = verbs.add_parser("show", help="dimensions, variables, completion and provenance of a store")
+    show.add_argument("store")
+    show.set_defaults(handler=_show)
+
+    export = verbs.add_parser("export", help="write a store to netCDF")
+    export.add_argument("store")
+    export.add_argument("output", help="the netCDF file to write")
+    export.set_defaults(handler=_export)
+
+    figures = verbs.add_parser("figures", help="list the figures, or redraw one from its saved stores")
+    figures.add_argument("name", nargs="?", help="the figure (a folder under the figures directory)")
+    figures.add_argument("-o", "--output", help="where to write the images (default: the figure's folder)")
+    figures.add_argument("--rerun", action="store_true", help="recompute the figure's runs first")
+    figures.add_argument("--workers", type=int, help="local worker processes for --rerun sweeps")
+    figures.add_argument("--figures-dir", default="figures", help="the figures directory (default: ./figures)")
+    figures.set_defaults(handler=_figures)
+
+    info = verbs.add_parser("info", help="versions, backends, threading layer, cache directory, GPUs")
+    info.set_defaults(handler=_info)
+
+    rules = verbs.add_parser("rules", help="list the built-in rules, or show one")
+    rules.add_argument("name", nargs="?")
+    rules.set_defaults(handler=_rules)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``plasticity`` command with ``argv`` (default: the process's arguments)."""
+    args = build_parser().parse_args(argv)
+    # A protocol named "module:function" may live in the current directory, as with ``python -m``.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return args.handler(args)
+    except PlasticityError as error:
+        print(f"plasticity {args.verb}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"plasticity {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

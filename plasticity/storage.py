@@ -1,0 +1,159 @@
+"""Saved runs: atomic Zarr writes, opening, a text summary and netCDF export.
+
+Stores are Zarr (format 2, consolidated metadata) with JSON-able attributes;
+nothing is pickled. A single run is written to a temporary folder beside the
+target and renamed into place, so the target is always either the old store or
+the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from plasticity.errors import ConfigError
+
+__all__ = [
+    "ZARR_FORMAT",
+    "is_store",
+    "replace_dir",
+    "write_run",
+    "open_store",
+    "describe_store",
+    "export_netcdf",
+    "netcdf_attrs",
+]
+
+ZARR_FORMAT = 2
+
+
+def is_store(path: str | Path) -> bool:
+    """Whether ``path`` is a Zarr store (a folder with Zarr group metadata)."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).exists() for name in (".zgroup", "zarr.json"))
+
+
+def replace_dir(source: Path, target: Path) -> None:
+    """Move the finished folder ``source`` to ``target``, replacing an existing store there.
+
+    ``target``, if present, must be a Zarr store (plasticity never deletes
+    anything else). The old store is first renamed aside, then the new one is
+    renamed in, then the old one is removed: a crash leaves either store whole.
+    """
+    source, target = Path(source), Path(target)
+    if target.exists() and not is_store(target):
+        raise ConfigError(f"{str(target)!r} exists and is not a Zarr store; refusing to replace it")
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(source, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_run(dataset: xr.Dataset, path: str | Path) -> Path:
+    """Write ``dataset`` to the Zarr store ``path`` atomically and return the path."""
+    path = Path(path)
+    if path.exists() and not is_store(path):
+        raise ConfigError(f"output {str(path)!r} exists and is not a Zarr store; choose another path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        dataset.to_zarr(temporary, mode="w", consolidated=True, zarr_format=ZARR_FORMAT)
+        replace_dir(temporary, path)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
+    return path
+
+
+def open_store(path: str | Path) -> xr.Dataset:
+    """Open a saved run or sweep store lazily; a clear error when it is missing."""
+    path = Path(path)
+    if not is_store(path):
+        raise ConfigError(f"{str(path)!r} is not a Zarr store (no such folder or no Zarr metadata)")
+    return xr.open_zarr(path, consolidated=None)
+
+
+def _format_attr(value: Any, width: int = 100) -> str:
+    text = str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def describe_store(path: str | Path) -> str:
+    """A text summary: dimensions, variables, completion, provenance and run time."""
+    dataset = open_store(path)
+    lines = [f"store: {path}"]
+    lines.append("dimensions: " + ", ".join(f"{name}={size}" for name, size in dataset.sizes.items()))
+    lines.append("coordinates:")
+    for name, coord in dataset.coords.items():
+        values = coord.values
+        shown = ", ".join(map(str, values[:8])) + (", ..." if values.size > 8 else "")
+        lines.append(f"  {name} ({', '.join(coord.dims)}): {shown}")
+    lines.append("variables:")
+    for name, variable in dataset.data_vars.items():
+        lines.append(f"  {name} ({', '.join(variable.dims)}) {variable.dtype}")
+    if "done" in dataset:
+        done = dataset["done"].values.astype(bool)
+        failed = dataset["failed"].values.astype(bool)
+        lines.append(f"completion: {int(done.sum())} of {done.size} points done, {int(failed.sum())} failed")
+        wall = dataset["point_wall_time"].values
+        lines.append(f"run time: {float(np.nansum(wall)):.3f} s of point compute time")
+        if failed.any():
+            lines.append("failed points:")
+            for index in zip(*np.nonzero(failed)):
+                labels = ", ".join(
+                    f"{dim}={dataset[dim].values[i]}" for dim, i in zip(dataset["done"].dims, index)
+                )
+                lines.append(f"  {labels}: {dataset['point_error'].values[index]}")
+    elif "wall_time_s" in dataset.attrs:
+        lines.append(f"run time: {float(dataset.attrs['wall_time_s']):.3f} s")
+    lines.append("provenance:")
+    for key, value in sorted(dataset.attrs.items()):
+        if key == "experiment_toml":
+            continue
+        lines.append(f"  {key}: {_format_attr(value)}")
+    if "experiment_toml" in dataset.attrs:
+        lines.append("experiment:")
+        lines.extend("  " + line for line in str(dataset.attrs["experiment_toml"]).splitlines())
+    return "\n".join(lines)
+
+
+def netcdf_attrs(attrs: dict[str, Any]) -> dict[str, str | int | float]:
+    """Attributes netCDF accepts: strings and numbers kept, anything else as a JSON string."""
+    out: dict[str, str | int | float] = {}
+    for key, value in attrs.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            out[key] = value
+        else:
+            out[key] = json.dumps(value, sort_keys=True, default=str)
+    return out
+
+
+def export_netcdf(store: str | Path, out: str | Path) -> Path:
+    """Write the store ``store`` to the netCDF file ``out`` (atomically) and return its path."""
+    dataset = open_store(store).load()
+    dataset.attrs = netcdf_attrs(dataset.attrs)
+    for variable in dataset.variables.values():
+        variable.attrs = netcdf_attrs(variable.attrs)
+        variable.encoding = {}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        dataset.to_netcdf(temporary, engine="h5netcdf")
+        os.replace(temporary, out)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return out

@@ -1,0 +1,488 @@
+"""Parameter sweeps: a grid of protocol runs written into one resumable Zarr store.
+
+The grid is the product of the experiment's ``[sweep]`` values and
+``repeats``. Point ``i`` (row-major over the swept dimensions, then
+``repeat``) runs with the seed ``numpy.random.SeedSequence(root_seed,
+spawn_key=(i,))`` -- the ``i``-th child that ``SeedSequence(root_seed).spawn``
+gives -- so results depend neither on the number of workers nor on the order
+in which points finish.
+
+The store is created before the first point runs, with every swept coordinate
+and the per-point bookkeeping variables ``done``, ``failed``, ``point_error``,
+``point_wall_time``, ``point_worker``, ``point_finished_at`` and
+``point_index`` (chunk size 1 on the swept dimensions). The protocol's own
+variables are added when the first point finishes, with the swept dimensions
+first. Only this process writes, each point into its own chunks, and a point's
+``done`` flag is written after its data, so a store killed at any moment holds
+only complete points; ``resume=True`` runs the points whose flag is not set
+(failed ones included) and refuses a store made with another configuration.
+
+Points run on a ``dask.distributed`` cluster: a ``LocalCluster`` of
+single-threaded worker processes started and stopped here, or an existing
+cluster given by its scheduler address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import math
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from plasticity.errors import ConfigError, PlasticityError
+from plasticity.experiment import Experiment
+from plasticity.provenance import base_attrs, git_revision, now_iso, to_json
+from plasticity.storage import ZARR_FORMAT, is_store
+
+__all__ = ["Grid", "SweepSummary", "point_seed", "default_workers", "run_sweep", "BOOKKEEPING"]
+
+#: Per-point variables every sweep store holds, over the swept dimensions and ``repeat``.
+BOOKKEEPING = (
+    "done",
+    "failed",
+    "point_error",
+    "point_wall_time",
+    "point_worker",
+    "point_finished_at",
+    "point_index",
+)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The points of a sweep: the product of the swept values and ``repeats``."""
+
+    axes: dict[str, tuple[Any, ...]]
+    repeats: int = 1
+
+    @classmethod
+    def from_experiment(cls, experiment: Experiment) -> "Grid":
+        return cls(dict(experiment.axes), experiment.repeats)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return (*self.axes, "repeat")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*(len(values) for values in self.axes.values()), self.repeats)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def coords(self) -> dict[str, np.ndarray]:
+        coords = {name: np.asarray(values) for name, values in self.axes.items()}
+        coords["repeat"] = np.arange(self.repeats)
+        return coords
+
+    def position(self, index: int) -> tuple[int, ...]:
+        """The point's index along each of :attr:`dims`."""
+        return tuple(int(i) for i in np.unravel_index(index, self.shape))
+
+    def params(self, index: int) -> dict[str, Any]:
+        """The swept parameter values of point ``index``."""
+        position = self.position(index)
+        return {name: values[i] for (name, values), i in zip(self.axes.items(), position)}
+
+    def label(self, index: int) -> str:
+        parts = [f"{name}={value!r}" for name, value in self.params(index).items()]
+        parts.append(f"repeat={self.position(index)[-1]}")
+        return ", ".join(parts)
+
+
+def point_seed(root_seed: int, index: int) -> np.random.SeedSequence:
+    """The seed of point ``index``: the ``index``-th child spawned from ``root_seed``."""
+    return np.random.SeedSequence(root_seed, spawn_key=(index,))
+
+
+def default_workers() -> int:
+    """The number of cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@dataclass
+class SweepSummary:
+    """What a call of :func:`run_sweep` achieved."""
+
+    path: Path
+    n_points: int
+    done: int
+    ran: int
+    failed: list[tuple[int, str, str]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.path}: {self.done} of {self.n_points} points done "
+            f"({self.ran} run now in {self.elapsed_s:.1f} s), {len(self.failed)} failed"
+        ]
+        for index, label, error in self.failed:
+            lines.append(f"  failed point {index} ({label}): {error}")
+        if self.failed or self.done < self.n_points:
+            lines.append("run the same command with --resume to retry the points not done")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+def _run_point(
+    protocol: str,
+    params: dict[str, Any],
+    backend: str,
+    dtype: str,
+    device: str | None,
+    root_seed: int,
+    index: int,
+    numba_threads: int | None,
+    import_root: str | None,
+) -> dict[str, Any]:
+    """Run one point; never raises for a failure of the protocol (it is reported instead)."""
+    if import_root is not None and import_root not in sys.path:
+        sys.path.insert(0, import_root)
+    if numba_threads is not None:
+        import numba
+
+        numba.set_num_threads(max(1, min(numba_threads, numba.config.NUMBA_NUM_THREADS)))
+    from plasticity.protocols import run_protocol
+
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    start = time.perf_counter()
+    try:
+        dataset = run_protocol(
+            protocol, params, backend=backend, seed=point_seed(root_seed, index), dtype=dtype, device=device
+        ).load()
+    except Exception as error:  # a failed point is recorded; the sweep goes on
+        return {"index": index, "ok": False, "error": f"{type(error).__name__}: {error}",
+                "wall_time": time.perf_counter() - start, "worker": worker}
+    dataset.attrs = {}
+    return {"index": index, "ok": True, "dataset": dataset,
+            "wall_time": time.perf_counter() - start, "worker": worker}
+
+
+def _import_root(protocol: str) -> str | None:
+    """The folder a ``module:function`` protocol is imported from, for worker processes."""
+    if ":" not in protocol:
+        return None
+    top = protocol.partition(":")[0].split(".")[0]
+    spec = importlib.util.find_spec(top)
+    if spec is None or spec.origin is None:
+        return None
+    origin = Path(spec.origin).resolve()
+    return str(origin.parent.parent if origin.name == "__init__.py" else origin.parent)
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+def _bookkeeping_template(grid: Grid, experiment: Experiment) -> xr.Dataset:
+    shape, dims = grid.shape, grid.dims
+    data = {
+        "done": (dims, np.zeros(shape, bool), {"description": "the point's data is written"}),
+        "failed": (dims, np.zeros(shape, bool), {"description": "the point's last run raised an error"}),
+        "point_error": (dims, np.full(shape, "", dtype=object), {"description": "error of a failed point"}),
+        "point_wall_time": (dims, np.full(shape, np.nan), {"units": "s", "description": "run time of the point"}),
+        "point_worker": (dims, np.full(shape, "", dtype=object), {"description": "host:pid that ran the point"}),
+        "point_finished_at": (dims, np.full(shape, np.nan),
+                              {"units": "s", "description": "when the point was written: Unix time, s from 1970-01-01 UTC"}),
+        "point_index": (dims, np.arange(grid.size, dtype=np.int64).reshape(shape), {
+            "description": "the point's seed is numpy.random.SeedSequence(seed, spawn_key=(point_index,))"}),
+    }
+    dataset = xr.Dataset(
+        {name: xr.Variable(d, v, attrs=a) for name, (d, v, a) in data.items()}, coords=grid.coords()
+    )
+    attrs = base_attrs(backend=experiment.backend, dtype=experiment.dtype, seed=experiment.seed)
+    attrs.update(
+        store_kind="sweep",
+        protocol=experiment.protocol,
+        params=to_json(experiment.resolved_params()),
+        sweep_dims=to_json(list(grid.dims)),
+        n_points=grid.size,
+        config=to_json(experiment.config()),
+        experiment_toml=experiment.to_toml(),
+        git_revision=git_revision(),
+        start_time=now_iso(),
+    )
+    if experiment.device is not None:
+        attrs["device"] = experiment.device
+    dataset.attrs = attrs
+    return dataset
+
+
+def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
+    template = _bookkeeping_template(grid, experiment)
+    chunks = (1,) * len(grid.dims)
+    encoding = {name: {"chunks": chunks} for name in BOOKKEEPING}
+    for name in ("done", "failed", "point_index"):
+        encoding[name]["_FillValue"] = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    template.to_zarr(path, mode="w-", consolidated=True, zarr_format=ZARR_FORMAT, encoding=encoding)
+
+
+def _config_differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    differences = []
+    for key in sorted(set(stored) | set(current)):
+        name = f"{prefix}{key}"
+        old, new = stored.get(key, "(absent)"), current.get(key, "(absent)")
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences.extend(_config_differences(old, new, name + "."))
+        elif old != new:
+            differences.append(f"{name}: {json.dumps(old)} in the store, {json.dumps(new)} now")
+    return differences
+
+
+def _check_resumable(path: Path, experiment: Experiment) -> None:
+    attrs = dict(zarr.open_group(path, mode="r", use_consolidated=False).attrs)
+    if attrs.get("store_kind") != "sweep":
+        raise ConfigError(f"{str(path)!r} is not a sweep store; cannot resume it")
+    current = json.loads(to_json(experiment.config()))
+    differences = _config_differences(json.loads(attrs["config"]), current)
+    if differences:
+        raise ConfigError(
+            f"refusing to resume {str(path)!r}: it was made with a different configuration; "
+            + "; ".join(differences)
+            + ". Use another output path for the new configuration."
+        )
+
+
+def _signature(dataset: xr.Dataset) -> dict[str, Any]:
+    variables = {
+        name: (variable.dims, variable.shape, variable.dtype.str) for name, variable in dataset.data_vars.items()
+    }
+    coords = {name: (coord.dims, coord.values.tolist()) for name, coord in dataset.coords.items()}
+    return {"variables": variables, "coords": coords}
+
+
+class _Store:
+    """The parent process's handle on a sweep store: the only writer."""
+
+    def __init__(self, path: Path, grid: Grid):
+        self.path, self.grid = path, grid
+        self.group = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+        self.signature: dict[str, Any] | None = None
+        if "data_signature" in self.group.attrs:
+            self.signature = json.loads(self.group.attrs["data_signature"])
+
+    def pending(self) -> list[int]:
+        done = np.asarray(self.group["done"][...], dtype=bool).reshape(-1)
+        return [int(i) for i in np.flatnonzero(~done)]
+
+    def _add_variables(self, dataset: xr.Dataset, index: int) -> None:
+        clash = sorted((set(dataset.variables) | set(dataset.dims)) & (set(self.grid.dims) | set(BOOKKEEPING)))
+        if clash:
+            raise PlasticityError(
+                f"protocol output at point {index} uses the name(s) {', '.join(map(repr, clash))}, "
+                f"which the sweep store uses for its own dimensions or bookkeeping ({', '.join(self.grid.dims)}, "
+                f"{', '.join(BOOKKEEPING)}); rename them in the protocol or do not sweep them"
+            )
+        import dask.array as da
+
+        lead_chunks = (1,) * len(self.grid.dims)
+        variables, encoding = {}, {}
+        for name, variable in dataset.data_vars.items():
+            if variable.dtype.kind not in "biufc":
+                raise PlasticityError(
+                    f"protocol output variable {name!r} has dtype {variable.dtype}; sweep stores hold numbers and "
+                    "booleans"
+                )
+            floating = variable.dtype.kind in "fc"
+            fill = np.nan if floating else 0
+            data = da.full(self.grid.shape + variable.shape, fill, dtype=variable.dtype,
+                           chunks=lead_chunks + variable.shape)
+            variables[name] = xr.Variable(self.grid.dims + variable.dims, data, attrs=variable.attrs)
+            encoding[name] = {"chunks": lead_chunks + variable.shape}
+            if not floating:
+                encoding[name]["_FillValue"] = None
+        coords = {**self.grid.coords(), **{name: coord.variable for name, coord in dataset.coords.items()}}
+        # Appending variables rewrites the group's attributes: carry them over.
+        xr.Dataset(variables, coords=coords, attrs=dict(self.group.attrs)).to_zarr(
+            self.path, mode="a", compute=False, consolidated=False, zarr_format=ZARR_FORMAT, encoding=encoding
+        )
+        self.group = zarr.open_group(self.path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+        self.signature = json.loads(json.dumps(_signature(dataset)))
+        self.group.attrs["data_signature"] = json.dumps(self.signature)
+        zarr.consolidate_metadata(self.path, zarr_format=ZARR_FORMAT)
+
+    def _check(self, dataset: xr.Dataset, index: int) -> None:
+        signature = json.loads(json.dumps(_signature(dataset)))
+        if signature == self.signature:
+            return
+        expected, got = self.signature["variables"], signature["variables"]
+        problems = []
+        for name in sorted(set(expected) | set(got)):
+            if name not in got:
+                problems.append(f"variable {name!r} is missing")
+            elif name not in expected:
+                problems.append(f"variable {name!r} is new")
+            elif expected[name] != got[name]:
+                problems.append(
+                    f"variable {name!r} has dims {tuple(got[name][0])}, shape {tuple(got[name][1])}, dtype "
+                    f"{got[name][2]} but the first point gave dims {tuple(expected[name][0])}, shape "
+                    f"{tuple(expected[name][1])}, dtype {expected[name][2]}"
+                )
+        if not problems:
+            problems.append("its coordinates differ from the first point's")
+        raise PlasticityError(
+            f"the protocol's output changed shape at point {index} ({self.grid.label(index)}): "
+            + "; ".join(problems)
+            + ". A swept protocol must return the same variables and shapes at every point; "
+            "the store keeps the points written so far"
+        )
+
+    def write(self, result: dict[str, Any]) -> None:
+        index = result["index"]
+        position = self.grid.position(index)
+        if result["ok"]:
+            dataset = result["dataset"]
+            if self.signature is None:
+                self._add_variables(dataset, index)
+            else:
+                self._check(dataset, index)
+            for name, variable in dataset.data_vars.items():
+                self.group[name][position] = variable.values
+        self.group["point_wall_time"][position] = result["wall_time"]
+        self.group["point_worker"][position] = result["worker"]
+        self.group["point_finished_at"][position] = time.time()
+        self.group["point_error"][position] = "" if result["ok"] else result["error"]
+        self.group["failed"][position] = not result["ok"]
+        if result["ok"]:
+            self.group["done"][position] = True
+
+    def finish(self, started: float) -> tuple[int, list[int]]:
+        done = np.asarray(self.group["done"][...], dtype=bool).reshape(-1)
+        failed = np.asarray(self.group["failed"][...], dtype=bool).reshape(-1)
+        self.group.attrs.update(
+            {
+                "end_time": now_iso(),
+                "points_done": int(done.sum()),
+                "points_failed": int(failed.sum()),
+                "last_session_s": round(time.perf_counter() - started, 3),
+            }
+        )
+        zarr.consolidate_metadata(self.path, zarr_format=ZARR_FORMAT)
+        return int(done.sum()), [int(i) for i in np.flatnonzero(failed)]
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _in_process(tasks: list[tuple]) -> Iterator[dict[str, Any]]:
+    for task in tasks:
+        yield _run_point(*task)
+
+
+@contextlib.contextmanager
+def _executor(workers: int | None, scheduler: str | None, threads: int | None) -> Iterator[Any]:
+    """A function from tasks to an iterator of results, on the chosen cluster."""
+    if workers == 0:
+        yield _in_process
+        return
+    from distributed import Client, LocalCluster, as_completed
+
+    def on_cluster(tasks: list[tuple]) -> Iterator[dict[str, Any]]:
+        futures = {client.submit(_run_point, *task, pure=False): task[6] for task in tasks}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as error:  # the worker died or the task was lost
+                yield {"index": futures[future], "ok": False, "error": f"{type(error).__name__}: {error}",
+                       "wall_time": float("nan"), "worker": ""}
+
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield on_cluster
+        return
+    n = workers or default_workers()
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR, env=_worker_env(threads or 1)) as cluster, Client(cluster) as client:
+        yield on_cluster
+
+
+def _worker_env(threads: int) -> dict[str, str]:
+    value = str(threads)
+    return {name: value for name in
+            ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def run_sweep(
+    experiment: Experiment,
+    path: str | Path,
+    *,
+    resume: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> SweepSummary:
+    """Run every point of ``experiment``'s grid into the Zarr store ``path``.
+
+    ``workers`` is the number of single-threaded worker processes of a local
+    cluster (default: the number of cores; ``0`` runs the points in this
+    process, without dask); ``scheduler`` is the address of an existing dask
+    scheduler to use instead. ``resume`` continues the store ``path``.
+    """
+    from tqdm import tqdm
+
+    from plasticity.backends import check_backend
+
+    path = Path(path)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ConfigError(f"workers must be a non-negative integer (0 runs in this process), got {workers!r}")
+    if workers is not None and scheduler is not None:
+        raise ConfigError("give either workers (a local cluster) or scheduler (an existing cluster), not both")
+    check_backend(experiment.backend, experiment.device)
+    grid = Grid.from_experiment(experiment)
+    if path.exists():
+        if not resume:
+            raise ConfigError(
+                f"{str(path)!r} already exists; pass --resume to continue that sweep, or choose another output path"
+            )
+        if not is_store(path):
+            raise ConfigError(f"{str(path)!r} exists and is not a Zarr store; cannot resume it")
+        _check_resumable(path, experiment)
+    else:
+        _create_store(path, grid, experiment)
+
+    store = _Store(path, grid)
+    pending = store.pending()
+    base = dict(experiment.params)
+    # Local workers share this machine's cores; numba in each gets its share.
+    local = scheduler is None and workers != 0
+    threads = max(1, default_workers() // (workers or default_workers())) if local else None
+    root = _import_root(experiment.protocol)
+    tasks = [
+        (experiment.protocol, {**base, **grid.params(index)}, experiment.backend, experiment.dtype,
+         experiment.device, experiment.seed, index, threads, root)
+        for index in pending
+    ]
+    started = time.perf_counter()
+    ran = 0
+    bar = tqdm(total=grid.size, initial=grid.size - len(pending), unit="point", desc=path.name,
+               disable=not progress, file=sys.stderr, smoothing=0.1)
+    try:
+        if tasks:
+            with _executor(workers, scheduler, threads) as execute:
+                for result in execute(tasks):
+                    store.write(result)
+                    ran += 1
+                    bar.update(1)
+    finally:
+        bar.close()
+        done, failed = store.finish(started)
+    labels = [(index, grid.label(index), str(store.group["point_error"][grid.position(index)])) for index in failed]
+    return SweepSummary(path, grid.size, done, ran, labels, time.perf_counter() - started)
