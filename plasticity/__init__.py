@@ -1,0 +1,37 @@
+"""plasticity: a simulator for biologically plausible learning rules.
+
+Write a local learning rule as a few equations, run it over neuron populations
+on the numba (default), numpy or torch backend, and get the run back as an
+``xarray.Dataset`` with provenance.
+"""
+
+__version__ = "0.1.0"
+
+from plasticity.errors import BackendError, ConfigError, DivergenceError, EquationError, PlasticityError
+from plasticity.protocols import get_protocol, list_protocols, protocol, run_protocol
+from plasticity.rule import Rule, RuleCost
+from plasticity.population import Population
+from plasticity.projection import Projection
+from plasticity.network import Network
+from plasticity.simulation import Simulation
+from plasticity import init
+
+__all__ = [
+    "__version__",
+    "PlasticityError",
+    "EquationError",
+    "ConfigError",
+    "DivergenceError",
+    "BackendError",
+    "Rule",
+    "RuleCost",
+    "Population",
+    "Projection",
+    "Network",
+    "Simulation",
+    "init",
+    "protocol",
+    "get_protocol",
+    "list_protocols",
+    "run_protocol",
+]

@@ -1,0 +1,158 @@
+"""The protocol registry: named functions that run a model and return an xarray.Dataset.
+
+A protocol is a plain function with keyword-only parameters. Its defaults are
+its parameter defaults; the runtime settings ``backend``, ``seed``, ``dtype``
+and ``device`` are passed by the caller and are not parameters of the
+experiment. Protocols register themselves with :func:`protocol` when their
+module in :mod:`plasticity.networks` is imported; a user's own protocol is
+named ``"package.module:function"``.
+
+Example::
+
+    @protocol("pca")
+    def pca(*, n: int = 16, k: int = 1, rule: str = "oja", backend="numba",
+            seed=0, dtype="float32", device=None) -> xr.Dataset: ...
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import xarray as xr
+
+from plasticity.errors import ConfigError
+from plasticity.provenance import base_attrs, now_iso, to_json
+
+__all__ = ["Protocol", "protocol", "get_protocol", "list_protocols", "run_protocol", "RUNTIME_KEYS"]
+
+#: Keyword arguments every protocol accepts that are settings of the run, not parameters.
+RUNTIME_KEYS = ("backend", "seed", "dtype", "device")
+
+_REGISTRY: dict[str, "Protocol"] = {}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A registered protocol: its name, function and parameter defaults."""
+
+    name: str
+    function: Callable[..., xr.Dataset]
+    defaults: dict[str, Any]
+
+    @property
+    def doc(self) -> str:
+        return inspect.getdoc(self.function) or ""
+
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Defaults updated with ``params``; an unknown key is a ConfigError listing the valid ones."""
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ConfigError(
+                f"protocol {self.name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                f"valid parameters: {', '.join(sorted(self.defaults)) or '(none)'}"
+            )
+        merged = dict(self.defaults)
+        merged.update(params)
+        return merged
+
+
+def _defaults_of(function: Callable[..., Any]) -> dict[str, Any]:
+    defaults = {}
+    for name, parameter in inspect.signature(function).parameters.items():
+        if name in RUNTIME_KEYS:
+            continue
+        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+            raise TypeError(f"protocol parameter {name!r} of {function.__qualname__} must be keyword-only")
+        if parameter.default is inspect.Parameter.empty:
+            raise TypeError(f"protocol parameter {name!r} of {function.__qualname__} needs a default")
+        defaults[name] = parameter.default
+    missing = [key for key in RUNTIME_KEYS if key not in inspect.signature(function).parameters]
+    if missing:
+        raise TypeError(f"protocol {function.__qualname__} must accept {', '.join(missing)}")
+    return defaults
+
+
+def protocol(name: str) -> Callable[[Callable[..., xr.Dataset]], Callable[..., xr.Dataset]]:
+    """Register ``function`` as the protocol ``name`` (decorator)."""
+
+    def register(function: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
+        if name in _REGISTRY and _REGISTRY[name].function is not function:
+            raise ValueError(f"protocol {name!r} is registered twice")
+        _REGISTRY[name] = Protocol(name, function, _defaults_of(function))
+        return function
+
+    return register
+
+
+def _load_builtin() -> None:
+    importlib.import_module("plasticity.networks")
+
+
+def list_protocols() -> dict[str, Protocol]:
+    """Every built-in protocol by name."""
+    _load_builtin()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol ``name``: a built-in name or ``"package.module:function"``."""
+    _load_builtin()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ConfigError(f"protocol {name!r}: cannot import module {module_name!r} ({error})") from error
+        function = getattr(module, attribute, None)
+        if not callable(function):
+            raise ConfigError(f"protocol {name!r}: module {module_name!r} has no function {attribute!r}")
+        try:
+            return Protocol(name, function, _defaults_of(function))
+        except TypeError as error:
+            raise ConfigError(f"protocol {name!r}: {error}") from error
+    raise ConfigError(
+        f"unknown protocol {name!r}; built-in protocols: {', '.join(sorted(_REGISTRY))}, "
+        "or give 'package.module:function'"
+    )
+
+
+def run_protocol(
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    backend: str = "numba",
+    seed: int | np.random.SeedSequence = 0,
+    dtype: str = "float32",
+    device: str | None = None,
+) -> xr.Dataset:
+    """Run protocol ``name`` with ``params`` and return its dataset with provenance attributes."""
+    from plasticity.backends import check_backend
+
+    proto = get_protocol(name)
+    merged = proto.validate(dict(params or {}))
+    check_backend(backend, device)
+    if dtype not in ("float32", "float64"):
+        raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    start, clock = now_iso(), time.perf_counter()
+    dataset = proto.function(backend=backend, seed=seed, dtype=dtype, device=device, **merged)
+    if not isinstance(dataset, xr.Dataset):
+        raise TypeError(f"protocol {name!r} returned {type(dataset).__name__}, not an xarray.Dataset")
+    attrs = base_attrs(backend=backend, dtype=dtype, seed=seed)
+    attrs.update(
+        protocol=name,
+        params=to_json(merged),
+        start_time=start,
+        end_time=now_iso(),
+        wall_time_s=time.perf_counter() - clock,
+    )
+    if device is not None:
+        attrs["device"] = str(device)
+    dataset.attrs = {**dataset.attrs, **attrs}
+    return dataset

@@ -1,0 +1,295 @@
+"""Simulations: run a network on a backend, apply inputs, record into an xarray.Dataset."""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Iterable, Iterator
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import xarray as xr
+
+from plasticity.backends import DEFAULT_BACKEND, check_backend, get_backend
+from plasticity.errors import ConfigError, DivergenceError
+from plasticity.network import Network
+from plasticity.provenance import base_attrs, now_iso, to_json
+from plasticity.state import initial_state, modulator_keys, state_shapes
+
+__all__ = ["Simulation", "InputSource", "DTYPES"]
+
+DTYPES = ("float32", "float64")
+
+#: An input: an array ``(steps, trials, n)``, ``(steps, n)`` or ``(n,)`` (a leading axis of
+#: length 1 repeats over steps), a callable ``f(step, rng) -> array`` or an iterator of arrays.
+InputSource = np.ndarray | Callable[[int, np.random.Generator], Any] | Iterable[Any]
+
+
+class Simulation:
+    """A network with state on a backend, advanced step by step.
+
+    Parameters
+    ----------
+    network:
+        The :class:`~plasticity.network.Network` to run.
+    trials:
+        Independent trials run together as one batch (the leading axis of all state).
+    backend:
+        ``"numba"`` (default), ``"numpy"`` or ``"torch"``.
+    seed:
+        Integer or ``numpy.random.SeedSequence``; initial values and input generators draw
+        from it, so a run is the same wherever it runs.
+    dtype:
+        ``"float32"`` (default) or ``"float64"`` for all state.
+    device:
+        Torch device (``backend="torch"`` only).
+    dt:
+        Time step; equations read it as ``dt`` and the time as ``t``.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        trials: int = 1,
+        backend: str = DEFAULT_BACKEND,
+        seed: int | np.random.SeedSequence = 0,
+        dtype: str = "float32",
+        device: str | None = None,
+        dt: float = 1.0,
+    ):
+        if not isinstance(network, Network):
+            raise ConfigError(f"network must be a Network, got {type(network).__name__}")
+        if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
+            raise ConfigError(f"trials must be a positive integer, got {trials!r}")
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if not np.isfinite(dt) or dt <= 0:
+            raise ConfigError(f"dt must be a positive number, got {dt!r}")
+        check_backend(backend, device)
+        self.network = network
+        self.trials = int(trials)
+        self.backend = backend
+        self.dtype = dtype
+        self.device = device
+        self.dt = float(dt)
+        self.seed = seed
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        init_sequence, self._input_sequence = root.spawn(2)
+        self.shapes = state_shapes(network, self.trials)
+        state = initial_state(network, self.trials, np.random.default_rng(init_sequence))
+        self.engine = get_backend(backend).build(
+            network, state, trials=self.trials, dtype=dtype, dt=self.dt, device=device
+        )
+        self.steps_done = 0
+
+    @property
+    def t(self) -> float:
+        """Simulated time at the end of the last step."""
+        return self.steps_done * self.dt
+
+    def get(self, key: str) -> np.ndarray:
+        """A copy of state array ``key`` (``"pop.var"`` or ``"proj.var"``) as numpy."""
+        self._check_key(key)
+        return self.engine.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        """Set state array ``key`` (broadcast to its shape)."""
+        self._check_key(key)
+        self.engine.set(key, self._broadcast(key, value))
+
+    def _check_key(self, key: str) -> None:
+        if key not in self.shapes:
+            raise ConfigError(f"unknown variable {key!r}; valid variables: {', '.join(self.shapes)}")
+
+    def _broadcast(self, key: str, value: Any) -> np.ndarray:
+        array = np.asarray(value, dtype=np.float64)
+        try:
+            return np.broadcast_to(array, self.shapes[key])
+        except ValueError:
+            raise ConfigError(
+                f"value for {key!r} has shape {array.shape}, which does not broadcast to {self.shapes[key]}"
+            ) from None
+
+    # inputs ---------------------------------------------------------------------------------
+    def _input_keys(self) -> set[str]:
+        keys = set(modulator_keys(self.network))
+        for name, population in self.network.populations.items():
+            keys.update(f"{name}.{var}" for var in population.variables)
+        return keys
+
+    def _input_readers(self, inputs: Mapping[str, InputSource], steps: int) -> dict[str, Callable[[int], np.ndarray]]:
+        valid = self._input_keys()
+        readers = {}
+        generators = self._input_sequence.spawn(1)[0].spawn(len(inputs))
+        for (key, source), sequence in zip(sorted(inputs.items()), generators):
+            if key not in valid:
+                raise ConfigError(
+                    f"cannot drive {key!r} with an input; valid input variables: {', '.join(sorted(valid))}"
+                )
+            readers[key] = self._reader(key, source, steps, np.random.default_rng(sequence))
+        return readers
+
+    def _reader(self, key: str, source: InputSource, steps: int, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
+        shape = self.shapes[key]
+        if isinstance(source, (np.ndarray, list, tuple, float, int)):
+            array = np.asarray(source, dtype=np.float64)
+            if array.ndim == len(shape) + 1:
+                pass  # (steps, trials, ...)
+            elif array.ndim == len(shape):
+                array = array[:, None] if len(shape) == 2 else array  # (steps, n) for every trial
+            elif array.ndim == len(shape) - 1:
+                array = array[None]  # constant
+            else:
+                raise ConfigError(f"input {key!r} has shape {array.shape}; expected (steps, trials, n), (steps, n) or (n,)")
+            if len(shape) == 2 and array.ndim == 2:
+                array = array[:, None, :]
+            if array.shape[0] not in (1, steps):
+                raise ConfigError(f"input {key!r} has {array.shape[0]} steps, but the run has {steps}")
+            try:
+                np.broadcast_to(array[0], shape)
+            except ValueError:
+                raise ConfigError(
+                    f"input {key!r} has shape {array.shape}; each step must broadcast to {shape}"
+                ) from None
+            if array.shape[0] == 1:
+                return lambda step: array[0]
+            return lambda step: array[step]
+        if callable(source):
+            return lambda step: self._broadcast(key, source(step, rng))
+        if isinstance(source, (Iterable, Iterator)):
+            iterator = iter(source)
+
+            def read(step: int) -> np.ndarray:
+                try:
+                    return self._broadcast(key, next(iterator))
+                except StopIteration:
+                    raise ConfigError(f"input {key!r} ran out of values at step {step}") from None
+
+            return read
+        raise ConfigError(f"input {key!r} must be an array, a callable (step, rng) -> array or an iterator")
+
+    # running ---------------------------------------------------------------------------------
+    def run(
+        self,
+        steps: int,
+        *,
+        inputs: Mapping[str, InputSource] | None = None,
+        record: Mapping[str, int] | None = None,
+        plastic: bool | Iterable[str] = True,
+    ) -> xr.Dataset:
+        """Advance ``steps`` steps and return what ``record`` asked for.
+
+        ``record`` maps a variable (``"pop.var"``, ``"proj.w"``) to a recording interval: the
+        value after every ``k``-th step. ``plastic`` is ``True``, ``False`` or the names of the
+        projections whose rules run. A NaN or infinite recorded value, or any in the final
+        state, raises :class:`~plasticity.errors.DivergenceError`.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ConfigError(f"steps must be a non-negative integer, got {steps!r}")
+        record = dict(record or {})
+        for key, every in record.items():
+            self._check_key(key)
+            if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+                raise ConfigError(f"record[{key!r}] must be a positive integer interval, got {every!r}")
+        plastic_set = self._plastic_set(plastic)
+        readers = self._input_readers(dict(inputs or {}), steps)
+        first = self.steps_done
+        buffers = {
+            key: np.empty((self._record_count(first, steps, every), *self.shapes[key]), dtype=self.dtype)
+            for key, every in record.items()
+        }
+        filled = dict.fromkeys(record, 0)
+        start, clock = now_iso(), _time.perf_counter()
+        upcoming = {key: read(0) for key, read in readers.items()} if steps else {}
+        for step in range(steps):
+            current = upcoming
+            upcoming = {key: read(step + 1) for key, read in readers.items()} if step + 1 < steps else None
+            self.engine.step((self.steps_done + 1) * self.dt, current, plastic_set, upcoming)
+            self.steps_done += 1
+            for key, every in record.items():
+                if self.steps_done % every == 0:
+                    value = self.engine.get(key)
+                    self._check_finite(key, value, self.steps_done)
+                    buffers[key][filled[key]] = value
+                    filled[key] += 1
+        for key in self.shapes:
+            self._check_finite(key, self.engine.get(key), self.steps_done)
+        return self._dataset(buffers, record, first, start, _time.perf_counter() - clock)
+
+    def _plastic_set(self, plastic: bool | Iterable[str]) -> frozenset[str]:
+        names = frozenset(self.network.projections)
+        if plastic is True:
+            return names
+        if plastic is False:
+            return frozenset()
+        chosen = frozenset(plastic)
+        unknown = chosen - names
+        if unknown:
+            raise ConfigError(
+                f"plastic names {', '.join(sorted(unknown))}, not projections; valid: {', '.join(sorted(names))}"
+            )
+        return chosen
+
+    @staticmethod
+    def _record_count(first: int, steps: int, every: int) -> int:
+        return (first + steps) // every - first // every
+
+    def _check_finite(self, key: str, value: np.ndarray, step: int) -> None:
+        if np.isfinite(value).all():
+            return
+        first_bad = np.argwhere(~np.isfinite(value))[0]
+        raise DivergenceError(key, step, None if self._is_shared(key) else int(first_bad[0]))
+
+    def _is_shared(self, key: str) -> bool:
+        owner, var = key.split(".", 1)
+        projection = self.network.projections.get(owner)
+        return projection is not None and projection.shared and var in projection.synapse_variables
+
+    # the dataset ------------------------------------------------------------------------------
+    def _dims(self, key: str, time_dim: str) -> tuple[str, ...]:
+        owner, var = key.split(".", 1)
+        if owner in self.network.populations:
+            return (time_dim, "trial", f"{owner}_unit")
+        projection = self.network.projections[owner]
+        if var.endswith("_post"):
+            return (time_dim, "trial", f"{owner}_post")
+        if var.endswith("_pre"):
+            return (time_dim, "trial", f"{owner}_pre")
+        if var not in projection.synapse_variables:
+            return (time_dim, "trial")
+        if projection.shared:
+            return (time_dim, f"{owner}_post", f"{owner}_pre")
+        return (time_dim, "trial", f"{owner}_post", f"{owner}_pre")
+
+    def _dataset(self, buffers, record, first, start, seconds) -> xr.Dataset:
+        intervals = sorted(set(record.values()))
+        time_dims = {every: "time" if every == intervals[0] else f"time_{every}" for every in intervals}
+        data_vars, coords = {}, {"trial": np.arange(self.trials)}
+        for every, dim in time_dims.items():
+            steps = np.arange((first // every + 1) * every, self.steps_done + 1, every)
+            units = "dt" if self.dt != 1.0 else "steps"
+            coords[dim] = (dim, steps * self.dt, {"long_name": "time", "units": units})
+            coords["step" if dim == "time" else f"step_{every}"] = (dim, steps)
+        for key, every in record.items():
+            dims = self._dims(key, time_dims[every])
+            data_vars[key] = (dims, buffers[key])
+        for name, population in self.network.populations.items():
+            coords[f"{name}_unit"] = np.arange(population.n)
+        for name, projection in self.network.projections.items():
+            coords[f"{name}_post"] = np.arange(projection.post.n)
+            coords[f"{name}_pre"] = np.arange(projection.pre.n)
+        dataset = xr.Dataset(data_vars, coords=coords)
+        used = set(dataset.dims)
+        dataset = dataset.drop_vars([name for name in list(dataset.coords) if dataset[name].dims and dataset[name].dims[0] not in used])
+        dataset.attrs.update(base_attrs(backend=self.backend, dtype=self.dtype, seed=self.seed))
+        dataset.attrs.update(
+            equations=to_json(self.network.equations()),
+            config=to_json({"network": self.network.config(), "trials": self.trials, "dt": self.dt, "record": record}),
+            start_time=start,
+            end_time=now_iso(),
+            wall_time_s=seconds,
+        )
+        extra = getattr(self.engine, "provenance", None)
+        if extra:
+            dataset.attrs.update(extra)
+        return dataset
