@@ -1,0 +1,10 @@
+"""Ready-made models and their protocols.
+
+Importing this package registers every built-in protocol with
+:mod:`plasticity.protocols`.
+"""
+
+from plasticity.networks import pca
+from plasticity.networks import dense, hopfield, modern, uhn
+
+__all__ = ["pca", "dense", "hopfield", "modern", "uhn"]
