@@ -40,7 +40,7 @@ def gated(
     *, x: int = 0, gate: str = "", backend: str = "numpy", seed=0, dtype: str = "float32", device=None,
 ) -> xr.Dataset:
     """Raises for odd ``x`` unless the file ``gate`` exists; ``y = x**2`` plus seeded noise otherwise."""
-    if x % 2 and not Path(gate).exists():
+    if x % 2 and not (gate and Path(gate).exists()):
         raise RuntimeError(f"odd x={x} needs the gate file")
     rng = np.random.default_rng(seed)
     return xr.Dataset({"y": ((), np.float64(x * x + rng.random()))})

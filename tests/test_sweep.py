@@ -1,0 +1,186 @@
+"""Sweeps: grid and seeds, the store layout, failed points, resume, refusals, workers, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from plasticity.errors import ConfigError, PlasticityError
+from plasticity.experiment import parse_experiment
+from plasticity.protocols import run_protocol
+from plasticity.sweep import BOOKKEEPING, Grid, point_seed, run_sweep
+
+TESTS = Path(__file__).resolve().parent
+NOISY = """
+protocol = "sweep_protocols:noisy_mean"
+backend = "numpy"
+seed = 11
+[params]
+n = 5
+{extra}
+[sweep]
+mu = {{start = 0.0, stop = 0.4, step = 0.1}}
+scale = [1.0, 2.0]
+repeats = 2
+"""
+#: Per-point bookkeeping that legitimately differs between two runs of the same sweep.
+TIMING = ["point_wall_time", "point_worker", "point_finished_at"]
+
+
+def _results(path: Path) -> xr.Dataset:
+    return xr.open_zarr(path).drop_vars(TIMING).load()
+
+
+def test_grid_order_and_seeds():
+    grid = Grid({"rule": ("hebbian", "storkey"), "load": (0.1, 0.2, 0.3)}, repeats=2)
+    assert grid.dims == ("rule", "load", "repeat") and grid.shape == (2, 3, 2) and grid.size == 12
+    assert grid.params(7) == {"rule": "storkey", "load": 0.1} and grid.position(7) == (1, 0, 1)
+    assert grid.label(7) == "rule='storkey', load=0.1, repeat=1"
+    children = np.random.SeedSequence(5).spawn(12)
+    for index in (0, 7, 11):
+        assert np.array_equal(point_seed(5, index).generate_state(4), children[index].generate_state(4))
+
+
+def test_store_layout_values_and_provenance(tmp_path):
+    experiment = parse_experiment(NOISY.format(extra=""))
+    summary = run_sweep(experiment, tmp_path / "s.zarr", workers=0, progress=False)
+    assert (summary.n_points, summary.done, summary.ran, summary.failed) == (20, 20, 20, [])
+    store = xr.open_zarr(tmp_path / "s.zarr")
+    assert store["samples"].dims == ("mu", "scale", "repeat", "sample")
+    assert store["samples"].encoding["chunks"] == (1, 1, 1, 5)
+    assert set(BOOKKEEPING) <= set(store.data_vars) and bool(store["done"].all())
+    # Each point equals a direct run of the protocol with the point's spawned seed.
+    point = store.sel(mu=0.3, scale=2.0, repeat=1)
+    index = int(point["point_index"])
+    direct = run_protocol(experiment.protocol, {"n": 5, "mu": 0.3, "scale": 2.0}, backend="numpy",
+                          seed=point_seed(11, index))
+    np.testing.assert_array_equal(point["samples"].values, direct["samples"].values)
+    attrs = store.attrs
+    assert attrs["protocol"] == experiment.protocol and attrs["seed"] == "11" and attrs["backend"] == "numpy"
+    assert "[sweep]" in attrs["experiment_toml"] and attrs["end_time"] >= attrs["start_time"]
+    assert attrs["points_done"] == 20 and "plasticity_version" in attrs and "git_revision" in attrs
+    assert (store["point_wall_time"] >= 0).all() and (store["point_worker"] != "").all()
+
+
+def test_failed_points_are_recorded_and_resume_retries_them(tmp_path):
+    gate = tmp_path / "gate"
+    text = f"""
+protocol = "sweep_protocols:gated"
+backend = "numpy"
+[params]
+gate = "{gate}"
+[sweep]
+x = {{start = 0, stop = 5, step = 1}}
+"""
+    experiment = parse_experiment(text)
+    path = tmp_path / "g.zarr"
+    summary = run_sweep(experiment, path, workers=0, progress=False)
+    assert summary.done == 3 and [index for index, _, _ in summary.failed] == [1, 3, 5]
+    assert "x=3, repeat=0" in str(summary) and "RuntimeError: odd x=3 needs the gate file" in str(summary)
+    store = xr.open_zarr(path).load()
+    assert store["failed"].values.ravel().tolist() == [False, True, False, True, False, True]
+    assert np.isnan(store["y"].sel(x=3).item())
+    gate.touch()
+    summary = run_sweep(experiment, path, resume=True, workers=0, progress=False)
+    assert (summary.ran, summary.done, summary.failed) == (3, 6, [])
+    store = xr.open_zarr(path).load()
+    assert not store["failed"].any() and (store["point_error"] == "").all()
+    assert store["y"].sel(x=3).item() == pytest.approx(9, abs=1)
+
+
+def test_existing_store_needs_resume_and_resume_refuses_a_changed_configuration(tmp_path):
+    path = tmp_path / "s.zarr"
+    run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=0, progress=False)
+    with pytest.raises(ConfigError, match="already exists; pass --resume"):
+        run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=0, progress=False)
+    changed = parse_experiment(NOISY.format(extra="delay = 0.001"), ["seed=12"])
+    with pytest.raises(ConfigError) as error:
+        run_sweep(changed, path, resume=True, workers=0, progress=False)
+    message = str(error.value)
+    assert "refusing to resume" in message and "params.delay: 0.0 in the store, 0.001 now" in message
+    assert "seed: 11 in the store, 12 now" in message
+    # Nothing to do on an unchanged resume.
+    summary = run_sweep(parse_experiment(NOISY.format(extra="")), path, resume=True, workers=0, progress=False)
+    assert (summary.ran, summary.done) == (0, 20)
+
+
+def test_output_shape_depending_on_a_swept_parameter_is_an_error(tmp_path):
+    experiment = parse_experiment(
+        'protocol = "sweep_protocols:ragged"\nbackend = "numpy"\n[sweep]\nn = [3, 4, 5]\n'
+    )
+    path = tmp_path / "r.zarr"
+    with pytest.raises(PlasticityError, match=r"output changed shape at point 1 \(n=4, repeat=0\).*"
+                                              r"shape \(4,\).*the first point gave.*shape \(3,\)"):
+        run_sweep(experiment, path, workers=0, progress=False)
+    store = xr.open_zarr(path)  # still a valid store, holding the first point
+    assert store["done"].values.ravel().tolist() == [True, False, False]
+
+
+@pytest.fixture(scope="module")
+def reference_store(tmp_path_factory):
+    """The sweep run uninterrupted in this process."""
+    path = tmp_path_factory.mktemp("reference") / "s.zarr"
+    run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=0, progress=False)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_cluster_gives_the_same_store_with_any_number_of_workers(tmp_path, reference_store, workers):
+    path = tmp_path / "s.zarr"
+    summary = run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=workers, progress=False)
+    assert summary.done == 20
+    xr.testing.assert_identical(_results(path), _results(reference_store).assign_attrs(_results(path).attrs))
+    assert len(set(xr.open_zarr(path)["point_worker"].values.ravel())) <= workers
+
+
+def _done_count(path: Path) -> int:
+    try:
+        return int(np.asarray(zarr.open_group(path, mode="r", use_consolidated=False)["done"][...]).sum())
+    except Exception:  # the store is still being created
+        return 0
+
+
+@pytest.mark.slow
+def test_sweep_killed_with_sigkill_then_resumed_equals_the_uninterrupted_sweep(tmp_path, reference_store):
+    toml = tmp_path / "e.toml"
+    # Same configuration as the reference except for a delay that does not change the values.
+    toml.write_text(NOISY.format(extra="delay = 0.1"))
+    path = tmp_path / "s.zarr"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "plasticity.cli", "sweep", str(toml), "-o", str(path), "--workers", "1", "-q"]
+    process = subprocess.Popen(command, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while _done_count(path) < 4:
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "the sweep did not start"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        try:  # the killed command's dask worker processes
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.stderr.close()
+    killed_at = _done_count(path)
+    assert 4 <= killed_at < 20
+    resumed = subprocess.run(command[:-3] + ["--resume", "--workers", "0", "-q"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"({20 - killed_at} run now" in resumed.stdout
+    stored, reference = _results(path), _results(reference_store)
+    for name in reference.data_vars:
+        np.testing.assert_array_equal(stored[name].values, reference[name].values, err_msg=name)
+    assert stored.attrs["points_done"] == 20
