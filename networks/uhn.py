@@ -252,9 +252,10 @@ def retrieval(
     Stores ``patterns`` images in [0, 1] ("digits": scikit-learn's 8x8 digits; "random":
     uniform random images of ``n`` pixels), cues each one corrupted by ``cue`` ("noise":
     Gaussian noise of std ``sigma``; "mask": a random ``fraction`` of pixels set to 0) and
-    retrieves it in one shot. A retrieval is ``correct`` when its squared error is at most
-    60 D / 784 for D pixels (the paper's MNIST criterion scaled to the image size);
-    ``accuracy`` is the fraction correct.
+    retrieves it in one shot. A retrieval is correct when its squared error is at most
+    60 D / 784 for D pixels (the paper's MNIST criterion scaled to the image size).
+    Records the ``accuracy`` (fraction correct) and the mean and median squared error,
+    all scalars, so sweeps over ``patterns`` stack.
     """
     check_choice("similarity", similarity, SIMILARITIES)
     check_choice("separation", separation, SEPARATIONS)
@@ -278,13 +279,11 @@ def retrieval(
     d = images.shape[1]
     error = ((out - images) ** 2).sum(1)
     correct = error <= 60.0 * d / 784.0
-    dims = ("cue",)
     return xr.Dataset(
         {
-            "error": (dims, error, {"long_name": "squared error of the retrieved image"}),
-            "correct": (dims, correct, {"long_name": "squared error <= 60 D / 784"}),
-            "accuracy": ((), correct.mean(), {"long_name": "fraction of images retrieved correctly"}),
+            "accuracy": ((), correct.mean(), {"long_name": "fraction of stored images retrieved correctly"}),
+            "mean_error": ((), error.mean(), {"long_name": "mean squared error of the retrieved images"}),
+            "median_error": ((), np.median(error), {"long_name": "median squared error of the retrieved images"}),
         },
-        coords={"cue": np.arange(count)},
         attrs={"model": "universal Hopfield network (Millidge et al. 2022)", "pixels": d},
     )
