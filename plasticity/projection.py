@@ -20,7 +20,9 @@ class Projection:
     Each step ``W @ pre.source`` is added to the summed input ``post.target``; with
     ``feedback=(post_var, pre_target)`` also ``W.T @ post.post_var`` to ``pre.pre_target``
     (the transposed feedback predictive coding needs). The rule's equations update the
-    synapse variables in the plasticity stage.
+    synapse variables in the plasticity stage; besides the populations' variables they may
+    read the summed inputs this projection adds to (``I_post``, the post unit's total input
+    at ``target``; the pre unit's ``feedback`` target), which are local to the neuron.
 
     Parameters
     ----------
@@ -135,15 +137,24 @@ class Projection:
                     f"rule variable {var}_{side} has the name of a variable of the {side} population "
                     f"{population.name!r}; rename one of them"
                 )
+            readable = set(population.variables) | self._own_summed(side)
             for var in self.rule.unit_reads(side):
-                if var not in population.variables:
+                if var not in readable:
                     equation = next(eq for eq in self.rule.parsed if f"{var}_{side}" in eq.text)
                     raise EquationError(
                         f"unknown variable {var}_{side}: the {side} population {population.name!r} has no "
-                        f"variable {var!r}; its variables: {', '.join(population.variables) or 'none'}",
+                        f"variable {var!r}; its variables: {', '.join(population.variables) or 'none'}"
+                        f" (a rule may also read the summed input its projection adds to: "
+                        f"{', '.join(sorted(self._own_summed(side))) or 'none'})",
                         equation.text,
                         equation.text.find(f"{var}_{side}") + 1,
                     )
+
+    def _own_summed(self, side: str) -> set[str]:
+        """Summed inputs this projection adds to on ``side``; its rule may read them (``I_post``)."""
+        if side == "post":
+            return {self.target}
+        return {self.feedback[1]} if self.feedback is not None else set()
 
     @property
     def variables(self) -> list[str]:
