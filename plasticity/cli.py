@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from plasticity.errors import PlasticityError
 
@@ -168,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plasticity {args.verb}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"plasticity {args.verb}: interrupted", file=sys.stderr)
+        hint = "; the store keeps the finished points: run the same command with --resume" if args.verb == "sweep" else ""
+        print(f"plasticity {args.verb}: interrupted{hint}", file=sys.stderr)
         return 130
 
 

@@ -1,0 +1,112 @@
+"""Figures redrawn from saved stores: discovery, missing stores, images, --rerun."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from plasticity.errors import ConfigError
+from plasticity.experiment import load_experiment
+from plasticity.figures import describe_figures, discover, redraw
+from plasticity.sweep import run_sweep
+
+SWEEP = """
+protocol = "sweep_protocols:noisy_mean"
+backend = "numpy"
+seed = 1
+[params]
+n = 20
+[sweep]
+mu = {start = 0.0, stop = 1.0, num = 5}
+repeats = 3
+"""
+SINGLE = """
+protocol = "sweep_protocols:noisy_mean"
+backend = "numpy"
+[params]
+n = 50
+mu = 0.5
+"""
+PLOT = '''
+"""Sample mean against the true mean, with error bars over repeats."""
+import matplotlib.pyplot as plt
+
+from plasticity.figures import save_figure
+
+
+def plot(stores, outdir):
+    sweep, single = stores["means"], stores["single"]
+    mean = sweep["sample_mean"]
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.errorbar(mean["mu"], mean.mean("repeat"), yerr=mean.std("repeat"), marker="o", label="sweep")
+    ax.axhline(float(single["sample_mean"]), color="k", linestyle=":", label="single run")
+    ax.set_xlabel("true mean mu (a.u.)")
+    ax.set_ylabel("sample mean (a.u.)")
+    ax.legend()
+    return save_figure(fig, outdir, "means")
+'''
+
+
+@pytest.fixture
+def figures_dir(tmp_path):
+    folder = tmp_path / "figures" / "demo"
+    folder.mkdir(parents=True)
+    (folder / "means.toml").write_text(SWEEP)
+    (folder / "single.toml").write_text(SINGLE)
+    (folder / "plot.py").write_text(textwrap.dedent(PLOT))
+    (tmp_path / "figures" / "not_a_figure").mkdir()
+    return tmp_path / "figures"
+
+
+def _assert_drawn(path):
+    assert path.exists() and path.stat().st_size > 5_000
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and float(np.std(pixels[..., :3])) > 0.05  # not a blank canvas
+
+
+def test_discovery_and_listing(figures_dir):
+    assert list(discover(figures_dir)) == ["demo"]
+    assert describe_figures(figures_dir) == "demo: means (not run), single (not run)"
+    with pytest.raises(ConfigError, match="no figure 'nope'.*figures: demo"):
+        redraw("nope", root=figures_dir)
+
+
+def test_missing_store_names_it_and_the_command_that_makes_it(figures_dir):
+    with pytest.raises(ConfigError) as error:
+        redraw("demo", root=figures_dir)
+    store = figures_dir / "demo" / "means.zarr"
+    assert f"needs the store {store}, which does not exist" in str(error.value)
+    assert f"plasticity sweep {figures_dir / 'demo' / 'means.toml'} -o {store}" in str(error.value)
+
+
+def test_redraw_from_saved_stores_writes_png_and_pdf(figures_dir, tmp_path):
+    folder = figures_dir / "demo"
+    run_sweep(load_experiment(folder / "means.toml"), folder / "means.zarr", workers=0, progress=False)
+    with pytest.raises(ConfigError, match="plasticity run .*single.toml -o .*single.zarr"):
+        redraw("demo", root=figures_dir)
+    from plasticity.protocols import run_protocol
+    from plasticity.storage import write_run
+
+    spec = load_experiment(folder / "single.toml")
+    write_run(run_protocol(spec.protocol, spec.params, backend="numpy"), folder / "single.zarr")
+    outdir = tmp_path / "images"
+    paths = redraw("demo", root=figures_dir, outdir=outdir)
+    assert sorted(p.name for p in paths) == ["means.pdf", "means.png"]
+    _assert_drawn(outdir / "means.png")
+    assert (outdir / "means.pdf").read_bytes().startswith(b"%PDF")
+    assert sorted(os.listdir(outdir)) == ["means.pdf", "means.png"]  # no staging folder left
+
+
+def test_rerun_recomputes_the_stores_then_draws(figures_dir):
+    paths = redraw("demo", root=figures_dir, rerun=True, workers=0)
+    folder = figures_dir / "demo"
+    assert (folder / "means.zarr").is_dir() and (folder / "single.zarr").is_dir()
+    _assert_drawn(folder / "means.png")
+    assert {p.parent for p in paths} == {folder}
+    assert describe_figures(figures_dir) == "demo: means (saved), single (saved)"
+    redraw("demo", root=figures_dir, rerun=True, workers=0)  # replaces the stores in place
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
