@@ -103,8 +103,8 @@ class Network:
             if required not in self.stages:
                 raise ConfigError(f"stages must include {required!r}, got {self.stages}")
         for population in self.populations.values():
-            for stage in population.stages:
-                if stage not in self.stages or stage in _BUILTIN_STAGES:
+            for stage, equations in population.stages.items():
+                if equations and (stage not in self.stages or stage in _BUILTIN_STAGES):
                     unit_stages = [s for s in self.stages if s not in _BUILTIN_STAGES]
                     raise ConfigError(
                         f"population {population.name!r} has equations for stage {stage!r}; the network's "

@@ -188,6 +188,8 @@ class Rule:
                 if equation.op != "=":
                     reads.add(equation.var)
                     counts["multiplies" if equation.op == "*=" else "adds"] += 1
+            elif equation.op != "=":
+                unit_operations += 1
         return RuleCost(**counts, reads=len(reads), writes=len(writes), unit_operations=unit_operations)
 
     def describe(self) -> str:

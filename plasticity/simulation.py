@@ -19,8 +19,10 @@ __all__ = ["Simulation", "InputSource", "DTYPES"]
 
 DTYPES = ("float32", "float64")
 
-#: An input: an array ``(steps, trials, n)``, ``(steps, n)`` or ``(n,)`` (a leading axis of
-#: length 1 repeats over steps), a callable ``f(step, rng) -> array`` or an iterator of arrays.
+#: An input: an array ``(steps, trials, n)``, ``(steps, n)`` (the same for every trial) or
+#: ``(n,)`` (constant); a leading axis of length 1 repeats over steps. Modulators have no unit
+#: axis: ``(steps, trials)``, ``(steps,)`` or a number. Or a callable ``f(step, rng) -> array``
+#: or an iterator of arrays, one per step.
 InputSource = np.ndarray | Callable[[int, np.random.Generator], Any] | Iterable[Any]
 
 
@@ -133,16 +135,16 @@ class Simulation:
         shape = self.shapes[key]
         if isinstance(source, (np.ndarray, list, tuple, float, int)):
             array = np.asarray(source, dtype=np.float64)
-            if array.ndim == len(shape) + 1:
-                pass  # (steps, trials, ...)
-            elif array.ndim == len(shape):
-                array = array[:, None] if len(shape) == 2 else array  # (steps, n) for every trial
-            elif array.ndim == len(shape) - 1:
-                array = array[None]  # constant
-            else:
-                raise ConfigError(f"input {key!r} has shape {array.shape}; expected (steps, trials, n), (steps, n) or (n,)")
-            if len(shape) == 2 and array.ndim == 2:
-                array = array[:, None, :]
+            units = len(shape) - 1
+            if array.ndim == units:  # constant, the same for every trial
+                array = array[None, None]
+            elif array.ndim == units + 1:  # (steps, ...), the same for every trial
+                array = array[:, None]
+            elif array.ndim != units + 2:
+                raise ConfigError(
+                    f"input {key!r} has shape {array.shape}; expected (steps, trials, *units), "
+                    f"(steps, *units) or (*units), with units {shape[1:]}"
+                )
             if array.shape[0] not in (1, steps):
                 raise ConfigError(f"input {key!r} has {array.shape[0]} steps, but the run has {steps}")
             try:

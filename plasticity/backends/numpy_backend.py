@@ -133,6 +133,10 @@ class NumpyEngine:
         next_inputs: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Advance one step at time ``t``; ``plastic`` names projections whose rule runs."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported by the simulation
+            self._step(t, inputs, plastic)
+
+    def _step(self, t: float, inputs: Mapping[str, np.ndarray], plastic: frozenset[str]) -> None:
         for key, value in inputs.items():
             self.arrays[key][...] = value
         for operation in self.network.program:

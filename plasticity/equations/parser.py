@@ -237,6 +237,8 @@ class _Builder:
         if name in self.context.params:
             return Name(name, "param", name)
         if not self.synapse:
+            if name.endswith(("_pre", "_post")):
+                self.fail(f"{name!r}: the _pre/_post suffixes only have a meaning in synapse equations", node)
             return Name(name, "unit", name, domain=frozenset({"unit"}))
         if name in self.context.modulators:
             return Name(name, "global", name)

@@ -1,0 +1,111 @@
+"""Model objects: populations, projections and networks are checked when built."""
+
+import numpy as np
+import pytest
+
+import plasticity as pl
+
+
+def feedforward(rule="oja", n=4, k=2, **projection):
+    inp = pl.Population(n, init={"x": 0.0}, name="inp")
+    out = pl.Population(k, ["y = I"], name="out")
+    proj = pl.Projection(inp, out, rule, name="ff", **projection)
+    return pl.Network([inp, out], [proj])
+
+
+def test_network_builds_the_documented_step_program():
+    network = feedforward()
+    assert [op.kind for op in network.program] == ["reset", "drive", "units", "plasticity"]
+    assert network.program[0].targets == (("out", "I"),)
+    assert network.variables() == {"inp.x": "unit", "out.y": "unit", "out.I": "summed", "ff.w": "synapse"}
+
+
+def test_typo_in_population_equation_is_caught_when_the_network_is_built():
+    inp = pl.Population(3, init={"x": 0.0}, name="inp")
+    out = pl.Population(2, ["y = tanh(Ii)"], name="out")
+    proj = pl.Projection(inp, out, "oja", name="ff")
+    with pytest.raises(pl.EquationError, match="unknown variable 'Ii' in population 'out'.*summed inputs from projections \\(I\\)") as raised:
+        pl.Network([inp, out], [proj])
+    assert raised.value.equation == "y = tanh(Ii)"
+    assert raised.value.column == 10
+
+
+def test_assigning_a_summed_input_is_an_error():
+    inp = pl.Population(3, init={"x": 0.0}, name="inp")
+    out = pl.Population(2, ["I = 0", "y = I"], name="out")
+    with pytest.raises(pl.EquationError, match="summed input"):
+        pl.Network([inp, out], [pl.Projection(inp, out, "oja", name="ff")])
+
+
+def test_rule_reading_a_missing_post_variable_is_an_error():
+    inp = pl.Population(3, init={"x": 0.0}, name="inp")
+    out = pl.Population(2, ["r = I"], name="out")
+    with pytest.raises(pl.EquationError, match="unknown variable y_post: the post population 'out' has no variable 'y'") as raised:
+        pl.Projection(inp, out, "oja", source="x")
+    assert raised.value.equation == "w += eta * y_post * (x_pre - y_post * w)"
+
+
+def test_projection_errors_name_the_problem():
+    inp = pl.Population(3, init={"x": 0.0, "z": 0.0}, name="inp")
+    out = pl.Population(2, ["y = I"], name="out")
+    with pytest.raises(pl.ConfigError, match="has several variables \\(x, z\\).*source="):
+        pl.Projection(inp, out, "oja")
+    with pytest.raises(pl.ConfigError, match="source 'q' is not a variable of the pre population 'inp'"):
+        pl.Projection(inp, out, "oja", source="q")
+    with pytest.raises(pl.ConfigError, match="unknown rule 'ojaa'; built-in rules: .*oja"):
+        pl.Projection(inp, out, "ojaa", source="x")
+    with pytest.raises(pl.ConfigError, match="mask must have shape \\(post, pre\\) = \\(2, 3\\)"):
+        pl.Projection(inp, out, "oja", source="x", mask=np.ones((3, 2)))
+    with pytest.raises(pl.ConfigError, match="has no parameter 'lr'"):
+        pl.Projection(inp, out, "oja", source="x", params={"lr": 0.1})
+    with pytest.raises(pl.ConfigError, match="init names q"):
+        pl.Projection(inp, out, "oja", source="x", init={"q": 0.0})
+
+
+def test_populations_validate_their_arguments():
+    with pytest.raises(pl.ConfigError, match="n must be a positive integer"):
+        pl.Population(0)
+    with pytest.raises(pl.EquationError, match="'beta' is a parameter and cannot be assigned"):
+        pl.Population(2, ["beta = 1"], params={"beta": 1.0})
+
+
+def test_network_rejects_duplicate_names_and_foreign_populations():
+    a = pl.Population(2, init={"x": 0.0}, name="a")
+    b = pl.Population(2, init={"x": 0.0}, name="a")
+    with pytest.raises(pl.ConfigError, match="two populations are named 'a'"):
+        pl.Network([a, b])
+    c = pl.Population(2, ["y = I"], name="c")
+    with pytest.raises(pl.ConfigError, match="not in the network"):
+        pl.Network([c], [pl.Projection(a, c, "oja", name="p")])
+
+
+def test_custom_stages_must_cover_population_equations():
+    inp = pl.Population(3, init={"x": 0.0}, name="inp")
+    out = pl.Population(2, {"values": ["y = I"]}, name="out")
+    with pytest.raises(pl.ConfigError, match="has equations for stage 'values'; the network's unit stages are 'units'"):
+        pl.Network([inp, out], [pl.Projection(inp, out, "oja", name="ff")])
+    network = pl.Network([inp, out], [pl.Projection(inp, out, "oja", name="ff")], stages=("drive", "values", "plasticity"))
+    assert [op.kind for op in network.program] == ["reset", "drive", "units", "plasticity"]
+
+
+def test_simulation_validates_its_arguments():
+    network = feedforward()
+    with pytest.raises(pl.BackendError, match="unknown backend 'jax'; valid backends: numpy, numba, torch"):
+        pl.Simulation(network, backend="jax")
+    with pytest.raises(pl.ConfigError, match="dtype must be one of float32, float64"):
+        pl.Simulation(network, backend="numpy", dtype="int8")
+    with pytest.raises(pl.ConfigError, match="trials must be a positive integer"):
+        pl.Simulation(network, backend="numpy", trials=0)
+    with pytest.raises(pl.BackendError, match="runs on the CPU only"):
+        pl.Simulation(network, backend="numpy", device="cuda")
+    sim = pl.Simulation(network, backend="numpy")
+    with pytest.raises(pl.ConfigError, match="unknown variable 'out.z'; valid variables: inp.x, out.y, out.I, ff.w"):
+        sim.run(1, record={"out.z": 1})
+    with pytest.raises(pl.ConfigError, match="cannot drive 'out.I' with an input"):
+        sim.run(1, inputs={"out.I": np.zeros(2)})
+    with pytest.raises(pl.ConfigError, match="input 'inp.x' has 5 steps, but the run has 3"):
+        sim.run(3, inputs={"inp.x": np.zeros((5, 4))})
+    with pytest.raises(pl.ConfigError, match="plastic names nope, not projections"):
+        sim.run(1, plastic={"nope"})
+    with pytest.raises(pl.ConfigError, match="initial value of ff.w has shape \\(3,\\), which does not broadcast"):
+        pl.Simulation(feedforward(init={"w": np.ones(3)}), backend="numpy")

@@ -1,0 +1,211 @@
+"""Simulation semantics on the numpy reference backend: step order, inputs, recording, provenance."""
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import plasticity as pl
+from plasticity.backends import numpy_backend
+
+
+def oja_network(n=5, k=3, **projection):
+    inp = pl.Population(n, init={"x": 0.0}, name="inp")
+    out = pl.Population(k, ["y = I"], name="out")
+    proj = pl.Projection(inp, out, "oja", name="ff", **projection)
+    return pl.Network([inp, out], [proj])
+
+
+def test_oja_step_matches_the_formula():
+    network = oja_network(params={"eta": 0.1})
+    sim = pl.Simulation(network, trials=2, backend="numpy", dtype="float64", seed=3)
+    w0 = sim.get("ff.w")
+    x = np.random.default_rng(0).standard_normal((2, 5))
+    sim.run(1, inputs={"inp.x": x[None]})
+    y = np.einsum("bij,bj->bi", w0, x)
+    expected = w0 + 0.1 * y[:, :, None] * (x[:, None, :] - y[:, :, None] * w0)
+    np.testing.assert_allclose(sim.get("ff.w"), expected, rtol=1e-12)
+    np.testing.assert_allclose(sim.get("out.y"), y, rtol=1e-12)
+
+
+def test_sanger_cumsum_is_carried_across_row_blocks(monkeypatch):
+    monkeypatch.setattr(numpy_backend, "BLOCK_ELEMENTS", 7)  # one row per block
+    inp = pl.Population(6, init={"x": 0.0}, name="inp")
+    out = pl.Population(4, ["y = I"], name="out")
+    network = pl.Network([inp, out], [pl.Projection(inp, out, "sanger", params={"eta": 0.05}, name="ff")])
+    sim = pl.Simulation(network, trials=1, backend="numpy", dtype="float64")
+    w0 = sim.get("ff.w")[0]
+    x = np.arange(1.0, 7.0) / 6
+    sim.run(1, inputs={"inp.x": x})
+    y = w0 @ x
+    lower = np.tril(np.outer(y, y))
+    expected = w0 + 0.05 * (np.outer(y, x) - lower @ w0)
+    np.testing.assert_allclose(sim.get("ff.w")[0], expected, rtol=1e-12)
+
+
+def test_shared_weights_average_the_update_over_trials():
+    network = oja_network(params={"eta": 0.1}, shared=True)
+    sim = pl.Simulation(network, trials=4, backend="numpy", dtype="float64")
+    w0 = sim.get("ff.w")
+    assert w0.shape == (3, 5)
+    x = np.random.default_rng(1).standard_normal((4, 5))
+    sim.run(1, inputs={"inp.x": x[None]})
+    y = x @ w0.T
+    delta = np.mean(y[:, :, None] * (x[:, None, :] - y[:, :, None] * w0[None]), axis=0)
+    np.testing.assert_allclose(sim.get("ff.w"), w0 + 0.1 * delta, rtol=1e-12)
+
+
+def test_masked_synapses_stay_zero():
+    mask = np.ones((3, 5), dtype=bool)
+    mask[0, 1] = mask[2, 4] = False
+    sim = pl.Simulation(oja_network(mask=mask), trials=2, backend="numpy")
+    sim.run(10, inputs={"inp.x": np.ones(5)})
+    w = sim.get("ff.w")
+    assert np.all(w[:, ~mask] == 0) and np.all(w[:, mask] != 0)
+
+
+def test_synapse_reductions_and_rule_unit_variables():
+    inp = pl.Population(4, init={"x": 0.0}, name="inp")
+    out = pl.Population(3, ["y = I"], name="out")
+    rule = pl.Rule(
+        [
+            "r_post = sum_pre(w * x_pre)",
+            "c_pre = sum_post(w * y_post)",
+            "w += eta * (r_post * x_pre - c_pre * y_post)",
+        ],
+        params={"eta": 0.1},
+    )
+    sim = pl.Simulation(pl.Network([inp, out], [pl.Projection(inp, out, rule, name="p")]), backend="numpy", dtype="float64")
+    w0 = sim.get("p.w")[0]
+    x = np.array([0.5, -1.0, 2.0, 0.25])
+    sim.run(1, inputs={"inp.x": x})
+    y = w0 @ x
+    r, c = w0 @ x, w0.T @ y
+    np.testing.assert_allclose(sim.get("p.r_post")[0], r)
+    np.testing.assert_allclose(sim.get("p.c_pre")[0], c)
+    np.testing.assert_allclose(sim.get("p.w")[0], w0 + 0.1 * (np.outer(r, x) - np.outer(y, c)), rtol=1e-12)
+
+
+def test_custom_stages_run_feedback_after_the_first_unit_stage():
+    # a two-layer loop: errors use the fresh forward drive, values use feedback of those errors
+    bottom = pl.Population(3, init={"x": 0.0}, name="bottom")
+    top = pl.Population(2, {"errors": ["e = x - I"], "values": ["x += -0.5 * e"]}, init={"x": 1.0}, name="top")
+    bottom_values = pl.Population(3, {"values": ["v = x + B"]}, init={"x": 0.0, "v": 0.0}, name="b2")
+    proj = pl.Projection(bottom_values, top, None, source="x", feedback=("e", "B"), name="p", shared=True)
+    network = pl.Network([bottom, top, bottom_values], [proj], stages=("drive", "errors", "feedback", "values", "plasticity"))
+    assert [op.kind for op in network.program] == ["reset", "drive", "units", "reset", "feedback", "units", "units"]
+    sim = pl.Simulation(network, backend="numpy", dtype="float64")
+    w = sim.get("p.w")
+    xb = np.array([1.0, 2.0, 3.0])
+    sim.run(1, inputs={"b2.x": xb})
+    e = 1.0 - w @ xb
+    np.testing.assert_allclose(sim.get("top.e")[0], e)
+    np.testing.assert_allclose(sim.get("top.x")[0], 1.0 - 0.5 * e)
+    np.testing.assert_allclose(sim.get("b2.v")[0], xb + w.T @ e)
+
+
+def test_population_reductions_and_functions():
+    inp = pl.Population(4, init={"x": 0.0}, name="inp")
+    out = pl.Population(
+        3,
+        ["p = softmax(beta * I)", "s = sum(p) + mean(I) - max(I) + min(I)", "h = where(I > 0, relu(I), sigmoid(I))"],
+        params={"beta": 2.0},
+        name="out",
+    )
+    sim = pl.Simulation(pl.Network([inp, out], [pl.Projection(inp, out, None, name="p")]), backend="numpy", dtype="float64")
+    x = np.array([1.0, -2.0, 0.5, 3.0])
+    sim.run(1, inputs={"inp.x": x})
+    drive = sim.get("p.w")[0] @ x
+    softmax = np.exp(2 * drive) / np.exp(2 * drive).sum()
+    np.testing.assert_allclose(sim.get("out.p")[0], softmax)
+    np.testing.assert_allclose(sim.get("out.s")[0], 1.0 + drive.mean() - drive.max() + drive.min())
+    np.testing.assert_allclose(sim.get("out.h")[0], np.where(drive > 0, drive, 1 / (1 + np.exp(-drive))))
+
+
+def test_modulator_inputs_gate_a_three_factor_rule():
+    inp = pl.Population(3, init={"x": 1.0}, name="inp")
+    out = pl.Population(2, ["y = I"], name="out")
+    network = pl.Network([inp, out], [pl.Projection(inp, out, "three_factor", name="p")])
+    sim = pl.Simulation(network, trials=2, backend="numpy", dtype="float64")
+    w0 = sim.get("p.w")
+    sim.run(5, inputs={"p.m": np.array([[0.0, 1.0]])})
+    w = sim.get("p.w")
+    np.testing.assert_array_equal(w[0], w0[0])
+    assert not np.allclose(w[1], w0[1])
+
+
+def test_recording_dimensions_coordinates_and_provenance():
+    sim = pl.Simulation(oja_network(), trials=2, backend="numpy", seed=7)
+    x = np.random.default_rng(0).standard_normal((10, 2, 5))
+    ds = sim.run(10, inputs={"inp.x": x}, record={"out.y": 1, "ff.w": 5})
+    assert ds["out.y"].dims == ("time", "trial", "out_unit")
+    assert ds["ff.w"].dims == ("time_5", "trial", "ff_post", "ff_pre")
+    np.testing.assert_array_equal(ds["step"], np.arange(1, 11))
+    np.testing.assert_array_equal(ds["step_5"], [5, 10])
+    np.testing.assert_array_equal(ds["ff.w"].isel(time_5=-1), sim.get("ff.w"))
+    for key in ("plasticity_version", "backend", "dtype", "seed", "equations", "config", "start_time", "end_time", "host"):
+        assert key in ds.attrs
+    assert ds.attrs["backend"] == "numpy" and ds.attrs["dtype"] == "float32" and ds.attrs["seed"] == "7"
+    assert json.loads(ds.attrs["equations"])["ff"] == ["w += eta * y_post * (x_pre - y_post * w)"]
+    assert json.loads(ds.attrs["config"])["network"]["projections"]["ff"]["rule"] == "oja"
+    more = sim.run(4, inputs={"inp.x": x[:4]}, record={"ff.w": 5})
+    assert more.sizes["time"] == 0  # steps 11..14 hold no multiple of 5
+
+
+def test_inputs_from_arrays_callables_and_iterators_agree():
+    x = np.random.default_rng(2).standard_normal((6, 5))
+    runs = []
+    for source in (x, lambda step, rng: x[step], iter(list(x))):
+        sim = pl.Simulation(oja_network(), trials=3, backend="numpy", seed=1)
+        runs.append(sim.run(6, inputs={"inp.x": source}, record={"out.y": 1})["out.y"].values)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    np.testing.assert_array_equal(runs[0], runs[2])
+    sim = pl.Simulation(oja_network(), backend="numpy")
+    with pytest.raises(pl.ConfigError, match="ran out of values at step 2"):
+        sim.run(3, inputs={"inp.x": iter(list(x[:2]))})
+
+
+def test_runs_are_seeded_and_trials_are_independent():
+    def final(seed, trials=3):
+        sim = pl.Simulation(oja_network(), trials=trials, backend="numpy", seed=seed)
+        sim.run(20, inputs={"inp.x": lambda step, rng: rng.standard_normal((trials, 5))})
+        return sim.get("ff.w")
+
+    np.testing.assert_array_equal(final(5), final(5))
+    assert not np.allclose(final(5), final(6))
+    # each trial of a batch evolves exactly as that trial alone would
+    x = np.random.default_rng(4).standard_normal((20, 3, 5))
+    batch = pl.Simulation(oja_network(), trials=3, backend="numpy", dtype="float64", seed=0)
+    w0 = batch.get("ff.w")
+    batch.run(20, inputs={"inp.x": x})
+    for trial in range(3):
+        alone = pl.Simulation(oja_network(), trials=1, backend="numpy", dtype="float64")
+        alone.set("ff.w", w0[trial : trial + 1])
+        alone.run(20, inputs={"inp.x": x[:, trial : trial + 1]})
+        np.testing.assert_allclose(alone.get("ff.w")[0], batch.get("ff.w")[trial], rtol=1e-12)
+
+
+def test_divergence_names_variable_step_and_trial():
+    inp = pl.Population(2, init={"x": 0.0}, name="inp")
+    out = pl.Population(2, ["y = I"], name="out")
+    network = pl.Network([inp, out], [pl.Projection(inp, out, "hebb", params={"eta": 10.0, "decay": 0.0}, name="p")])
+    sim = pl.Simulation(network, trials=3, backend="numpy", seed=0)
+    x = np.zeros((200, 3, 2))
+    x[:, 1] = 5.0
+    with pytest.raises(pl.DivergenceError, match=r"the run diverged: p.w is NaN or infinite at step \d+, trial 1") as raised:
+        sim.run(200, inputs={"inp.x": x}, record={"p.w": 1})
+    assert raised.value.variable == "p.w" and raised.value.trial == 1 and 1 < raised.value.step < 200
+
+
+def test_numpy_step_makes_no_temporary_the_size_of_w():
+    n = 1024
+    sim = pl.Simulation(oja_network(n=n, k=n), trials=1, backend="numpy")
+    x = np.ones(n, dtype=np.float32)
+    sim.run(1, inputs={"inp.x": x})
+    tracemalloc.start()
+    sim.engine.step(1.0, {"inp.x": x[None]}, frozenset({"ff"}), None)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    weight_bytes = n * n * 4
+    assert peak < weight_bytes / 4, f"peak {peak} bytes during a step, W is {weight_bytes} bytes"
