@@ -53,8 +53,9 @@ def hopfield_pseudoinverse_weights(patterns):
     return w
 
 
-def _am_sign_keep(h, s):
-    return 1.0 if h > 0 else (-1.0 if h < 0 else s)
+def _am_sign_keep(h, s, tie=1e-9):
+    """sign(h), keeping s when h is zero (|h| <= tie absorbs float rounding of an exact zero field)."""
+    return 1.0 if h > tie else (-1.0 if h < -tie else s)
 
 
 def hopfield_async(weights, cue, rng, max_sweeps):
