@@ -1,0 +1,555 @@
+"""The torch backend: the reference step as tensor operations on any torch device.
+
+State lives on the device for the whole run; :meth:`TorchEngine.get` copies one array to the
+host only when asked (recording). The step follows :mod:`plasticity.network` and agrees with
+:mod:`plasticity.backends.numpy_backend`, the reference semantics:
+
+* drives and feedback are batched matrix products (``baddbmm_`` over trials, ``addmm_`` for
+  shared weights), accumulated in place into the summed inputs;
+* unit equations are closures generated from the expression trees
+  (:mod:`plasticity.backends.torch_codegen`);
+* a synapse equation whose right side expands into separable monomials
+  ``coef * f(post) * g(pre) * s`` is applied in place: the terms in the target itself as one
+  ``mul_`` by a per-row or per-column factor, terms in another synapse variable with
+  ``addcmul_``, and all outer-product terms together as one batched GEMM (``baddbmm_``; for
+  shared weights the average over trials is one ``addmm_``). No temporary the size of ``W``
+  is made. Other equations (``cumsum_post``, functions of ``w``) run over blocks of rows like
+  the numpy backend.
+
+dtypes are ``float32`` (default) and ``float64``. The backend draws no random numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from plasticity.backends.torch_codegen import Monomial, compile_node, expand, side_of
+from plasticity.equations import Equation, Node, Reduce, walk
+from plasticity.errors import BackendError, ConfigError
+from plasticity.network import Network
+
+__all__ = ["build", "TorchEngine", "resolve_device", "available_devices", "DTYPES", "block_elements"]
+
+#: dtypes the torch backend runs, by name.
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def block_elements(device: torch.device) -> int:
+    """Elements of one block of synapse temporaries (trials x rows x pre) on ``device``."""
+    return 1 << 20 if device.type == "cuda" else 1 << 16
+
+
+def available_devices() -> list[str]:
+    """Torch devices usable here: ``"cpu"``, every ``"cuda:i"`` and ``"mps"`` when present."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The torch device for ``device``: by default the first CUDA device if any, else the CPU.
+
+    An unknown or unavailable device is a :class:`~plasticity.errors.BackendError` that lists
+    the available ones; there is no silent fallback to the CPU.
+    """
+    available = available_devices()
+    if device is None:
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise BackendError(
+            f"unknown torch device {device!r}; available devices: {', '.join(available)}"
+        ) from None
+    if resolved.type == "cuda":
+        resolved = torch.device("cuda", 0 if resolved.index is None else resolved.index)
+        name = f"cuda:{resolved.index}"
+    elif resolved.type in ("cpu", "mps"):
+        name = resolved.type
+    else:
+        name = str(resolved)
+    if name not in available:
+        raise BackendError(f"torch device {device!r} is not available here; available devices: {', '.join(available)}")
+    return resolved
+
+
+# plans for synapse equations --------------------------------------------------------------------
+
+
+@dataclass
+class _Separable:
+    """In-place application of ``target op sum(monomials)``; see the module docstring."""
+
+    base: float  # the target's own coefficient before the monomials in it: 1 for +=, 0 for =
+    scale: list[Monomial] = field(default_factory=list)  # monomials in the target (target removed)
+    scale_side: str = "none"
+    traces: list[tuple[Monomial, str]] = field(default_factory=list)  # (monomial without s, s)
+    outer: list[Monomial] = field(default_factory=list)  # monomials without synapse variables
+    multiply: list[Monomial] | None = None  # for *=: the factor (no synapse variables)
+
+
+def _sides_compatible(sides: set[str]) -> str | None:
+    """The one side all terms vary over (``"none"`` if none), or ``None`` if they differ."""
+    sides = sides - {"none"}
+    if len(sides) > 1 or "both" in sides:
+        return None
+    return next(iter(sides)) if sides else "none"
+
+
+def _plan_separable(equation: Equation, shared: bool) -> _Separable | None:
+    terms = expand(equation.expr)
+    if terms is None:
+        return None
+    if equation.op == "*=":
+        if any(term.synapses for term in terms):
+            return None
+        if _sides_compatible({side_of(term.factors) for term in terms}) is not None:
+            return _Separable(base=0.0, multiply=terms)
+        if len(terms) == 1 and not shared:
+            return _Separable(base=0.0, multiply=terms)
+        return None
+    sign = -1.0 if equation.op == "-=" else 1.0
+    plan = _Separable(base=0.0 if equation.op == "=" else 1.0)
+    scale_sides = set()
+    for term in terms:
+        term = Monomial(sign * term.coef, term.factors, term.synapses)
+        if not term.synapses:
+            plan.outer.append(term)
+            continue
+        if len(term.synapses) > 1:
+            return None
+        side = side_of(term.factors)
+        if side == "both":
+            return None
+        rest = Monomial(term.coef, term.factors, ())
+        if term.synapses[0] == equation.var:
+            plan.scale.append(rest)
+            scale_sides.add(side)
+        else:
+            plan.traces.append((rest, term.synapses[0]))
+    side = _sides_compatible(scale_sides)
+    if side is None:
+        return None
+    plan.scale_side = side
+    return plan
+
+
+def _plan_reduction(node: Reduce) -> list[Monomial] | None:
+    """Monomials of a ``sum_pre``/``sum_post`` argument when each has at most one synapse variable."""
+    if node.func == "cumsum_post":
+        return None
+    terms = expand(node.arg)
+    if terms is None or any(len(term.synapses) > 1 for term in terms):
+        return None
+    return terms
+
+
+def _synapse_reductions(equation: Equation) -> list[Reduce]:
+    found: list[Reduce] = []
+    for node in walk(equation.expr):
+        if isinstance(node, Reduce) and node.axis in ("pre", "post") and node not in found:
+            found.append(node)
+    return found
+
+
+@dataclass
+class _EquationProgram:
+    equation: Equation
+    closure: Any
+    reductions: list[Reduce]
+    reduction_plans: dict[Reduce, list[Monomial] | None]
+    reduction_closures: dict[Reduce, Any]
+    separable: _Separable | None = None
+    factors: dict[Node, Any] = field(default_factory=dict)  # of the separable update
+    reduction_factors: dict[Node, Any] = field(default_factory=dict)  # of separable reductions
+
+
+# the engine -------------------------------------------------------------------------------------
+
+
+class TorchEngine:
+    """State and step of one network on a torch device (see :mod:`plasticity.network`)."""
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        network: Network,
+        state: Mapping[str, np.ndarray],
+        *,
+        trials: int,
+        dtype: str,
+        dt: float,
+        device: str | torch.device | None = None,
+    ):
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)} for the torch backend, got {dtype!r}")
+        self.network = network
+        self.trials = trials
+        self.dtype = DTYPES[dtype]
+        self.numpy_dtype = np.dtype(dtype)
+        self.dt = float(dt)
+        self.device = resolve_device(device)
+        self.block = block_elements(self.device)
+        self.arrays: dict[str, torch.Tensor] = {
+            key: torch.tensor(np.asarray(value, dtype=self.numpy_dtype), device=self.device)
+            for key, value in state.items()
+        }
+        self.provenance = {"device": str(self.device), "torch_version": torch.__version__}
+        self._masks = {
+            name: torch.tensor(projection.mask, device=self.device)
+            for name, projection in network.projections.items()
+            if projection.mask is not None
+        }
+        self._units = {
+            (name, stage): [(eq, compile_node(eq.expr, self.dtype)) for eq in equations]
+            for name, population in network.populations.items()
+            for stage, equations in population.stages.items()
+        }
+        self._rules = {
+            name: [self._compile_equation(eq, projection.shared) for eq in projection.rule.parsed]
+            for name, projection in network.projections.items()
+            if projection.rule is not None
+        }
+        self._prefetched: dict[str, tuple[Any, torch.Tensor]] = {}
+
+    def _compile_equation(self, equation: Equation, shared: bool) -> _EquationProgram:
+        reductions = _synapse_reductions(equation)
+        program = _EquationProgram(
+            equation,
+            compile_node(equation.expr, self.dtype),
+            reductions,
+            {node: _plan_reduction(node) for node in reductions},
+            {node: compile_node(node.arg, self.dtype) for node in reductions},
+        )
+        if equation.level == "synapse":
+            program.separable = _plan_separable(equation, shared)
+        for terms in program.reduction_plans.values():
+            for term in terms or ():
+                for factor in term.factors:
+                    program.reduction_factors.setdefault(factor, compile_node(factor, self.dtype))
+        plan = program.separable
+        if plan is not None:
+            terms = [*plan.scale, *plan.outer, *(plan.multiply or []), *(term for term, _ in plan.traces)]
+            for term in terms:
+                for factor in term.factors:
+                    program.factors.setdefault(factor, compile_node(factor, self.dtype))
+        return program
+
+    # state access -------------------------------------------------------------------------------
+    def get(self, key: str) -> np.ndarray:
+        return self.arrays[key].detach().to("cpu", copy=True).numpy()
+
+    def set(self, key: str, value: np.ndarray) -> None:
+        self.arrays[key].copy_(self._host_tensor(value))
+
+    def _host_tensor(self, value: Any) -> torch.Tensor:
+        return torch.from_numpy(np.array(value, dtype=self.numpy_dtype, copy=True))
+
+    # the step -----------------------------------------------------------------------------------
+    def step(
+        self,
+        t: float,
+        inputs: Mapping[str, np.ndarray],
+        plastic: frozenset[str],
+        next_inputs: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Advance one step at time ``t``; ``plastic`` names projections whose rule runs."""
+        for key, value in inputs.items():
+            staged = self._prefetched.get(key)
+            self.arrays[key].copy_(staged[1] if staged is not None and staged[0] is value else self._host_tensor(value))
+        self._prefetched = {}
+        for operation in self.network.program:
+            if operation.kind == "reset":
+                for population, var in operation.targets:
+                    self.arrays[f"{population}.{var}"].zero_()
+            elif operation.kind == "drive":
+                self._drive(operation.projection)
+            elif operation.kind == "feedback":
+                self._feedback(operation.projection)
+            elif operation.kind == "units":
+                self._run_units(operation.population, operation.stage, t)
+            elif operation.projection in plastic:
+                self._plasticity(operation.projection, t)
+        if next_inputs and self.device.type == "cuda":
+            # copy the next step's inputs while this step's kernels run
+            self._prefetched = {
+                key: (value, self._host_tensor(value).pin_memory().to(self.device, non_blocking=True))
+                for key, value in next_inputs.items()
+            }
+
+    def _drive(self, name: str) -> None:
+        projection = self.network.projections[name]
+        weights = self.arrays[f"{name}.w"]
+        source = self.arrays[f"{projection.pre.name}.{projection.source}"]
+        target = self.arrays[f"{projection.post.name}.{projection.target}"]
+        if projection.shared:
+            target.addmm_(source, weights.t())
+        else:
+            target.unsqueeze(2).baddbmm_(weights, source.unsqueeze(2))
+
+    def _feedback(self, name: str) -> None:
+        projection = self.network.projections[name]
+        post_var, pre_target = projection.feedback
+        weights = self.arrays[f"{name}.w"]
+        source = self.arrays[f"{projection.post.name}.{post_var}"]
+        target = self.arrays[f"{projection.pre.name}.{pre_target}"]
+        if projection.shared:
+            target.addmm_(source, weights)
+        else:
+            target.unsqueeze(1).baddbmm_(source.unsqueeze(1), weights)
+
+    def _run_units(self, name: str, stage: str, t: float) -> None:
+        population = self.network.populations[name]
+        env: dict[Any, Any] = {var: self.arrays[f"{name}.{var}"] for var in population.variables}
+        env.update({var: self.arrays[f"{name}.{var}"] for var in self.network.summed[name]})
+        env.update(population.params)
+        env.update(t=t, dt=self.dt)
+        for equation, closure in self._units[(name, stage)]:
+            _assign(env[equation.var], equation.op, closure(env))
+
+    # plasticity ---------------------------------------------------------------------------------
+    def _vector_env(self, name: str, t: float) -> dict[Any, Any]:
+        """Scalars, modulators ``(trials, 1)`` and unit values ``(trials, n)`` of a projection's rule."""
+        projection = self.network.projections[name]
+        rule = projection.rule
+        env: dict[Any, Any] = dict(rule.params)
+        env.update(t=t, dt=self.dt)
+        env.update({mod: self.arrays[f"{name}.{mod}"][:, None] for mod in rule.modulators})
+        for population, side in ((projection.pre, "pre"), (projection.post, "post")):
+            for var in rule.unit_reads(side):
+                env[f"{var}_{side}"] = self.arrays[f"{population.name}.{var}"]
+            for var in projection.variables:
+                if var.endswith(f"_{side}"):
+                    env[var] = self.arrays[f"{name}.{var}"]
+        return env
+
+    def _plasticity(self, name: str, t: float) -> None:
+        env = self._vector_env(name, t)
+        for program in self._rules[name]:
+            equation = program.equation
+            totals = self._reductions(name, program, env)
+            if equation.level != "synapse":
+                local = dict(env)
+                local.update({node: value[:, 0, :] if node.axis == "post" else value[:, :, 0] for node, value in totals.items()})
+                _assign(self.arrays[f"{name}.{equation.target}"], equation.op, program.closure(local))
+            elif program.separable is not None:
+                self._apply_separable(name, program, env, totals)
+            else:
+                self._apply_blocks(name, program, env, totals)
+            if equation.level == "synapse" and name in self._masks:
+                self.arrays[f"{name}.{equation.var}"].mul_(self._masks[name])
+
+    @staticmethod
+    def _factor_values(factors: dict[Node, Any], env: dict, totals: dict) -> dict[Node, Any]:
+        local = dict(env)
+        local.update({node: value[:, 0, :] if node.axis == "post" else value[:, :, 0] for node, value in totals.items()})
+        return {node: closure(local) for node, closure in factors.items()}
+
+    @staticmethod
+    def _product(term: Monomial, values: dict[Node, Any], sides: tuple[str, ...]) -> Any:
+        """``coef`` times the term's factors that vary over one of ``sides`` (or none)."""
+        result: Any = term.coef
+        for factor in term.factors:
+            if side_of((factor,)) in sides:
+                result = result * values[factor]
+        return result
+
+    def _side_view(self, value: Any, side: str, shared: bool) -> Any:
+        """A per-unit value ``(trials, n)`` (or scalar, or ``(trials, 1)``) shaped against ``W``."""
+        if not isinstance(value, torch.Tensor):
+            return value
+        if shared:
+            value = value.mean(0)
+            return value[:, None] if side == "post" else value[None, :]
+        return value[:, :, None] if side == "post" else value[:, None, :]
+
+    def _full(self, value: Any, n: int) -> torch.Tensor:
+        if isinstance(value, torch.Tensor):
+            return value.expand(self.trials, n)
+        return torch.full((self.trials, n), value, dtype=self.dtype, device=self.device)
+
+    def _apply_separable(self, name: str, program: _EquationProgram, env: dict, totals: dict) -> None:
+        projection = self.network.projections[name]
+        plan = program.separable
+        shared = projection.shared
+        values = self._factor_values(program.factors, env, totals)
+        target = self.arrays[f"{name}.{program.equation.var}"]
+        both = ("none", "post", "pre")
+        if plan.multiply is not None:
+            side = side_of(tuple(f for term in plan.multiply for f in term.factors))
+            if side != "both":
+                factor = sum(self._product(term, values, both) for term in plan.multiply)
+                target.mul_(self._side_view(factor, "pre" if side == "pre" else "post", shared))
+            else:
+                (term,) = plan.multiply
+                target.mul_(self._side_view(self._product(term, values, ("none", "post")), "post", shared))
+                target.mul_(self._side_view(self._product(Monomial(1.0, term.factors, ()), values, ("pre",)), "pre", shared))
+            return
+        side = "pre" if plan.scale_side == "pre" else "post"
+        if plan.scale:
+            factor = plan.base + sum(self._product(term, values, both) for term in plan.scale)
+            target.mul_(self._side_view(factor, side, shared))
+        elif plan.base == 0.0:
+            target.zero_()
+        for term, trace in plan.traces:
+            trace_side = "pre" if side_of(term.factors) == "pre" else "post"
+            factor = self._side_view(self._product(term, values, both), trace_side, shared)
+            source = self.arrays[f"{name}.{trace}"]
+            if isinstance(factor, torch.Tensor):
+                target.addcmul_(source, factor)
+            else:
+                target.add_(source, alpha=factor)
+        if plan.outer:
+            post_n, pre_n = projection.post.n, projection.pre.n
+            left = torch.stack([self._full(self._product(term, values, ("none", "post")), post_n) for term in plan.outer], 2)
+            right = torch.stack(
+                [self._full(self._product(Monomial(1.0, term.factors, ()), values, ("pre",)), pre_n) for term in plan.outer], 1
+            )
+            if shared:
+                rank = len(plan.outer) * self.trials
+                target.addmm_(left.transpose(0, 1).reshape(post_n, rank), right.reshape(rank, pre_n), alpha=1.0 / self.trials)
+            else:
+                target.baddbmm_(left, right)
+
+    # synapse reductions ---------------------------------------------------------------------------
+    def _reductions(self, name: str, program: _EquationProgram, env: dict) -> dict[Reduce, torch.Tensor]:
+        """``sum_post`` ``(trials, 1, pre)`` and ``sum_pre`` ``(trials, post, 1)`` with synapse values before the equation."""
+        totals: dict[Reduce, torch.Tensor] = {}
+        blocked = []
+        values = self._factor_values(program.reduction_factors, env, {}) if program.reduction_factors else {}
+        for node in program.reductions:
+            if node.func == "cumsum_post":
+                continue
+            terms = program.reduction_plans[node]
+            if terms is None:
+                blocked.append(node)
+            else:
+                totals[node] = self._separable_reduction(name, node, terms, values)
+        if blocked:
+            totals.update(self._block_reductions(name, program, env, blocked))
+        return totals
+
+    def _separable_reduction(self, name: str, node: Reduce, terms: list[Monomial], values: dict) -> torch.Tensor:
+        projection = self.network.projections[name]
+        post_n, pre_n = projection.post.n, projection.pre.n
+        total = torch.zeros(self.trials, post_n if node.axis == "pre" else pre_n, dtype=self.dtype, device=self.device)
+        for term in terms:
+            post = self._full(self._product(term, values, ("none", "post")), post_n)
+            pre = self._full(self._product(Monomial(1.0, term.factors, ()), values, ("pre",)), pre_n)
+            if not term.synapses:
+                if node.axis == "pre":
+                    total += post * pre.sum(1, keepdim=True)
+                else:
+                    total += pre * post.sum(1, keepdim=True)
+                continue
+            weights = self.arrays[f"{name}.{term.synapses[0]}"]
+            if node.axis == "pre":
+                product = pre @ weights.t() if projection.shared else torch.bmm(weights, pre.unsqueeze(2))[:, :, 0]
+                total += post * product
+            else:
+                product = post @ weights if projection.shared else torch.bmm(post.unsqueeze(1), weights)[:, 0, :]
+                total += pre * product
+        return total[:, None, :] if node.axis == "post" else total[:, :, None]
+
+    # blocks of rows (non-separable equations) ----------------------------------------------------
+    def _row_blocks(self, name: str) -> list[slice]:
+        projection = self.network.projections[name]
+        rows = max(1, self.block // max(1, self.trials * projection.pre.n))
+        return [slice(start, min(start + rows, projection.post.n)) for start in range(0, projection.post.n, rows)]
+
+    def _block_env(self, name: str, rows: slice, env: dict) -> dict[Any, Any]:
+        projection = self.network.projections[name]
+        rule = projection.rule
+        block: dict[Any, Any] = dict(rule.params)
+        block.update(t=env["t"], dt=env["dt"])
+        block.update({mod: self.arrays[f"{name}.{mod}"][:, None, None] for mod in rule.modulators})
+        for key, value in env.items():
+            if isinstance(key, str) and key.endswith("_pre"):
+                block[key] = value[:, None, :]
+            elif isinstance(key, str) and key.endswith("_post"):
+                block[key] = value[:, rows, None]
+        for var in projection.synapse_variables:
+            array = self.arrays[f"{name}.{var}"]
+            block[var] = array[None, rows, :] if projection.shared else array[:, rows, :]
+        return block
+
+    def _block_reductions(self, name: str, program: _EquationProgram, env: dict, nodes: list[Reduce]) -> dict[Reduce, torch.Tensor]:
+        projection = self.network.projections[name]
+        totals = {}
+        for node in nodes:
+            shape = (self.trials, 1, projection.pre.n) if node.axis == "post" else (self.trials, projection.post.n, 1)
+            totals[node] = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        for rows in self._row_blocks(name):
+            block = self._block_env(name, rows, env)
+            shape = (self.trials, rows.stop - rows.start, projection.pre.n)
+            for node in nodes:
+                value = _broadcast(program.reduction_closures[node](block), shape, self.dtype, self.device)
+                if node.axis == "post":
+                    totals[node] += value.sum(1, keepdim=True)
+                else:
+                    totals[node][:, rows, :] = value.sum(2, keepdim=True)
+        return totals
+
+    def _apply_blocks(self, name: str, program: _EquationProgram, env: dict, totals: dict) -> None:
+        projection = self.network.projections[name]
+        equation = program.equation
+        running = [node for node in program.reductions if node.func == "cumsum_post"]
+        carry = {node: torch.zeros(self.trials, 1, projection.pre.n, dtype=self.dtype, device=self.device) for node in running}
+        target = self.arrays[f"{name}.{equation.var}"]
+        for rows in self._row_blocks(name):
+            block = self._block_env(name, rows, env)
+            shape = (self.trials, rows.stop - rows.start, projection.pre.n)
+            block.update({node: value if node.axis == "post" else value[:, rows, :] for node, value in totals.items()})
+            for node in running:
+                terms = _broadcast(program.reduction_closures[node](block), shape, self.dtype, self.device)
+                block[node] = torch.cumsum(terms, 1) + carry[node]
+                carry[node] += terms.sum(1, keepdim=True)
+            value = program.closure(block)
+            rows_view = target[rows, :] if projection.shared else target[:, rows, :]
+            if projection.shared:
+                value = _broadcast(value, shape, self.dtype, self.device).mean(0)
+            _assign(rows_view, equation.op, value)
+
+
+def _broadcast(value: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.expand(shape) if value.dtype != torch.bool else value.to(dtype).expand(shape)
+    return torch.full(shape, float(value), dtype=dtype, device=device)
+
+
+def _assign(target: torch.Tensor, op: str, value: Any) -> None:
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bool:
+        value = value.to(target.dtype)
+    if op == "=":
+        if isinstance(value, torch.Tensor):
+            target.copy_(value)
+        else:
+            target.fill_(value)
+    elif op == "+=":
+        target.add_(value)
+    elif op == "-=":
+        target.sub_(value)
+    else:
+        target.mul_(value)
+
+
+def build(
+    network: Network,
+    state: Mapping[str, np.ndarray],
+    *,
+    trials: int,
+    dtype: str,
+    dt: float,
+    device: str | torch.device | None = None,
+) -> TorchEngine:
+    """A torch engine for ``network`` starting from ``state``, on ``device`` (see :func:`resolve_device`)."""
+    return TorchEngine(network, state, trials=trials, dtype=dtype, dt=dt, device=device)
