@@ -186,6 +186,25 @@ class Simulation:
         projections whose rules run. A NaN or infinite recorded value, or any in the final
         state, raises :class:`~plasticity.errors.DivergenceError`.
         """
+        buffers, record, first, start, seconds = self._execute(steps, inputs, record, plastic)
+        return self._dataset(buffers, record, first, start, seconds)
+
+    def advance(
+        self,
+        steps: int,
+        *,
+        inputs: Mapping[str, InputSource] | None = None,
+        plastic: bool | Iterable[str] = True,
+    ) -> None:
+        """Advance ``steps`` steps like :meth:`run`, recording nothing and returning no dataset.
+
+        For protocols that orchestrate many short phases (clamp, relax, learn), where building a
+        dataset per phase would cost more than the steps. The same checks apply: a NaN or
+        infinite value in the final state raises :class:`~plasticity.errors.DivergenceError`.
+        """
+        self._execute(steps, inputs, None, plastic)
+
+    def _execute(self, steps, inputs, record, plastic):
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ConfigError(f"steps must be a non-negative integer, got {steps!r}")
         record = dict(record or {})
@@ -216,7 +235,7 @@ class Simulation:
                     filled[key] += 1
         for key in self.shapes:
             self._check_finite(key, self.engine.get(key), self.steps_done)
-        return self._dataset(buffers, record, first, start, _time.perf_counter() - clock)
+        return buffers, record, first, start, _time.perf_counter() - clock
 
     def _plastic_set(self, plastic: bool | Iterable[str]) -> frozenset[str]:
         names = frozenset(self.network.projections)
