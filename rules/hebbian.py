@@ -70,7 +70,7 @@ BCM_3Q = Rule(
     description=(
         "BCM written as a strict 3Q-style rule: the sliding threshold, the post-synaptic "
         "modification function phi(y) = y (y - theta), and the weight update x * phi. "
-        "Two of its equations are per post unit, so the per-synapse work is two multiplies and one add."
+        "Two of its equations are per post unit, so the per-synapse work is one multiply and one add."
     ),
     reference="Bienenstock, Cooper & Munro (1982), J. Neurosci. 2:32-48",
 )
