@@ -1,5 +1,17 @@
 """Analysis tools over xarray objects: alignment, capacity, overlaps, energies, cost."""
 
 from plasticity.analysis.alignment import alignment
+from plasticity.analysis.cost import rule_costs
+from plasticity.analysis.capacity import critical_load, finite_size, success_curve
+from plasticity.analysis.overlaps import basin_size, energy_trajectory, overlap_trajectory
 
-__all__ = ["alignment"]
+__all__ = [
+    "alignment",
+    "success_curve",
+    "critical_load",
+    "finite_size",
+    "overlap_trajectory",
+    "energy_trajectory",
+    "basin_size",
+    "rule_costs",
+]

@@ -71,3 +71,14 @@ def test_perceptron_stores_separable_patterns():
     sim.run(len(order), inputs={"pre.x": x[order], "post.target": labels[order, None]})
     w = sim.get("p.w")[0, 0]
     assert np.all(np.sign(x @ w) == labels)
+
+
+def test_cost_table_over_the_library():
+    from plasticity.analysis.cost import rule_costs
+
+    table = rule_costs()
+    assert set(table.rule.values) == set(RULES)
+    oja = table.sel(rule="oja")
+    assert int(oja.operations.sel(operation="multiplies")) == 3  # 2 for the rule, 1 for the drive
+    assert int(oja.bytes) == 8  # read and write w, float32
+    assert int(rule_costs([get_rule("oja")], include_drive=False).operations.sel(rule="oja", operation="adds")) == 2
