@@ -24,6 +24,7 @@ cluster given by its scheduler address.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import json
@@ -40,6 +41,7 @@ from typing import Any, Iterator
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.core.sync import sync as _zarr_sync
 
 from plasticity.errors import ConfigError, PlasticityError
 from plasticity.experiment import Experiment
@@ -274,10 +276,24 @@ class _Store:
 
     def __init__(self, path: Path, grid: Grid):
         self.path, self.grid = path, grid
-        self.group = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+        self._open()
         self.signature: dict[str, Any] | None = None
         if "data_signature" in self.group.attrs:
             self.signature = json.loads(self.group.attrs["data_signature"])
+
+    def _open(self) -> None:
+        self.group = zarr.open_group(self.path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+        self.arrays = dict(self.group.arrays())
+
+    def _set(self, position: tuple[int, ...], values: dict[str, Any]) -> None:
+        """Write ``values`` (variable name -> value) at ``position``, all chunks concurrently."""
+
+        async def write_all() -> None:
+            await asyncio.gather(
+                *(self.arrays[name].async_array.setitem(position, value) for name, value in values.items())
+            )
+
+        _zarr_sync(write_all())
 
     def pending(self) -> list[int]:
         done = np.asarray(self.group["done"][...], dtype=bool).reshape(-1)
@@ -314,7 +330,7 @@ class _Store:
         xr.Dataset(variables, coords=coords, attrs=dict(self.group.attrs)).to_zarr(
             self.path, mode="a", compute=False, consolidated=False, zarr_format=ZARR_FORMAT, encoding=encoding
         )
-        self.group = zarr.open_group(self.path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+        self._open()
         self.signature = json.loads(json.dumps(_signature(dataset)))
         self.group.attrs["data_signature"] = json.dumps(self.signature)
         zarr.consolidate_metadata(self.path, zarr_format=ZARR_FORMAT)
@@ -354,15 +370,17 @@ class _Store:
                 self._add_variables(dataset, index)
             else:
                 self._check(dataset, index)
-            for name, variable in dataset.data_vars.items():
-                self.group[name][position] = variable.values
-        self.group["point_wall_time"][position] = result["wall_time"]
-        self.group["point_worker"][position] = result["worker"]
-        self.group["point_finished_at"][position] = time.time()
-        self.group["point_error"][position] = "" if result["ok"] else result["error"]
-        self.group["failed"][position] = not result["ok"]
-        if result["ok"]:
-            self.group["done"][position] = True
+        values = {name: variable.values for name, variable in dataset.data_vars.items()} if result["ok"] else {}
+        values.update(
+            point_wall_time=result["wall_time"],
+            point_worker=result["worker"],
+            point_finished_at=time.time(),
+            point_error="" if result["ok"] else result["error"],
+            failed=not result["ok"],
+        )
+        self._set(position, values)
+        if result["ok"]:  # the flag goes last: a point is done only once all its data is written
+            self._set(position, {"done": True})
 
     def finish(self, started: float) -> tuple[int, list[int]]:
         done = np.asarray(self.group["done"][...], dtype=bool).reshape(-1)

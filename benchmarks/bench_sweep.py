@@ -1,0 +1,130 @@
+"""Sweep machinery benchmark: parallel speed-up and per-point overhead.
+
+Measured side by side in one run on this machine (issue 6):
+
+1. A CPU-bound 40-point sweep (``sweep_protocols:busy``, single-threaded numpy
+   work) with 1 and with 2 local worker processes: end to end (``workers=N``,
+   cluster start-up included) and on an already started cluster
+   (``scheduler=ADDRESS``). Target: 2 workers >= 1.6x faster than 1.
+2. The per-point overhead of the machinery (scheduling, transfer, writing the
+   point's region and flags): a sweep of a protocol that does almost nothing,
+   on one worker; the overhead of a point is the interval between successive
+   point completions minus the point's own run time. Target: median < 50 ms.
+
+Usage: ``python benchmarks/bench_sweep.py [--points 40] [--iterations 60]``;
+writes ``benchmarks/results/sweep.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # the sweep_protocols module
+
+from plasticity.experiment import parse_experiment  # noqa: E402
+from plasticity.provenance import now_iso  # noqa: E402
+from plasticity.sweep import default_workers, run_sweep  # noqa: E402
+
+
+def busy_experiment(points: int, iterations: int):
+    return parse_experiment(
+        f"""
+protocol = "sweep_protocols:busy"
+backend = "numpy"
+seed = 0
+[params]
+iterations = {iterations}
+[sweep]
+size = [100000]
+repeats = {points}
+"""
+    )
+
+
+def timed_sweep(experiment, folder: Path, name: str, **kwargs) -> tuple[float, Path]:
+    path = folder / f"{name}.zarr"
+    start = time.perf_counter()
+    summary = run_sweep(experiment, path, progress=False, **kwargs)
+    elapsed = time.perf_counter() - start
+    assert summary.done == summary.n_points, str(summary)
+    return elapsed, path
+
+
+def overhead_ms(path: Path) -> dict[str, float]:
+    store = xr.open_zarr(path).load()
+    finished = np.sort(store["point_finished_at"].values.ravel())
+    intervals = np.diff(finished)
+    compute = float(np.median(store["point_wall_time"].values))
+    per_point = (intervals - compute) * 1e3
+    return {
+        "median_ms": round(float(np.median(per_point)), 2),
+        "p90_ms": round(float(np.percentile(per_point, 90)), 2),
+        "point_compute_median_ms": round(compute * 1e3, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=40)
+    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--overhead-points", type=int, default=200)
+    args = parser.parse_args()
+    from distributed import LocalCluster
+
+    results: dict[str, object] = {
+        "date": now_iso(),
+        "host": platform.node(),
+        "cores": default_workers(),
+        "python": platform.python_version(),
+    }
+    folder = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
+    try:
+        busy = busy_experiment(args.points, args.iterations)
+        end_to_end = {n: timed_sweep(busy, folder, f"e2e{n}", workers=n)[0] for n in (1, 2)}
+        started = {}
+        for n in (1, 2):
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                              silence_logs=logging.ERROR) as cluster:
+                started[n] = timed_sweep(busy, folder, f"started{n}", scheduler=cluster.scheduler_address)[0]
+        point = float(np.median(xr.open_zarr(folder / "e2e1.zarr")["point_wall_time"].values))
+        results["cpu_bound"] = {
+            "points": args.points,
+            "point_compute_s": round(point, 4),
+            "end_to_end_s": {str(n): round(t, 3) for n, t in end_to_end.items()},
+            "end_to_end_speedup_2_vs_1": round(end_to_end[1] / end_to_end[2], 3),
+            "started_cluster_s": {str(n): round(t, 3) for n, t in started.items()},
+            "started_cluster_speedup_2_vs_1": round(started[1] / started[2], 3),
+            "target_speedup": 1.6,
+        }
+        trivial = parse_experiment(
+            f'protocol = "sweep_protocols:noisy_mean"\nbackend = "numpy"\n[params]\nn = 4\n'
+            f"[sweep]\nrepeats = {args.overhead_points}\n"
+        )
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=logging.ERROR) as cluster:
+            _, path = timed_sweep(trivial, folder, "overhead_cluster", scheduler=cluster.scheduler_address)
+        results["overhead_one_worker"] = {**overhead_ms(path), "points": args.overhead_points, "target_ms": 50}
+        _, path = timed_sweep(trivial, folder, "overhead_in_process", workers=0)
+        results["overhead_in_process"] = {**overhead_ms(path), "points": args.overhead_points}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    out = HERE / "results" / "sweep.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
