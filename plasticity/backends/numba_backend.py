@@ -1,0 +1,287 @@
+"""The numba backend (the default): generated kernels, cached on disk, drive fused with plasticity.
+
+Population equations and every projection's rule are compiled from their expression
+trees by :mod:`plasticity.backends.numba_codegen` into one module per network (kept in
+``$PLASTICITY_CACHE_DIR``, default ``~/.cache/plasticity/kernels``, with numba's machine
+code beside it, so a second process does not compile again). What a step computes is
+exactly what :mod:`plasticity.backends.numpy_backend` computes; the test suite checks it.
+
+The fused pass. With the default stage order (drive, units, plasticity) the drive of
+step ``t + 1`` reads the weights the plasticity of step ``t`` has just written. So the
+plasticity pass of a projection (separate weights per trial) also accumulates
+``sum_j w_new[i, j] * x_next[j]``, where ``x_next`` is the pre source as the next drive
+will see it (the next step's input when the source is driven by an input, else its
+current value), and the next drive only adds that vector: a step reads and writes each
+weight once. The precomputed drive is used only where nothing between the plasticity
+and the next drive can change the source (no unit equations run in between), and is
+dropped on :meth:`NumbaEngine.set` and after the last step of a run (``next_inputs`` is
+``None``). :attr:`NumbaEngine.fused_steps` counts the drives that took it.
+
+Shared weights (a minibatch) drive with BLAS, and apply separable updates as row/column
+scalings and one in-place GEMM (see :func:`~plasticity.backends.numba_codegen.separable_terms`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numba
+import numpy as np
+from scipy.linalg import blas
+
+from plasticity.backends.numba_codegen import FASTMATH, SeparableUpdate, generate, load_module
+from plasticity.backends.numpy_backend import evaluate
+from plasticity.equations import Equation
+from plasticity.network import Network
+
+__all__ = ["build", "NumbaEngine", "fusion_mode"]
+
+_JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True)
+
+
+@numba.njit(parallel=True, **_JIT)
+def _matvec(weights, source, target):  # pragma: no cover - compiled
+    """target[t, i] += sum_j weights[t, i, j] * source[t, j], accumulated in float64."""
+    trials, npost, npre = weights.shape
+    for k in numba.prange(trials * npost):
+        t = k // npost
+        i = k % npost
+        acc = 0.0
+        for j in range(npre):
+            acc += weights[t, i, j] * source[t, j]
+        target[t, i] += acc
+
+
+@numba.njit(parallel=True, **_JIT)
+def _matvec_transposed(weights, source, target):  # pragma: no cover - compiled
+    """target[t, j] += sum_i weights[t, i, j] * source[t, i], columns in chunks of 256."""
+    trials, npost, npre = weights.shape
+    chunks = (npre + 255) // 256
+    for k in numba.prange(trials * chunks):
+        t = k // chunks
+        j0 = (k % chunks) * 256
+        j1 = min(j0 + 256, npre)
+        acc = np.zeros(j1 - j0)
+        for i in range(npost):
+            a = source[t, i]
+            for j in range(j0, j1):
+                acc[j - j0] += weights[t, i, j] * a
+        for j in range(j0, j1):
+            target[t, j] += acc[j - j0]
+
+
+@numba.njit(parallel=True, **_JIT)
+def _scale(weights, base, rows, columns):  # pragma: no cover - compiled
+    """weights[i, j] *= base + rows[i] + columns[j], in place."""
+    npost, npre = weights.shape
+    for i in numba.prange(npost):
+        b = base + rows[i]
+        for j in range(npre):
+            weights[i, j] = weights[i, j] * (b + columns[j])
+
+
+def fusion_mode(network: Network, name: str) -> bool | None:
+    """Whether projection ``name``'s plasticity may precompute its next drive.
+
+    ``None``: no (a unit stage runs between them, or there is no rule); ``True``: the
+    drive it feeds is the next step's; ``False``: a later drive of the same step.
+    """
+    projection = network.projections[name]
+    if projection.rule is None or projection.shared:
+        return None
+    program = network.program
+    plasticity = next(k for k, op in enumerate(program) if op.kind == "plasticity" and op.projection == name)
+    drive = next(k for k, op in enumerate(program) if op.kind == "drive" and op.projection == name)
+    wraps = plasticity > drive
+    between = program[plasticity + 1 :] + program[:drive] if wraps else program[plasticity + 1 : drive]
+    if any(op.kind == "units" for op in between):
+        return None
+    return wraps
+
+
+class NumbaEngine:
+    """State and step of one network with generated numba kernels."""
+
+    backend = "numba"
+
+    def __init__(self, network: Network, state: Mapping[str, np.ndarray], *, trials: int, dtype: str, dt: float):
+        self.network = network
+        self.trials = trials
+        self.dtype = np.dtype(dtype)
+        self.dt = float(dt)
+        self.arrays = {key: np.ascontiguousarray(value, dtype=self.dtype) for key, value in state.items()}
+        for name, projection in network.projections.items():
+            if projection.mask is not None:
+                self.arrays[f"{name}.__mask__"] = np.ascontiguousarray(projection.mask, dtype=self.dtype)
+        self.source = generate(network, trials, dtype)
+        self.module = load_module(self.source.text)
+        self._units = {}
+        for key, spec in self.source.units.items():
+            params = np.array(spec.params, dtype=np.float64)
+            self._units[key] = (getattr(self.module, spec.function), params, [self.arrays[k] for k in spec.arrays])
+        self._plasticity = {}
+        self._fusion: dict[str, bool | None] = {}
+        self._ready: dict[str, np.ndarray] = {}
+        for name, spec in self.source.plasticity.items():
+            projection = network.projections[name]
+            sizes = {"trials": trials, "npre": projection.pre.n}
+            buffers = [np.zeros([sizes[d] for d in shape], dtype=kind) for _, shape, kind in spec.buffers]
+            fixed = (
+                np.array(spec.params, dtype=np.float64),
+                trials,
+                projection.post.n,
+                projection.pre.n,
+            )
+            self._fusion[name] = fusion_mode(network, name) if spec.fusable else None
+            scratch = (np.zeros((trials, projection.pre.n), self.dtype), np.zeros((trials, projection.post.n), self.dtype))
+            arrays = [self.arrays[k] for k in spec.arrays] + buffers
+            steps = [
+                (getattr(self.module, step[1]),) if step[0] == "kernel" else step[1:]
+                for step in spec.steps
+            ]
+            self._plasticity[name] = (steps, fixed, scratch, arrays)
+        self.fused_steps = 0
+        self.provenance = {
+            "numba_version": numba.__version__,
+            "numba_kernels": self.module.__file__.rsplit("/", 1)[-1],
+            "numba_fused_projections": ",".join(n for n, mode in self._fusion.items() if mode is not None),
+        }
+
+    def dispatchers(self) -> list[Any]:
+        """Every numba dispatcher this engine calls (to count compilations and cache hits)."""
+        found = [function for function, *_ in self._units.values()]
+        for steps, *_ in self._plasticity.values():
+            found += [step[0] for step in steps if len(step) == 1]
+        return found + [_matvec, _matvec_transposed, _scale]
+
+    # state access -----------------------------------------------------------------------
+    def get(self, key: str) -> np.ndarray:
+        return self.arrays[key].copy()
+
+    def set(self, key: str, value: np.ndarray) -> None:
+        self.arrays[key][...] = value
+        self._ready.clear()
+
+    # the step -----------------------------------------------------------------------------
+    def step(
+        self,
+        t: float,
+        inputs: Mapping[str, np.ndarray],
+        plastic: frozenset[str],
+        next_inputs: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Advance one step at time ``t`` (see :mod:`plasticity.network` for the order).
+
+        ``next_inputs`` are the inputs of the following step of the same run, or ``None``;
+        they let the plasticity pass precompute the next drive.
+        """
+        for key, value in inputs.items():
+            self.arrays[key][...] = value
+        for operation in self.network.program:
+            kind = operation.kind
+            if kind == "reset":
+                for population, var in operation.targets:
+                    self.arrays[f"{population}.{var}"].fill(0.0)
+            elif kind == "drive":
+                self._drive(operation.projection)
+            elif kind == "feedback":
+                self._feedback(operation.projection)
+            elif kind == "units":
+                function, params, arrays = self._units[(operation.population, operation.stage)]
+                function(t, self.dt, params, *arrays)
+            elif operation.projection in plastic:
+                self._plasticity_step(operation.projection, t, next_inputs)
+
+    def _drive(self, name: str) -> None:
+        projection = self.network.projections[name]
+        target = self.arrays[f"{projection.post.name}.{projection.target}"]
+        ready = self._ready.pop(name, None)
+        if ready is not None:
+            target += ready
+            self.fused_steps += 1
+            return
+        weights = self.arrays[f"{name}.w"]
+        source = self.arrays[f"{projection.pre.name}.{projection.source}"]
+        if projection.shared:
+            target += source @ weights.T
+        else:
+            _matvec(weights, source, target)
+
+    def _feedback(self, name: str) -> None:
+        projection = self.network.projections[name]
+        post_var, pre_target = projection.feedback
+        weights = self.arrays[f"{name}.w"]
+        source = self.arrays[f"{projection.post.name}.{post_var}"]
+        target = self.arrays[f"{projection.pre.name}.{pre_target}"]
+        if projection.shared:
+            target += source @ weights
+        else:
+            _matvec_transposed(weights, source, target)
+
+    def _plasticity_step(self, name: str, t: float, next_inputs: Mapping[str, np.ndarray] | None) -> None:
+        steps, fixed, (xn, drive), arrays = self._plasticity[name]
+        mode = self._fusion[name]
+        fuse = mode is not None and (mode is False or next_inputs is not None)
+        self._ready.pop(name, None)
+        if fuse:
+            projection = self.network.projections[name]
+            key = f"{projection.pre.name}.{projection.source}"
+            if mode and key in next_inputs:
+                xn[...] = next_inputs[key]
+            else:
+                xn = self.arrays[key]
+        for step in steps:
+            if len(step) == 1:
+                step[0](t, self.dt, fixed[0], *fixed[1:], fuse, xn, drive, *arrays)
+            else:
+                self._separable(name, step[0], step[1], t)
+        if fuse:
+            self._ready[name] = drive
+
+    def _separable(self, name: str, update: SeparableUpdate, equation: Equation, t: float) -> None:
+        """A shared-weight update as row/column scalings and one in-place GEMM."""
+        projection = self.network.projections[name]
+        rule = projection.rule
+        env: dict[str, Any] = dict(rule.params)
+        env.update(t=t, dt=self.dt)
+        for mod in rule.modulators:
+            env[mod] = self.arrays[f"{name}.{mod}"][:, None]
+        for side, population in (("pre", projection.pre), ("post", projection.post)):
+            for var in rule.unit_reads(side):
+                env[f"{var}_{side}"] = self.arrays[f"{population.name}.{var}"]
+            for var in projection.variables:
+                if var.endswith(f"_{side}"):
+                    env[var] = self.arrays[f"{name}.{var}"]
+        trials, npost, npre = self.trials, projection.post.n, projection.pre.n
+
+        def product(coefficient: float, factors, n: int) -> np.ndarray:
+            value: Any = coefficient
+            for factor in factors:
+                value = value * evaluate(factor, env)
+            return np.broadcast_to(np.asarray(value, dtype=np.float64), (trials, n))
+
+        weights = self.arrays[f"{name}.{equation.var}"]
+        step = 1.0 if update.sign == 0 else float(update.sign)
+        base = 1.0 if update.sign else 0.0
+        rows = np.zeros(npost)
+        for coefficient, factors in update.row_scale:
+            rows += step * product(coefficient, factors, npost).mean(axis=0)
+        columns = np.zeros(npre)
+        for coefficient, factors in update.column_scale:
+            columns += step * product(coefficient, factors, npre).mean(axis=0)
+        if update.row_scale or update.column_scale or base != 1.0:
+            _scale(weights, base, rows, columns)
+        if update.outer:
+            left = np.concatenate([product(c, post, npost) for c, post, _ in update.outer]).astype(self.dtype)
+            right = np.concatenate([product(1.0, pre, npre) for _, _, pre in update.outer]).astype(self.dtype)
+            gemm = blas.get_blas_funcs("gemm", (weights,))
+            result = gemm(step / trials, right.T, left, beta=1.0, c=weights.T, overwrite_c=True)
+            if not np.shares_memory(result, weights):  # BLAS refused to write in place
+                weights[...] = result.T
+        if projection.mask is not None:
+            np.multiply(weights, self.arrays[f"{name}.__mask__"], out=weights)
+
+
+def build(network: Network, state: Mapping[str, np.ndarray], *, trials: int, dtype: str, dt: float, device: str | None = None) -> NumbaEngine:
+    """A numba engine for ``network`` starting from ``state``."""
+    return NumbaEngine(network, state, trials=trials, dtype=dtype, dt=dt)

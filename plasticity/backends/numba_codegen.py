@@ -1,0 +1,805 @@
+"""Generate numba kernels from the expression trees, cache them on disk, import them.
+
+Each population stage and each projection's plasticity becomes one ``@numba.njit``
+function written as Python source text from the equations' trees (never a copy per
+rule). The source of a whole network is written to ``<cache>/k<hash>.py``, where the
+hash is that of the source text, and imported with :mod:`importlib`; the kernels carry
+``cache=True``, so numba stores the machine code beside the module and a second
+process running the same model loads it instead of compiling.
+
+What the kernels compute is defined by :mod:`plasticity.backends.numpy_backend`;
+here is only how:
+
+* work is hoisted by domain: terms that vary over post units only are computed once
+  per row, terms over pre units only once per pre unit into an O(N) buffer, scalars
+  once per row; only terms over both run in the inner loop;
+* element arithmetic runs in the state's dtype; sums (reductions, the fused drive)
+  accumulate in float64;
+* one pass per equation: ``sum_pre`` of a synapse term is a loop over the row just
+  before the row is updated (it is in cache), ``sum_post`` a column pass before the
+  equation, ``cumsum_post`` a running carry that makes rows go in order (the pass is
+  then parallel over trials only);
+* the pass that writes ``w`` last can accumulate ``sum_j w_new[i, j] * xn[j]``, the
+  drive of the next step (``fuse=True``), so a step reads and writes each weight once;
+* shared weights (a minibatch): the update averaged over trials, in one loop over
+  (row, column, trial), or, for increments that are sums of separable terms
+  ``scalar * f(post) * g(pre) * w**k`` (``k`` 0 or 1), as row/column scalings and one
+  GEMM applied in place (see :func:`separable_terms`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from plasticity.equations import Binary, Call, Compare, Const, Equation, Name, Node, Reduce, Unary, walk
+from plasticity.network import Network
+
+__all__ = [
+    "FASTMATH",
+    "PARALLEL_MIN_ELEMENTS",
+    "cache_dir",
+    "load_module",
+    "NetworkSource",
+    "generate",
+    "separable_terms",
+    "SeparableUpdate",
+]
+
+#: LLVM fast-math flags of every kernel: no ``nnan``/``ninf``, so NaN and Inf propagate
+#: and divergence is detected.
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+#: Kernels over fewer elements than this run on one thread (thread start-up costs more).
+PARALLEL_MIN_ELEMENTS = 1 << 15
+#: Columns per task of a column pass (``sum_post``).
+COLUMN_CHUNK = 512
+
+_POST = frozenset({"post"})
+_PRE = frozenset({"pre"})
+_SYN = frozenset({"pre", "post"})
+
+
+def cache_dir() -> Path:
+    """Directory of generated kernel modules: ``$PLASTICITY_CACHE_DIR`` or ``~/.cache/plasticity/kernels``."""
+    configured = os.environ.get("PLASTICITY_CACHE_DIR")
+    path = Path(configured) if configured else Path.home() / ".cache" / "plasticity" / "kernels"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_module(source: str) -> ModuleType:
+    """Import ``source`` from ``<cache>/k<sha256>.py``, writing the file atomically if new."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
+    name = f"plasticity_kernels_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    directory = cache_dir()
+    path = directory / f"k{digest}.py"
+    if not path.exists():
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".k{digest}", suffix=".tmp")
+        with os.fdopen(handle, "w") as stream:
+            stream.write(source)
+        os.replace(temporary, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+# ----------------------------------------------------------------------------------------
+# source text helpers
+# ----------------------------------------------------------------------------------------
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def __call__(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    def indent(self) -> "_Lines":
+        self.depth += 1
+        return self
+
+    def dedent(self) -> None:
+        self.depth -= 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _decorator(parallel: bool) -> str:
+    flags = ", ".join(repr(flag) for flag in sorted(FASTMATH))
+    return (
+        f"@numba.njit(cache=True, parallel={parallel}, fastmath={{{flags}}}, "
+        "error_model='numpy', nogil=True)"
+    )
+
+
+_COMPARE = {"<", "<=", ">", ">=", "==", "!="}
+
+
+class _Emitter:
+    """Turns tree nodes into Python expressions; ``lookup`` supplies names, reductions, hoists."""
+
+    def __init__(self, scalar: str):
+        self.scalar = scalar  # "np.float32" or "np.float64"
+        self.constants: dict[float, str] = {}
+
+    def const(self, value: float) -> str:
+        if value not in self.constants:
+            self.constants[value] = f"k{len(self.constants)}"
+        return self.constants[value]
+
+    def constant_lines(self) -> list[str]:
+        return [f"{name} = {self.scalar}({value!r})" for value, name in self.constants.items()]
+
+    def emit(self, node: Node, lookup, *, own: bool = False) -> str:
+        """The expression of ``node``; ``own=True`` builds it from its children even if named."""
+        found = None if own else lookup(node)
+        if found is not None:
+            return found
+        if lookup is not _pure_lookup and not isinstance(node, (Const, Name)) and _pure(node):
+            # only constants, parameters, t and dt: Python floats in the reference, so float64
+            return f"{self.scalar}({self.emit(node, _pure_lookup)})"
+        if isinstance(node, Const):
+            return self.const(node.value)
+        if isinstance(node, Unary):
+            return f"(-{self.emit(node.operand, lookup)})"
+        if isinstance(node, Binary):
+            left = self.emit(node.left, lookup)
+            if node.op == "**" and isinstance(node.right, Const) and node.right.value == 2.0:
+                return f"({left} * {left})"
+            return f"({left} {node.op} {self.emit(node.right, lookup)})"
+        if isinstance(node, Compare):
+            return f"({self.emit(node.left, lookup)} {node.op} {self.emit(node.right, lookup)})"
+        if isinstance(node, Call):
+            args = [self.emit(arg, lookup) for arg in node.args]
+            zero, one, half = self.const(0.0), self.const(1.0), self.const(0.5)
+            return {
+                "exp": lambda a: f"np.exp({a[0]})",
+                "log": lambda a: f"np.log({a[0]})",
+                "sqrt": lambda a: f"np.sqrt({a[0]})",
+                "abs": lambda a: f"abs({a[0]})",
+                "sign": lambda a: f"np.sign({a[0]})",
+                "tanh": lambda a: f"np.tanh({a[0]})",
+                "sigmoid": lambda a: f"({half} * (np.tanh({half} * {a[0]}) + {one}))",
+                "relu": lambda a: f"max({a[0]}, {zero})",
+                "heaviside": lambda a: f"({one} if {a[0]} > {zero} else {zero})",
+                "sin": lambda a: f"np.sin({a[0]})",
+                "cos": lambda a: f"np.cos({a[0]})",
+                "minimum": lambda a: f"min({a[0]}, {a[1]})",
+                "maximum": lambda a: f"max({a[0]}, {a[1]})",
+                "clip": lambda a: f"min(max({a[0]}, {a[1]}), {a[2]})",
+                "where": lambda a: f"({a[1]} if {a[0]} else {a[2]})",
+            }[node.func](args)
+        raise TypeError(f"cannot generate code for {node!r}")
+
+
+def _pure(node: Node) -> bool:
+    return all(
+        isinstance(inner, Const) or (isinstance(inner, Name) and inner.kind in ("param", "time", "dt"))
+        for inner in walk(node)
+        if not inner.children()
+    ) and not any(isinstance(inner, Reduce) for inner in walk(node))
+
+
+def _pure_lookup(node: Node) -> str | None:
+    """Leaves of a pure scalar subtree as float64: ``d_<param>``, ``time``, ``dt``, literals."""
+    if isinstance(node, Const):
+        return repr(node.value)
+    if isinstance(node, Name):
+        return {"param": f"d_{node.var}", "time": "time", "dt": "dt"}[node.kind]
+    return None
+
+
+def _reductions(node: Node) -> list[Reduce]:
+    """Reductions under ``node``, innermost first, each once."""
+    found: list[Reduce] = []
+
+    def visit(current: Node) -> None:
+        for child in current.children():
+            visit(child)
+        if isinstance(current, Reduce) and current not in found:
+            found.append(current)
+
+    visit(node)
+    return found
+
+
+def _contains(node: Node, kinds: tuple[type, ...]) -> bool:
+    return any(isinstance(inner, kinds) for inner in walk(node))
+
+
+# ----------------------------------------------------------------------------------------
+# the network's source
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class KernelSpec:
+    """One generated function: its name and what to pass it.
+
+    ``arrays`` are state keys, ``buffers`` (name, shape, dtype) scratch arrays the engine
+    allocates once (shape entries ``"trials"``/``"npre"``); ``params`` the parameter
+    values in order. A projection's ``steps`` are ``("kernel", function)`` or
+    ``("separable", SeparableUpdate, equation)``, run in order.
+    """
+
+    function: str
+    arrays: list[str]
+    params: list[float]
+    buffers: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
+    fusable: bool = False
+    parallel: bool = False
+    steps: list[tuple] = field(default_factory=list)
+
+
+@dataclass
+class NetworkSource:
+    """The generated module text and the kernels it defines."""
+
+    text: str
+    units: dict[tuple[str, str], KernelSpec]
+    plasticity: dict[str, KernelSpec]
+
+
+def generate(network: Network, trials: int, dtype: str) -> NetworkSource:
+    """Source text of every kernel of ``network`` for ``trials`` trials in ``dtype``."""
+    scalar = f"np.{dtype}"
+    header = ["import math", "import numba", "import numpy as np", "", ""]
+    pieces = []
+    units: dict[tuple[str, str], KernelSpec] = {}
+    for name, population in network.populations.items():
+        for stage, equations in population.stages.items():
+            if not equations:
+                continue
+            function = f"units_{name}_{stage}"
+            spec, text = _population_kernel(network, name, stage, equations, function, trials, scalar)
+            units[(name, stage)] = spec
+            pieces.append(text)
+    plasticity: dict[str, KernelSpec] = {}
+    for name, projection in network.projections.items():
+        if projection.rule is None:
+            continue
+        writer = _PlasticityWriter(network, name, trials, scalar)
+        spec, text = writer.kernel(f"plasticity_{name}")
+        plasticity[name] = spec
+        pieces.append(text)
+    return NetworkSource("\n".join(header) + "\n\n".join(p for p in pieces if p), units, plasticity)
+
+
+# ----------------------------------------------------------------------------------------
+# populations
+# ----------------------------------------------------------------------------------------
+
+
+def _population_kernel(network, name, stage, equations, function, trials, scalar):
+    population = network.populations[name]
+    keys = [f"{name}.{var}" for var in [*population.variables, *sorted(network.summed[name])]]
+    arrays = {key.split(".", 1)[1]: f"s{index}" for index, key in enumerate(keys)}
+    params = list(population.params)
+    emitter = _Emitter(scalar)
+    parallel = trials * population.n >= PARALLEL_MIN_ELEMENTS and trials > 1
+    body = _Lines()
+    body.depth = 2
+    for number, equation in enumerate(equations):
+        names: dict[Node, str] = {}
+
+        def lookup(node: Node, names=names) -> str | None:
+            if node in names:
+                return names[node]
+            if isinstance(node, Name):
+                if node.kind == "param":
+                    return f"p_{node.var}"
+                if node.kind == "time":
+                    return "tt"
+                if node.kind == "dt":
+                    return "dtt"
+                return f"{arrays[node.var]}[tr, u]"
+            return None
+
+        body(f"# {equation.text}")
+        for index, reduce in enumerate(_reductions(equation.expr)):
+            label = f"r{number}_{index}"
+            argument = emitter.emit(reduce.arg, lookup)
+            if reduce.func in ("sum", "mean"):
+                body(f"{label} = 0.0")
+                body("for u in range(n):")
+                body.indent()(f"{label} += {argument}")
+                body.dedent()
+                if reduce.func == "mean":
+                    body(f"{label} = {label} / n")
+                names[reduce] = f"{scalar}({label})"
+            elif reduce.func in ("max", "min"):
+                body("u = 0")
+                body(f"{label} = {argument}")
+                body("for u in range(1, n):")
+                body.indent()(f"{label} = {reduce.func}({label}, {argument})")
+                body.dedent()
+                names[reduce] = label
+            else:  # softmax over units
+                body("u = 0")
+                body(f"{label}m = {argument}")
+                body("for u in range(1, n):")
+                body.indent()(f"{label}m = max({label}m, {argument})")
+                body.dedent()
+                body(f"{label}s = 0.0")
+                body("for u in range(n):")
+                body.indent()(f"{label}s += np.exp({argument} - {label}m)")
+                body.dedent()
+                body(f"{label}s = {scalar}({label}s)")
+                names[reduce] = f"(np.exp({argument} - {label}m) / {label}s)"
+        value = emitter.emit(equation.expr, lookup)
+        target = f"{arrays[equation.var]}[tr, u]"
+        body("for u in range(n):")
+        body.indent()(_assign(target, equation.op, value))
+        body.dedent()
+    lines = _Lines()
+    lines(_decorator(parallel))
+    lines(f"def {function}(time, dt, prm, {', '.join(arrays.values())}):")
+    lines.indent()
+    lines(f"tt = {scalar}(time)")
+    lines(f"dtt = {scalar}(dt)")
+    for index, param in enumerate(params):
+        lines(f"d_{param} = prm[{index}]")
+        lines(f"p_{param} = {scalar}(d_{param})")
+    for line in emitter.constant_lines():
+        lines(line)
+    lines(f"trials, n = {arrays[population.variables[0]] if population.variables else 's0'}.shape")
+    lines("for tr in numba.prange(trials):")
+    text = lines.text() + body.text()
+    return KernelSpec(function, keys, [population.params[p] for p in params], parallel=parallel), text
+
+
+def _assign(target: str, op: str, value: str) -> str:
+    if op == "=":
+        return f"{target} = {value}"
+    return f"{target} = {target} {op[0]} {value}"
+
+
+# ----------------------------------------------------------------------------------------
+# plasticity
+# ----------------------------------------------------------------------------------------
+
+
+class _PlasticityWriter:
+    """The plasticity kernel of one projection: one pass (or a few) per equation."""
+
+    def __init__(self, network: Network, name: str, trials: int, scalar: str):
+        self.network = network
+        self.name = name
+        self.projection = network.projections[name]
+        self.rule = self.projection.rule
+        self.trials = trials
+        self.scalar = scalar
+        self.shared = self.projection.shared
+        self.emitter = _Emitter(scalar)
+        self.keys: list[str] = []
+        self.buffers: list[tuple[str, tuple[int, ...], str]] = []
+        size = trials * self.projection.post.n * self.projection.pre.n
+        self.parallel = size >= PARALLEL_MIN_ELEMENTS
+        self.lines = _Lines()
+
+    # names -----------------------------------------------------------------------------
+    def array(self, key: str) -> str:
+        if key not in self.keys:
+            self.keys.append(key)
+        return f"s{self.keys.index(key)}"
+
+    def buffer(self, shape: tuple[int, ...], dtype: str = "float64") -> str:
+        name = f"b{len(self.buffers)}"
+        self.buffers.append((name, shape, dtype))
+        return name
+
+    def side_key(self, node: Name) -> str:
+        population = self.projection.pre if node.kind == "pre" else self.projection.post
+        owned = {eq.var for eq in self.rule.parsed if eq.level == node.kind}
+        if node.var in owned:
+            return f"{self.name}.{node.name}"
+        return f"{population.name}.{node.var}"
+
+    def name_lookup(self, node: Node, *, t: str = "t") -> str | None:
+        if not isinstance(node, Name):
+            return None
+        if node.kind == "param":
+            return f"p_{node.var}"
+        if node.kind == "time":
+            return "tt"
+        if node.kind == "dt":
+            return "dtt"
+        if node.kind == "global":
+            return f"{self.array(f'{self.name}.{node.var}')}[{t}]"
+        if node.kind == "pre":
+            return f"{self.array(self.side_key(node))}[{t}, j]"
+        if node.kind == "post":
+            return f"{self.array(self.side_key(node))}[{t}, i]"
+        weights = self.array(f"{self.name}.{node.var}")
+        return f"{weights}[i, j]" if self.shared else f"{weights}[{t}, i, j]"
+
+    # the kernels -----------------------------------------------------------------------
+    def kernel(self, function: str) -> tuple[KernelSpec, str]:
+        """Functions ``function_0, function_1, ...``: runs of equations between separable updates."""
+        parsed = self.rule.parsed
+        w_equations = [k for k, eq in enumerate(parsed) if eq.level == "synapse" and eq.var == "w"]
+        fuse_at = w_equations[-1] if w_equations and not self.shared else None
+        bodies: list[list[str]] = []
+        steps: list[tuple] = []
+        for number, equation in enumerate(parsed):
+            update = separable_terms(equation) if self.shared and equation.level == "synapse" else None
+            if update is not None:
+                steps.append(("separable", update, equation))
+                continue
+            if not steps or steps[-1][0] != "kernel":
+                steps.append(("kernel", f"{function}_{len(bodies)}"))
+                self.lines = _Lines()
+                self.lines.depth = 1
+                bodies.append(self.lines.lines)
+            self.lines(f"# {equation.text}")
+            if equation.level == "synapse":
+                self.synapse_equation(number, equation, fused=number == fuse_at)
+            else:
+                self.side_equation(number, equation)
+        head = _Lines()
+        arguments = ["time", "dt", "prm", "trials", "npost", "npre", "fuse", "xn", "drive"]
+        arguments += [f"s{k}" for k in range(len(self.keys))] + [name for name, _, _ in self.buffers]
+        head.indent()
+        head(f"tt = {self.scalar}(time)")
+        head(f"dtt = {self.scalar}(dt)")
+        for index, param in enumerate(self.rule.params):
+            head(f"d_{param} = prm[{index}]")
+            head(f"p_{param} = {self.scalar}(d_{param})")
+        for line in self.emitter.constant_lines():
+            head(line)
+        texts = []
+        for step, body in zip([s for s in steps if s[0] == "kernel"], bodies):
+            parallel = self.parallel and any("numba.prange" in line for line in body)
+            texts.append(
+                f"{_decorator(parallel)}\ndef {step[1]}({', '.join(arguments)}):\n"
+                + head.text()
+                + "\n".join(body)
+                + "\n"
+            )
+        spec = KernelSpec(
+            function,
+            list(self.keys),
+            list(self.rule.params.values()),
+            list(self.buffers),
+            fusable=fuse_at is not None,
+            parallel=self.parallel,
+            steps=steps,
+        )
+        return spec, "\n\n".join(texts)
+
+    def array_mask(self) -> str:
+        return self.array(f"{self.name}.__mask__")
+
+    # reductions ------------------------------------------------------------------------
+    def classify(self, reduce: Reduce) -> str:
+        if reduce.func == "cumsum_post":
+            return "cumsum"
+        if reduce.func == "sum_pre":
+            return "rowsum" if "post" in reduce.arg.domain else "scalar"
+        return "colsum" if "pre" in reduce.arg.domain else "scalar"
+
+    def prepare_reductions(self, expr: Node, names: dict[Node, str], row_level: bool) -> list[Reduce]:
+        """Emit the passes for column and scalar reductions; return the in-row ones."""
+        in_row = []
+        lines = self.lines
+        for reduce in _reductions(expr):
+            kind = self.classify(reduce)
+            if kind == "colsum":
+                buffer = self.buffer(("trials", "npre"))
+                argument = self.emitter.emit(reduce.arg, self.name_lookup)
+                lines(f"chunks = (npre + {COLUMN_CHUNK - 1}) // {COLUMN_CHUNK}")
+                lines("for k in numba.prange(trials * chunks):")
+                lines.indent()
+                lines("t = k // chunks")
+                lines(f"j0 = (k % chunks) * {COLUMN_CHUNK}")
+                lines(f"j1 = min(j0 + {COLUMN_CHUNK}, npre)")
+                lines(f"{buffer}[t, j0:j1] = 0.0")
+                lines("for i in range(npost):")
+                lines.indent()("for j in range(j0, j1):")
+                lines.indent()(f"{buffer}[t, j] += {argument}")
+                lines.dedent()
+                lines.dedent()
+                lines.dedent()
+                names[reduce] = f"{self.scalar}({buffer}[t, j])"
+            elif kind == "scalar":
+                buffer = self.buffer(("trials",))
+                index = "j" if reduce.func == "sum_pre" else "i"
+                count = "npre" if reduce.func == "sum_pre" else "npost"
+                argument = self.emitter.emit(reduce.arg, self.name_lookup)
+                lines("for t in range(trials):")
+                lines.indent()(f"{buffer}[t] = 0.0")
+                lines(f"for {index} in range({count}):")
+                lines.indent()(f"{buffer}[t] += {argument}")
+                lines.dedent()
+                lines.dedent()
+                names[reduce] = f"{self.scalar}({buffer}[t])"
+            else:
+                in_row.append(reduce)
+        return in_row
+
+    # hoisting ------------------------------------------------------------------------
+    def hoist(self, expr: Node, names: dict[Node, str], number: int) -> tuple[list[tuple[str, Node]], list[tuple[str, Node]]]:
+        """Pick maximal non-trivial subtrees over post/no units (rows) and over pre units (columns)."""
+        rows: list[tuple[str, Node]] = []
+        columns: list[tuple[str, Node]] = []
+
+        def visit(node: Node) -> None:
+            if node in names or isinstance(node, (Name, Const)):
+                return
+            if not node.boolean and node.domain <= _POST:
+                label = f"r{number}_{len(rows)}"
+                rows.append((label, node))
+                names[node] = f"{label}[t]" if self.shared else label
+                return
+            if not node.boolean and node.domain == _PRE:
+                buffer = self.buffer(("trials", "npre"), self.scalar[3:])
+                columns.append((buffer, node))
+                names[node] = f"{buffer}[t, j]"
+                return
+            for child in node.children():
+                visit(child)
+
+        visit(expr)
+        return rows, columns
+
+    def lookup_with(self, names: dict[Node, str]):
+        def lookup(node: Node) -> str | None:
+            if node in names:
+                return names[node]
+            return self.name_lookup(node)
+
+        return lookup
+
+    # synapse equations ---------------------------------------------------------------------
+    def synapse_equation(self, number: int, equation: Equation, fused: bool) -> None:
+        lines = self.lines
+        names: dict[Node, str] = {}
+        in_row = self.prepare_reductions(equation.expr, names, row_level=False)
+        cumsums = [r for r in in_row if r.func == "cumsum_post"]
+        rowsums = [r for r in in_row if r.func == "sum_pre"]
+        sequential = bool(cumsums)
+        # in-row reductions: names first so that hoisted subtrees can use them
+        carries = []
+        for index, reduce in enumerate(rowsums):
+            names[reduce] = f"{self.scalar}(q{number}_{index}[t])" if self.shared else f"{self.scalar}(q{number}_{index})"
+        for index, reduce in enumerate(cumsums):
+            label = f"c{number}_{index}"
+            if "pre" in reduce.arg.domain:
+                carry = self.buffer(("trials", "npre"))
+                names[reduce] = f"{self.scalar}({label})"
+            else:
+                carry = self.buffer(("trials",))
+                names[reduce] = f"{self.scalar}({label}[t])" if self.shared else f"{self.scalar}({label})"
+            carries.append((label, carry, reduce))
+        element_cumsums = {r for _, _, r in carries if "pre" in r.arg.domain}
+        rows, columns = self.hoist(equation.expr, names, number)
+        lookup = self.lookup_with(names)
+        plain = self.name_lookup
+        # column buffers, once per trial
+        if columns:
+            lines("for t in numba.prange(trials):")
+            lines.indent()("for j in range(npre):")
+            lines.indent()
+            for buffer, node in columns:
+                lines(f"{buffer}[t, j] = {self.emitter.emit(node, lookup, own=True)}")
+            lines.dedent()
+            lines.dedent()
+        for _, carry, _ in carries:
+            lines(f"{carry}[...] = 0.0")
+        weights = self.array(f"{self.name}.{equation.var}")
+        target = f"{weights}[i, j]" if self.shared else f"{weights}[t, i, j]"
+        masked = self.projection.mask is not None
+        if self.shared:
+            self._shared_pass(number, equation, lookup, plain, rows, rowsums, carries, sequential, target, masked)
+            return
+        if sequential:
+            lines("for t in numba.prange(trials):")
+            lines.indent()("for i in range(npost):")
+            lines.indent()
+        else:
+            lines("for k in numba.prange(trials * npost):")
+            lines.indent()("t = k // npost")
+            lines("i = k % npost")
+        for index, reduce in enumerate(rowsums):
+            label = f"q{number}_{index}"
+            lines(f"{label} = 0.0")
+            lines("for j in range(npre):")
+            lines.indent()(f"{label} += {self.emitter.emit(reduce.arg, plain)}")
+            lines.dedent()
+        for label, carry, reduce in carries:
+            if reduce not in element_cumsums:
+                lines(f"{label} = {carry}[t] + {self.emitter.emit(reduce.arg, plain)}")
+                lines(f"{carry}[t] = {label}")
+        for label, node in rows:
+            lines(f"{label} = {self.emitter.emit(node, lookup, own=True)}")
+        if fused:
+            lines("acc = 0.0")
+        lines("for j in range(npre):")
+        lines.indent()
+        for label, carry, reduce in carries:
+            if reduce in element_cumsums:
+                lines(f"{label} = {carry}[t, j] + {self.emitter.emit(reduce.arg, plain)}")
+                lines(f"{carry}[t, j] = {label}")
+        value = self.emitter.emit(equation.expr, lookup)
+        lines(f"v = {value}" if equation.op == "=" else f"v = {target} {equation.op[0]} {value}")
+        if masked:
+            lines(f"v = v * {self.array_mask()}[i, j]")
+        lines(f"{target} = v")
+        if fused:
+            lines("if fuse:")
+            lines.indent()("acc += v * xn[t, j]")
+            lines.dedent()
+        lines.dedent()
+        if fused:
+            lines("if fuse:")
+            lines.indent()("drive[t, i] = acc")
+            lines.dedent()
+        lines.dedent()
+        if sequential:
+            lines.dedent()
+
+    def _shared_pass(self, number, equation, lookup, plain, rows, rowsums, carries, sequential, target, masked):
+        lines = self.lines
+        loop = "range" if sequential else "numba.prange"
+        element_cumsums = {r for _, _, r in carries if "pre" in r.arg.domain}
+        lines(f"for i in {loop}(npost):")
+        lines.indent()
+        for index, reduce in enumerate(rowsums):
+            label = f"q{number}_{index}"
+            lines(f"{label} = np.zeros(trials)")
+            lines("for j in range(npre):")
+            lines.indent()("for t in range(trials):")
+            lines.indent()(f"{label}[t] += {self.emitter.emit(reduce.arg, plain)}")
+            lines.dedent()
+            lines.dedent()
+        for label, carry, reduce in carries:
+            if reduce not in element_cumsums:
+                lines(f"{label} = np.empty(trials)")
+                lines("for t in range(trials):")
+                lines.indent()(f"{label}[t] = {carry}[t] + {self.emitter.emit(reduce.arg, plain)}")
+                lines(f"{carry}[t] = {label}[t]")
+                lines.dedent()
+        for label, node in rows:
+            lines(f"{label} = np.empty(trials, dtype={self.scalar})")
+        if rows:
+            lines("for t in range(trials):")
+            lines.indent()
+            for label, node in rows:
+                lines(f"{label}[t] = {self.emitter.emit(node, lookup, own=True)}")
+            lines.dedent()
+        lines("for j in range(npre):")
+        lines.indent()("total = 0.0")
+        lines("for t in range(trials):")
+        lines.indent()
+        for label, carry, reduce in carries:
+            if reduce in element_cumsums:
+                lines(f"{label} = {carry}[t, j] + {self.emitter.emit(reduce.arg, plain)}")
+                lines(f"{carry}[t, j] = {label}")
+        lines(f"total += {self.emitter.emit(equation.expr, lookup)}")
+        lines.dedent()
+        lines(f"v = {self.scalar}(total / trials)")
+        if equation.op != "=":
+            lines(f"v = {target} {equation.op[0]} v")
+        if masked:
+            lines(f"v = v * {self.array_mask()}[i, j]")
+        lines(f"{target} = v")
+        lines.dedent()
+        lines.dedent()
+
+    # post- and pre-level equations -----------------------------------------------------------
+    def side_equation(self, number: int, equation: Equation) -> None:
+        lines = self.lines
+        names: dict[Node, str] = {}
+        in_row = self.prepare_reductions(equation.expr, names, row_level=True)
+        lookup = self.lookup_with(names)
+        index_name, count = ("i", "npost") if equation.level == "post" else ("j", "npre")
+        lines(f"for k in numba.prange(trials * {count}):")
+        lines.indent()(f"t = k // {count}")
+        lines(f"{index_name} = k % {count}")
+        for index, reduce in enumerate(in_row):  # sum_pre of synapse terms in a post equation
+            label = f"q{number}_{index}"
+            lines(f"{label} = 0.0")
+            lines("for j in range(npre):")
+            lines.indent()(f"{label} += {self.emitter.emit(reduce.arg, self.name_lookup)}")
+            lines.dedent()
+            names[reduce] = f"{self.scalar}({label})"
+        target = f"{self.array(f'{self.name}.{equation.target}')}[t, {index_name}]"
+        lines(_assign(target, equation.op, self.emitter.emit(equation.expr, lookup)))
+        lines.dedent()
+
+
+# ----------------------------------------------------------------------------------------
+# separable increments of shared weights
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeparableUpdate:
+    """``w_new = w * (base + mean_t R[t, i] + mean_t C[t, j]) + mean_t sum_k F_k[t, i] G_k[t, j]``.
+
+    ``row_scale`` and ``column_scale`` are lists of factor products (each a tuple of nodes
+    over post units / scalars, or pre units / scalars) whose trial means scale ``w``;
+    ``outer`` lists pairs (post factors, pre factors) added as one GEMM. ``sign`` is +1 or
+    -1 (``+=``/``-=``), 0 for ``=``.
+    """
+
+    sign: int
+    row_scale: tuple[tuple[float, tuple[Node, ...]], ...]
+    column_scale: tuple[tuple[float, tuple[Node, ...]], ...]
+    outer: tuple[tuple[float, tuple[Node, ...], tuple[Node, ...]], ...]
+
+
+_MAX_TERMS = 16
+
+
+def _expand(node: Node, target: str) -> list[tuple[float, list[Node], int]] | None:
+    """``node`` as a sum of terms (coefficient, factors not over both axes, power of the target)."""
+    if isinstance(node, Const):
+        return [(node.value, [], 0)]
+    if isinstance(node, Name) and node.kind == "synapse":
+        return [(1.0, [], 1)] if node.var == target else None
+    if _SYN - node.domain and not _contains(node, (Reduce,)):
+        return [(1.0, [node], 0)]
+    if isinstance(node, Unary):
+        inner = _expand(node.operand, target)
+        return None if inner is None else [(-c, f, k) for c, f, k in inner]
+    if isinstance(node, Binary) and node.op in ("+", "-"):
+        left, right = _expand(node.left, target), _expand(node.right, target)
+        if left is None or right is None:
+            return None
+        sign = 1.0 if node.op == "+" else -1.0
+        terms = left + [(sign * c, f, k) for c, f, k in right]
+        return terms if len(terms) <= _MAX_TERMS else None
+    if isinstance(node, Binary) and node.op == "*":
+        left, right = _expand(node.left, target), _expand(node.right, target)
+        if left is None or right is None or len(left) * len(right) > _MAX_TERMS:
+            return None
+        return [(a * b, fa + fb, ka + kb) for a, fa, ka in left for b, fb, kb in right]
+    return None
+
+
+def separable_terms(equation: Equation) -> SeparableUpdate | None:
+    """The separable form of a shared-weight update, or None when it has none.
+
+    Accepted: ``+=``, ``-=`` or ``=`` of a sum of terms ``c * f(post) * g(pre) * w**k``
+    with ``k`` in {0, 1}, where a ``k = 1`` term has no pre factor or no post factor (so
+    its trial mean is a row or column scaling; a product of both would need a matrix).
+    Factors are subtrees over at most one axis without reductions.
+    """
+    if equation.op not in ("+=", "-=", "="):
+        return None
+    terms = _expand(equation.expr, equation.var)
+    if terms is None:
+        return None
+    rows, columns, outer = [], [], []
+    for coefficient, factors, power in terms:
+        post = tuple(f for f in factors if "post" in f.domain)
+        pre = tuple(f for f in factors if "pre" in f.domain)
+        scalars = tuple(f for f in factors if not f.domain)
+        if power > 1:
+            return None
+        if power == 1:
+            if post and pre:
+                return None
+            (columns if pre else rows).append((coefficient, scalars + (pre or post)))
+        else:
+            outer.append((coefficient, scalars + post, pre))
+    sign = {"+=": 1, "-=": -1, "=": 0}[equation.op]
+    return SeparableUpdate(sign, tuple(rows), tuple(columns), tuple(outer))

@@ -1,0 +1,337 @@
+"""The numba backend against the numpy reference: every built-in rule, every node type,
+masks, shared weights, custom stages with feedback; the fused pass; the disk cache; no
+temporaries the size of W inside a step."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import plasticity as pl
+from plasticity.backends import numba_codegen
+from plasticity.rules import get_rule, list_rules
+
+STEPS = 100
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+
+
+def relative(actual, expected) -> float:
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    scale = np.abs(expected).max()
+    return float(np.abs(actual - expected).max() / (scale if scale > 0 else 1.0))
+
+
+def rule_network(rule, *, n_pre=7, n_post=5, shared=False, mask=None):
+    """Pre units driven by inputs; post units ``y = tanh(h)`` plus any other variable as an input."""
+    pre_vars = sorted(rule.unit_reads("pre")) or ["x"]
+    post_vars = sorted(rule.unit_reads("post"))
+    pre = pl.Population(n_pre, init={var: 0.0 for var in pre_vars}, name="inp")
+    equations = ["y = tanh(h)"] + [f"{var} = h" for var in post_vars if var == "I"]
+    inputs = [var for var in post_vars if var not in ("y", "I")]
+    post = pl.Population(n_post, equations, init={var: 0.0 for var in inputs}, name="out")
+    source = "x" if "x" in pre_vars else pre_vars[0]
+    projection = pl.Projection(pre, post, rule, source=source, target="h", shared=shared, mask=mask, name="ff")
+    keys = [f"inp.{var}" for var in pre_vars] + [f"out.{var}" for var in inputs]
+    keys += [f"ff.{mod}" for mod in rule.modulators]
+    return pl.Network([pre, post], [projection]), keys
+
+
+def random_inputs(keys, network, trials, steps, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for key in keys:
+        owner, var = key.split(".")
+        if owner in network.populations:
+            inputs[key] = rng.normal(size=(steps, trials, network.populations[owner].n))
+        else:
+            inputs[key] = rng.normal(size=(steps, trials))
+    return inputs
+
+
+def run(network, backend, dtype, inputs, trials=3, steps=STEPS):
+    simulation = pl.Simulation(network, trials=trials, backend=backend, seed=3, dtype=dtype)
+    record = {key: steps for key in simulation.shapes}
+    return simulation.run(steps, inputs=inputs, record=record), simulation
+
+
+def assert_agree(make, dtype, trials=3, steps=STEPS):
+    network, keys = make()
+    inputs = random_inputs(keys, network, trials, steps)
+    expected, _ = run(network, "numpy", dtype, inputs, trials, steps)
+    network, _ = make()
+    actual, simulation = run(network, "numba", dtype, inputs, trials, steps)
+    for key in expected.data_vars:
+        error = relative(actual[key].values, expected[key].values)
+        assert error <= TOLERANCE[dtype], f"{key}: relative error {error:.2e} ({dtype})"
+    return simulation
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list_rules())
+def test_builtin_rules_match_numpy(name, dtype):
+    assert_agree(lambda: rule_network(get_rule(name)), dtype)
+
+
+CUSTOM_RULES = {
+    "functions": pl.Rule(
+        [
+            "w += eta * (tanh(y_post) * sigmoid(x_pre) - abs(w) * sign(w) * 0.1 + exp(-x_pre * x_pre) * relu(y_post)"
+            " + heaviside(x_pre) * sin(w) - cos(y_post) * 0.01 + sqrt(abs(x_pre) + 1) * log(1 + y_post * y_post) * 0.01"
+            " + minimum(x_pre, y_post) * 0.1 + maximum(w, -0.2) * 0.01 + clip(x_pre * y_post, -0.5, 0.5)"
+            " + (x_pre ** 2) * 0.01 - w / (2 + y_post * y_post) * 0.1)"
+        ],
+        params={"eta": 0.01},
+        name="functions",
+    ),
+    "where": pl.Rule(
+        [
+            "w += eta * where(x_pre * y_post > w, x_pre, -y_post * w)"
+            " + eta * where(y_post <= 0.1, 0.5, 0) - eta * where(x_pre != 0, where(w >= 0, w, 0), 1) * 0.1"
+            " + eta * where(y_post < x_pre, 1, 0) * where(x_pre == x_pre, 0.01, 0)"
+        ],
+        params={"eta": 0.01},
+        name="where",
+    ),
+    "reductions": pl.Rule(
+        [
+            "s_post = sum_pre(w * x_pre)",
+            "c_pre = sum_post(w * y_post) + sum_post(y_post) * 0.1",
+            "w += eta * (y_post * x_pre - cumsum_post(y_post * w) * y_post + 0.1 * c_pre * s_post"
+            " - 0.01 * sum_pre(w * w) * w + 0.01 * sum_pre(x_pre) - 0.01 * cumsum_post(y_post) * w)",
+        ],
+        params={"eta": 0.01},
+        name="reductions",
+    ),
+    "modulated_traces": pl.Rule(
+        [
+            "e = decay * e + y_post * x_pre",
+            "theta_post += (y_post * y_post - theta_post) * dt / tau",
+            "a_pre = x_pre * t * 0.01",
+            "g *= 0.99 + 0.01 * tanh(y_post * x_pre)",
+            "w += eta * (m - baseline) * e * (y_post - theta_post) + 0.001 * a_pre * g",
+        ],
+        params={"eta": 0.01, "decay": 0.9, "baseline": 0.1, "tau": 20.0},
+        modulators=("m",),
+        init={"theta_post": 0.5, "g": 1.0},
+        name="modulated_traces",
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(CUSTOM_RULES))
+def test_custom_rules_match_numpy(name, dtype):
+    assert_agree(lambda: rule_network(CUSTOM_RULES[name]), dtype)
+
+
+MASK = np.random.default_rng(5).random((5, 7)) > 0.3
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["oja", "sanger", "functions", "modulated_traces"])
+def test_masked_match_numpy(name, dtype):
+    rule = CUSTOM_RULES.get(name) or get_rule(name)
+    simulation = assert_agree(lambda: rule_network(rule, mask=MASK), dtype)
+    assert np.all(simulation.get("ff.w")[:, ~MASK] == 0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["oja", "hebb", "sanger", "bcm", "covariance", "reductions", "modulated_traces"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_shared_weights_match_numpy(name, dtype, masked):
+    rule = CUSTOM_RULES.get(name) or get_rule(name)
+    assert_agree(lambda: rule_network(rule, shared=True, mask=MASK if masked else None), dtype, trials=4)
+
+
+def test_separable_updates_are_detected():
+    oja = numba_codegen.separable_terms(get_rule("oja").parsed[0])
+    assert oja is not None and len(oja.row_scale) == 1 and len(oja.outer) == 1 and not oja.column_scale
+    hebb = numba_codegen.separable_terms(get_rule("hebb").parsed[0])
+    assert hebb is not None and len(hebb.row_scale) == 1 and len(hebb.outer) == 1
+    assert numba_codegen.separable_terms(get_rule("sanger").parsed[0]) is None
+    assert numba_codegen.separable_terms(CUSTOM_RULES["functions"].parsed[0]) is None
+
+
+def population_network():
+    inp = pl.Population(6, init={"x": 0.0}, name="inp")
+    out = pl.Population(
+        5,
+        [
+            "u = I - mean(I)",
+            "y = softmax(u * beta) + 0.1 * tanh(u) * sum(u * u) / (1 + max(abs(u))) - 0.01 * min(u)",
+            "z += 0.5 * (y - z) * dt + 0.001 * t",
+        ],
+        init={"z": 0.0},
+        params={"beta": 2.0},
+        name="out",
+    )
+    return pl.Network([inp, out], [pl.Projection(inp, out, "oja", name="ff")]), ["inp.x"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_population_reductions_match_numpy(dtype):
+    assert_agree(population_network, dtype)
+
+
+def feedback_network():
+    """Predictive-coding-like custom stages: errors, transposed feedback, values."""
+    inp = pl.Population(6, {"values": ["z = tanh(B)"]}, init={"x": 0.0, "z": 0.0}, name="inp")
+    hid = pl.Population(
+        4, {"errors": ["e = v - I"], "values": ["v += 0.2 * (tanh(I) - v) - 0.1 * e"]}, init={"v": 0.0}, name="hid"
+    )
+    rule = pl.Rule(["w += lr * e_post * x_pre"], params={"lr": 0.01}, name="pc")
+    forward = pl.Projection(inp, hid, rule, source="x", target="I", feedback=("e", "B"), name="ff")
+    network = pl.Network([inp, hid], [forward], stages=("drive", "errors", "feedback", "values", "plasticity"))
+    return network, ["inp.x"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_custom_stages_with_feedback_match_numpy(dtype):
+    simulation = assert_agree(feedback_network, dtype)
+    assert simulation.engine.fused_steps == STEPS - 1
+
+
+def test_parallel_kernels_match_numpy():
+    """Big enough for the multi-threaded kernels (trials * post * pre above the threshold)."""
+    assert_agree(lambda: rule_network(get_rule("bcm"), n_pre=128, n_post=160), "float32", trials=2, steps=20)
+    assert_agree(lambda: rule_network(get_rule("sanger"), n_pre=128, n_post=160), "float32", trials=2, steps=20)
+
+
+# the fused pass -----------------------------------------------------------------------------
+
+
+def oja_simulation(n=32, m=16, trials=2, steps=50):
+    inp = pl.Population(n, init={"x": 0.0}, name="inp")
+    out = pl.Population(m, ["y = I"], name="out")
+    network = pl.Network([inp, out], [pl.Projection(inp, out, "oja", name="ff")])
+    inputs = np.random.default_rng(1).normal(size=(steps, trials, n))
+    return pl.Simulation(network, trials=trials, backend="numba", seed=2), inputs
+
+
+def test_fused_pass_is_used_and_equals_unfused():
+    fused, inputs = oja_simulation()
+    assert fused.engine.provenance["numba_fused_projections"] == "ff"
+    fused.run(len(inputs), inputs={"inp.x": inputs})
+    assert fused.engine.fused_steps == len(inputs) - 1
+    plain, _ = oja_simulation()
+    for step, x in enumerate(inputs):  # without next_inputs nothing is precomputed
+        plain.engine.step(float(step + 1), {"inp.x": x}, frozenset({"ff"}), None)
+    assert plain.engine.fused_steps == 0
+    for key in ("ff.w", "out.y", "out.I"):
+        assert relative(fused.get(key), plain.get(key)) < 1e-6
+
+
+def test_set_invalidates_the_precomputed_drive():
+    simulation, inputs = oja_simulation(steps=10)
+    reference, _ = oja_simulation(steps=10)
+    reference.engine = pl.Simulation(reference.network, trials=2, backend="numpy", seed=2).engine
+    for sim in (simulation, reference):
+        sim.run(5, inputs={"inp.x": inputs[:5]})
+        sim.set("ff.w", 0.5 * sim.get("ff.w"))
+        sim.run(5, inputs={"inp.x": inputs[5:]})
+    assert relative(simulation.get("ff.w"), reference.get("ff.w")) < 1e-5
+
+
+def test_units_between_plasticity_and_drive_prevent_fusion():
+    inp = pl.Population(8, init={"x": 0.0}, name="inp")
+    out = pl.Population(3, ["y = I"], name="out")
+    network = pl.Network(
+        [inp, out], [pl.Projection(inp, out, "oja", name="ff")], stages=("plasticity", "units", "drive")
+    )
+    from plasticity.backends.numba_backend import fusion_mode
+
+    assert fusion_mode(network, "ff") is None
+    assert fusion_mode(oja_simulation()[0].network, "ff") is True
+
+
+# loop reference -----------------------------------------------------------------------------
+
+
+def loop_cases():
+    yield "oja", lambda: rule_network(get_rule("oja"), n_pre=3, n_post=2)
+    yield "reductions", lambda: rule_network(CUSTOM_RULES["reductions"], n_pre=3, n_post=3)
+    yield "traces", lambda: rule_network(CUSTOM_RULES["modulated_traces"], n_pre=3, n_post=2, mask=MASK[:2, :3])
+    yield "shared", lambda: rule_network(get_rule("bcm"), n_pre=3, n_post=2, shared=True)
+    yield "feedback", feedback_network
+    yield "population", population_network
+
+
+@pytest.mark.parametrize("case", [name for name, _ in loop_cases()])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_backends_match_loop_reference(case, backend):
+    from reference import loop_step
+
+    make = dict(loop_cases())[case]
+    network, keys = make()
+    trials, steps = 2, 5
+    inputs = random_inputs(keys, network, trials, steps, seed=4)
+    simulation = pl.Simulation(network, trials=trials, backend=backend, seed=1, dtype="float64")
+    state = {key: simulation.get(key).astype(np.float64) for key in simulation.shapes}
+    for step in range(steps):
+        loop_step(network, state, float(step + 1), 1.0, {key: value[step] for key, value in inputs.items()})
+    simulation.run(steps, inputs=inputs)
+    for key, expected in state.items():
+        assert relative(simulation.get(key), expected) < 1e-12, key
+
+
+# no temporaries of the size of W ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shared,rule", [(False, "oja"), (True, "oja"), (True, "sanger")])
+def test_no_weight_sized_temporaries_in_a_step(shared, rule):
+    n = 2048
+    inp = pl.Population(n, init={"x": 0.0}, name="inp")
+    out = pl.Population(n, ["y = I"], name="out")
+    network = pl.Network([inp, out], [pl.Projection(inp, out, rule, shared=shared, name="ff")])
+    trials = 2 if shared else 1
+    simulation = pl.Simulation(network, trials=trials, backend="numba", seed=0)
+    engine = simulation.engine
+    x = np.random.default_rng(0).normal(size=(trials, n))
+    engine.step(1.0, {"inp.x": x}, frozenset({"ff"}), {"inp.x": x})  # compile
+    tracemalloc.start()
+    for step in range(2):
+        engine.step(2.0 + step, {"inp.x": x}, frozenset({"ff"}), {"inp.x": x})
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < n * n * 4 / 16, f"peak {peak} bytes during a step"
+
+
+# the disk cache -----------------------------------------------------------------------------
+
+CACHE_SCRIPT = textwrap.dedent(
+    """
+    import json, numpy as np, plasticity as pl
+    inp = pl.Population(16, init={"x": 0.0}, name="inp")
+    out = pl.Population(4, ["y = tanh(I)"], name="out")
+    network = pl.Network([inp, out], [pl.Projection(inp, out, "bcm", name="ff")])
+    simulation = pl.Simulation(network, trials=2, backend="numba", seed=0)
+    simulation.run(3, inputs={"inp.x": np.ones((3, 2, 16))})
+    hits = misses = 0
+    for dispatcher in simulation.engine.dispatchers():
+        hits += sum(dispatcher.stats.cache_hits.values())
+        misses += sum(dispatcher.stats.cache_misses.values())
+    print(json.dumps({"hits": hits, "misses": misses, "file": simulation.engine.provenance["numba_kernels"]}))
+    """
+)
+
+
+def test_second_process_does_not_compile(tmp_path):
+    environment = dict(os.environ, PLASTICITY_CACHE_DIR=str(tmp_path / "kernels"))
+    reports = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", CACHE_SCRIPT], env=environment, capture_output=True, text=True, check=True
+        )
+        reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, second = reports
+    assert first["file"] == second["file"]
+    assert (tmp_path / "kernels" / first["file"]).exists()
+    assert first["misses"] >= 2  # the generated kernels were compiled ...
+    assert second["misses"] == 0 and second["hits"] >= 2  # ... and loaded from disk the second time
