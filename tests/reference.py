@@ -183,3 +183,221 @@ def uhn_retrieve(memory, projection, query, similarity, separation, beta, power)
     """P^T sep(sim(M, q)) for one query."""
     w = uhn_separation(uhn_similarity(query, memory, similarity), separation, beta, power)
     return sum(w[mu] * _am_np.asarray(projection, dtype=float)[mu] for mu in range(len(w)))
+
+
+# ============================================================================
+# Loop reference (issue 3, engine backends): one network step as explicit loops over
+# trials, units and synapses, evaluating the expression trees with Python floats.
+# For tiny networks only; checks the numpy and numba backends alike.
+# ============================================================================
+
+import math as _lr_math
+
+from plasticity.equations import Binary as _LrBinary
+from plasticity.equations import Call as _LrCall
+from plasticity.equations import Compare as _LrCompare
+from plasticity.equations import Const as _LrConst
+from plasticity.equations import Name as _LrName
+from plasticity.equations import Reduce as _LrReduce
+from plasticity.equations import Unary as _LrUnary
+
+
+def _lr_function(name, args):
+    x = args[0]
+    if name == "exp":
+        return _lr_math.exp(x)
+    if name == "log":
+        return _lr_math.log(x) if x > 0 else (-_lr_math.inf if x == 0 else _lr_math.nan)
+    if name == "sqrt":
+        return _lr_math.sqrt(x) if x >= 0 else _lr_math.nan
+    if name == "abs":
+        return abs(x)
+    if name == "sign":
+        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+    if name == "tanh":
+        return _lr_math.tanh(x)
+    if name == "sigmoid":
+        return 1.0 / (1.0 + _lr_math.exp(-x))
+    if name == "relu":
+        return x if x > 0 else 0.0
+    if name == "heaviside":
+        return 1.0 if x > 0 else 0.0
+    if name == "sin":
+        return _lr_math.sin(x)
+    if name == "cos":
+        return _lr_math.cos(x)
+    if name == "minimum":
+        return min(args[0], args[1])
+    if name == "maximum":
+        return max(args[0], args[1])
+    if name == "clip":
+        return min(max(args[0], args[1]), args[2])
+    if name == "where":
+        return args[1] if args[0] else args[2]
+    raise ValueError(name)
+
+
+def _lr_eval(node, name, reduce):
+    """Value of ``node`` as a Python float; ``name(node)`` and ``reduce(node)`` give leaves."""
+    if isinstance(node, _LrConst):
+        return node.value
+    if isinstance(node, _LrName):
+        return name(node)
+    if isinstance(node, _LrReduce):
+        return reduce(node)
+    if isinstance(node, _LrUnary):
+        return -_lr_eval(node.operand, name, reduce)
+    if isinstance(node, (_LrBinary, _LrCompare)):
+        a = _lr_eval(node.left, name, reduce)
+        b = _lr_eval(node.right, name, reduce)
+        op = node.op
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return a / b if b != 0 else (_lr_math.copysign(_lr_math.inf, a) if a != 0 else _lr_math.nan)
+        if op == "**":
+            try:
+                value = a ** b
+            except ZeroDivisionError:
+                return _lr_math.inf
+            return value if not isinstance(value, complex) else _lr_math.nan
+        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op]
+    if isinstance(node, _LrCall):
+        return _lr_function(node.func, [_lr_eval(arg, name, reduce) for arg in node.args])
+    raise TypeError(node)
+
+
+def _lr_apply(old, op, value):
+    return value if op == "=" else old + value if op == "+=" else old - value if op == "-=" else old * value
+
+
+def _lr_units(network, state, name, stage, t, dt):
+    population = network.populations[name]
+    for equation in population.stages[stage]:
+        before = {key: value.copy() for key, value in state.items()}
+        trials, n = before[f"{name}.{population.variables[0] if population.variables else ''}"].shape
+
+        def leaf(node, tr, u):
+            if node.kind == "param":
+                return population.params[node.var]
+            if node.kind == "time":
+                return t
+            if node.kind == "dt":
+                return dt
+            return float(before[f"{name}.{node.var}"][tr, u])
+
+        def value_at(node, tr, u):
+            def reduce(r):
+                values = [value_at(r.arg, tr, k) for k in range(n)]
+                if r.func == "sum":
+                    return sum(values)
+                if r.func == "mean":
+                    return sum(values) / n
+                if r.func == "max":
+                    return max(values)
+                if r.func == "min":
+                    return min(values)
+                top = max(values)
+                return _lr_math.exp(values[u] - top) / sum(_lr_math.exp(v - top) for v in values)
+
+            return _lr_eval(node, lambda leaf_node: leaf(leaf_node, tr, u), reduce)
+
+        target = state[f"{name}.{equation.var}"]
+        for tr in range(trials):
+            for u in range(n):
+                target[tr, u] = _lr_apply(float(before[f"{name}.{equation.var}"][tr, u]), equation.op, value_at(equation.expr, tr, u))
+
+
+def _lr_plasticity(network, state, name, t, dt):
+    projection = network.projections[name]
+    rule = projection.rule
+    npost, npre = projection.post.n, projection.pre.n
+    for equation in rule.parsed:
+        before = {key: value.copy() for key, value in state.items()}
+        trials = next(v.shape[0] for k, v in before.items() if k.startswith(f"{projection.post.name}."))
+
+        def leaf(node, tr, i, j):
+            if node.kind == "param":
+                return rule.params[node.var]
+            if node.kind == "time":
+                return t
+            if node.kind == "dt":
+                return dt
+            if node.kind == "global":
+                return float(before[f"{name}.{node.var}"][tr])
+            if node.kind in ("pre", "post"):
+                population = projection.pre if node.kind == "pre" else projection.post
+                owned = {eq.var for eq in rule.parsed if eq.level == node.kind}
+                key = f"{name}.{node.name}" if node.var in owned else f"{population.name}.{node.var}"
+                return float(before[key][tr, j if node.kind == "pre" else i])
+            array = before[f"{name}.{node.var}"]
+            return float(array[i, j] if projection.shared else array[tr, i, j])
+
+        def value_at(node, tr, i, j):
+            def reduce(r):
+                if r.func == "sum_pre":
+                    return sum(value_at(r.arg, tr, i, k) for k in range(npre))
+                if r.func == "sum_post":
+                    return sum(value_at(r.arg, tr, k, j) for k in range(npost))
+                return sum(value_at(r.arg, tr, k, j) for k in range(i + 1))  # cumsum_post
+
+            return _lr_eval(node, lambda leaf_node: leaf(leaf_node, tr, i, j), reduce)
+
+        if equation.level == "synapse":
+            target = state[f"{name}.{equation.var}"]
+            for i in range(npost):
+                for j in range(npre):
+                    if projection.shared:
+                        value = sum(value_at(equation.expr, tr, i, j) for tr in range(trials)) / trials
+                        new = _lr_apply(float(target[i, j]), equation.op, value)
+                        target[i, j] = new * (projection.mask[i, j] if projection.mask is not None else 1.0)
+                    else:
+                        for tr in range(trials):
+                            new = _lr_apply(float(target[tr, i, j]), equation.op, value_at(equation.expr, tr, i, j))
+                            target[tr, i, j] = new * (projection.mask[i, j] if projection.mask is not None else 1.0)
+        else:
+            target = state[f"{name}.{equation.target}"]
+            count = npost if equation.level == "post" else npre
+            for tr in range(trials):
+                for u in range(count):
+                    i, j = (u, 0) if equation.level == "post" else (0, u)
+                    target[tr, u] = _lr_apply(float(target[tr, u]), equation.op, value_at(equation.expr, tr, i, j))
+
+
+def loop_step(network, state, t, dt=1.0, inputs=None, plastic=None):
+    """One step of ``network`` on ``state`` (dict of float64 arrays, changed in place).
+
+    The step order is ``network.program``; ``plastic`` names the projections whose rules
+    run (all when None). Every value is computed element by element with Python floats.
+    """
+    for key, value in (inputs or {}).items():
+        state[key][...] = value
+    for operation in network.program:
+        if operation.kind == "reset":
+            for population, var in operation.targets:
+                state[f"{population}.{var}"][...] = 0.0
+        elif operation.kind in ("drive", "feedback"):
+            projection = network.projections[operation.projection]
+            w = state[f"{projection.name}.w"]
+            if operation.kind == "drive":
+                source = state[f"{projection.pre.name}.{projection.source}"]
+                target = state[f"{projection.post.name}.{projection.target}"]
+            else:
+                source = state[f"{projection.post.name}.{projection.feedback[0]}"]
+                target = state[f"{projection.pre.name}.{projection.feedback[1]}"]
+            for tr in range(source.shape[0]):
+                weights = w if projection.shared else w[tr]
+                for a in range(target.shape[1]):
+                    if operation.kind == "drive":
+                        total = sum(float(weights[a, b]) * float(source[tr, b]) for b in range(source.shape[1]))
+                    else:
+                        total = sum(float(weights[b, a]) * float(source[tr, b]) for b in range(source.shape[1]))
+                    target[tr, a] += total
+        elif operation.kind == "units":
+            _lr_units(network, state, operation.population, operation.stage, t, dt)
+        elif plastic is None or operation.projection in plastic:
+            _lr_plasticity(network, state, operation.projection, t, dt)
