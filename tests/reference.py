@@ -401,3 +401,26 @@ def loop_step(network, state, t, dt=1.0, inputs=None, plastic=None):
             _lr_units(network, state, operation.population, operation.stage, t, dt)
         elif plastic is None or operation.projection in plastic:
             _lr_plasticity(network, state, operation.projection, t, dt)
+
+
+# ============================================================================
+# Torch backend (issue 4): the separable expansion of a synapse expression,
+# summed monomial by monomial with the numpy reference evaluator.
+# ============================================================================
+
+import numpy as _tb_np
+
+from plasticity.backends.numpy_backend import evaluate as _tb_evaluate
+
+
+def evaluate_monomials(terms, env, reduced, shape):
+    """Sum of ``coef * factors * synapse variables`` over ``terms``, each broadcast to ``shape``."""
+    total = _tb_np.zeros(shape)
+    for term in terms:
+        value = _tb_np.full(shape, term.coef)
+        for factor in term.factors:
+            value = value * _tb_evaluate(factor, env, reduced)
+        for name in term.synapses:
+            value = value * env[name]
+        total = total + value
+    return total
