@@ -31,9 +31,11 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -234,7 +236,14 @@ def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
     for name in ("done", "failed", "point_index"):
         encoding[name]["_FillValue"] = None
     path.parent.mkdir(parents=True, exist_ok=True)
-    template.to_zarr(path, mode="w-", consolidated=True, zarr_format=ZARR_FORMAT, encoding=encoding)
+    # Written beside the target and renamed into place: a store either exists whole or not at all.
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        template.to_zarr(temporary, mode="w-", consolidated=True, zarr_format=ZARR_FORMAT, encoding=encoding)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _config_differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
