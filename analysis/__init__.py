@@ -4,6 +4,7 @@ from plasticity.analysis.alignment import alignment
 from plasticity.analysis.cost import rule_costs
 from plasticity.analysis.capacity import critical_load, finite_size, success_curve
 from plasticity.analysis.overlaps import basin_size, energy_trajectory, overlap_trajectory
+from plasticity.analysis.energy import decreases_monotonically, energy_increases, pc_energy
 
 __all__ = [
     "alignment",
@@ -14,4 +15,7 @@ __all__ = [
     "energy_trajectory",
     "basin_size",
     "rule_costs",
+    "pc_energy",
+    "energy_increases",
+    "decreases_monotonically",
 ]

@@ -6,5 +6,6 @@ Importing this package registers every built-in protocol with
 
 from plasticity.networks import pca
 from plasticity.networks import dense, hopfield, modern, uhn
+from plasticity.networks import predictive_coding
 
-__all__ = ["pca", "dense", "hopfield", "modern", "uhn"]
+__all__ = ["pca", "dense", "hopfield", "modern", "uhn", "predictive_coding"]

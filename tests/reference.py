@@ -404,6 +404,75 @@ def loop_step(network, state, t, dt=1.0, inputs=None, plastic=None):
 
 
 # ============================================================================
+# Predictive coding (issue 7): hierarchical PC networks, one training step per
+# sample written with explicit loops over layers, and the linear 3Q rule.
+# ============================================================================
+
+import numpy as _pc_np
+
+_PC_RATES = {
+    "linear": (lambda x: x, lambda x: _pc_np.ones_like(x)),
+    "tanh": (_pc_np.tanh, lambda x: 1.0 - _pc_np.tanh(x) ** 2),
+    "sigmoid": (lambda x: 1.0 / (1.0 + _pc_np.exp(-x)), lambda x: _pc_np.exp(-x) / (1.0 + _pc_np.exp(-x)) ** 2),
+    "relu": (lambda x: _pc_np.maximum(x, 0.0), lambda x: (x > 0).astype(float)),
+    "leaky_relu": (lambda x: _pc_np.where(x > 0, x, 0.01 * x), lambda x: _pc_np.where(x > 0, 1.0, 0.01)),
+}
+
+
+def pc_train_step(weights, biases, data, target, activation, steps, gamma, lr):
+    """Standard PC on a minibatch: feedforward init, ``steps`` synchronous inference steps, one SGD update.
+
+    ``weights[l]`` maps layer l to l+1 (so ``weights[0]`` is W_1), the bottom layer's rate is its value.
+    Returns the new weights and biases and the mean energy before each step and at the update.
+    """
+    f, fprime = _PC_RATES[activation]
+    depth = len(weights)
+    grads_w = [_pc_np.zeros_like(w) for w in weights]
+    grads_b = [_pc_np.zeros_like(b) for b in biases]
+    energies = _pc_np.zeros(steps + 1)
+
+    def rate(l, x):
+        return x if l == 0 else f(x)
+
+    for sample in range(len(data)):
+        x = [_pc_np.array(data[sample], dtype=float)]
+        for l in range(depth - 1):
+            x.append(weights[l] @ rate(l, x[l]) + biases[l])
+        x.append(_pc_np.array(target[sample], dtype=float))
+        for step in range(steps + 1):
+            errors = [None] + [x[l] - (weights[l - 1] @ rate(l - 1, x[l - 1]) + biases[l - 1]) for l in range(1, depth + 1)]
+            energies[step] += sum(0.5 * float(e @ e) for e in errors[1:]) / len(data)
+            if step == steps:
+                break
+            for l in range(1, depth):
+                x[l] = x[l] + gamma * (fprime(x[l]) * (weights[l].T @ errors[l + 1]) - errors[l])
+        for l in range(1, depth + 1):
+            grads_w[l - 1] += _pc_np.outer(errors[l], rate(l - 1, x[l - 1])) / len(data)
+            grads_b[l - 1] += errors[l] / len(data)
+    new_w = [w + lr * g for w, g in zip(weights, grads_w)]
+    new_b = [b + lr * g for b, g in zip(biases, grads_b)]
+    return new_w, new_b, energies
+
+
+def linear_pc_3q(weights, inputs, targets, steps, lr, gamma):
+    """The pc_linear_3q rule on a full batch (shared weights): per step, per sample and post unit,
+    e = v - W x, v += gamma (y - v - e); then W += lr * mean over samples of e x^T."""
+    w = _pc_np.array(weights, dtype=float)
+    v = _pc_np.zeros((len(inputs), w.shape[0]))
+    for _ in range(steps):
+        update = _pc_np.zeros_like(w)
+        for s in range(len(inputs)):
+            for i in range(w.shape[0]):
+                prediction = sum(w[i, j] * inputs[s, j] for j in range(w.shape[1]))
+                error = v[s, i] - prediction
+                v[s, i] += gamma * (targets[s, i] - v[s, i] - error)
+                for j in range(w.shape[1]):
+                    update[i, j] += error * inputs[s, j] / len(inputs)
+        w += lr * update
+    return w
+
+
+# ============================================================================
 # Torch backend (issue 4): the separable expansion of a synapse expression,
 # summed monomial by monomial with the numpy reference evaluator.
 # ============================================================================

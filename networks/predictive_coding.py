@@ -1,0 +1,475 @@
+"""Hierarchical predictive coding networks on the engine, and the ``pc.train`` protocol.
+
+Layer ``l = 0 .. L`` is a population with values ``x``, errors ``e = x - mu`` against the
+prediction ``mu = W_l f(x_{l-1}) + b_l`` (the summed drive of projection ``w{l}`` and of the
+bias projection ``b{l}``), rates ``fx = f(x)`` and slopes ``fp = f'(x)``. Projection ``w{l}``
+feeds ``W_l^T e_l`` back to the summed input ``g`` of layer ``l - 1``. Inference is gradient
+descent on the energy ``E = sum_l |e_l|^2 / 2`` over the free values,
+``x += gamma * free * (fp * g - e)``, and learning the local rule ``dW = lr * e_post * fx_pre``
+(Rao & Ballard 1999; Whittington & Bogacz 2017). Everything is written as equations; one
+engine step is one inference step, in the stage order
+
+    rates -> drive -> errors -> feedback -> plasticity -> values
+
+so a learning step reads errors and rates of the same state and the feedback still uses the
+weights from before the update. Per-unit variables set from outside choose what a step does:
+``free`` (1: the value is inferred, 0: clamped to what was set), ``ff`` (1: the value follows its
+prediction, ``x = mu``: L such steps are the feedforward sweep) and, in ``fpa`` mode, ``hold``
+(1: rates and slopes stay at their feedforward values).
+
+Modes (all on the same engine):
+
+* ``pc``: feedforward initialisation, ``T`` inference steps with the input and target clamped,
+  then one weight update; with ``T`` large this is prospective configuration (relax to
+  equilibrium, then learn; Song et al. 2024).
+* ``zil``: zero-divergence inference learning (Song et al. 2020): feedforward initialisation,
+  ``gamma = 1`` and projection ``w{l}`` updated at inference step ``L - l``, its distance from the
+  output, chosen with ``Simulation.run(plastic={...})``; equals backpropagation exactly.
+* ``fpa``: the fixed-prediction assumption (Millidge, Tschantz & Buckley 2020): predictions,
+  rates and slopes held at their feedforward values during inference; at convergence the
+  errors are the backpropagated gradients.
+* ``bp``: plain backpropagation on the same engine: the feedforward sweep, then the output
+  error sent down through the transposed weights, hidden errors ``e = fp * g`` (the deltas),
+  each layer updated as its delta arrives.
+
+References
+----------
+- R. P. N. Rao, D. H. Ballard (1999), Nat. Neurosci. 2:79-87.
+- J. C. R. Whittington, R. Bogacz (2017), Neural Comput. 29:1229-1262.
+- Y. Song, T. Lukasiewicz, Z. Xu, R. Bogacz (2020), Can the brain do backpropagation? Exact
+  implementation of backpropagation in predictive coding networks. NeurIPS 33.
+- B. Millidge, A. Tschantz, C. L. Buckley (2020), Predictive coding approximates backprop along
+  arbitrary computation graphs. arXiv:2006.04182 (Neural Comput. 2022).
+- Y. Song, B. Millidge, T. Salvatori, T. Lukasiewicz, Z. Xu, R. Bogacz (2024), Inferring neural
+  activity before plasticity as a foundation for learning beyond backpropagation. Nat. Neurosci. 27:348-358.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from plasticity.errors import ConfigError, DivergenceError
+from plasticity.init import normal
+from plasticity.network import Network
+from plasticity.population import Population
+from plasticity.projection import Projection
+from plasticity.protocols import protocol
+from plasticity.rules.predictive_coding import PC_ADAM, PC_SGD
+from plasticity.simulation import Simulation
+from plasticity.networks.datasets import load_dataset
+
+__all__ = [
+    "ACTIVATIONS",
+    "MODES",
+    "OPTIMIZERS",
+    "STAGES",
+    "pc_network",
+    "PredictiveCodingModel",
+    "train",
+]
+
+#: Activation name -> (rate f(x), slope f'(x)); the slope may read the rate ``fx``.
+_RATES = {
+    "linear": ("x", "1"),
+    "tanh": ("tanh(x)", "1 - fx * fx"),
+    "sigmoid": ("sigmoid(x)", "fx * (1 - fx)"),
+    "relu": ("relu(x)", "heaviside(x)"),
+    "leaky_relu": ("where(x > 0, x, slope * x)", "where(x > 0, 1, slope)"),
+}
+ACTIVATIONS = tuple(_RATES)
+MODES = ("pc", "zil", "fpa", "bp")
+OPTIMIZERS = ("sgd", "adam")
+STAGES = ("rates", "drive", "errors", "feedback", "plasticity", "values")
+#: Slope of the leaky relu for negative inputs.
+LEAKY_SLOPE = 0.01
+
+
+def _choice(name: str, value, valid: Sequence[str]) -> str:
+    if value not in valid:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, valid))}, got {value!r}")
+    return value
+
+
+def _check_sizes(sizes) -> list[int]:
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise ConfigError(f"sizes must be a list of layer sizes such as [64, 128, 10], got {sizes!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ConfigError(f"sizes needs at least two layers (input and output), got {sizes!r}")
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ConfigError(f"sizes must hold positive integers, got {sizes!r}")
+    return [int(size) for size in sizes]
+
+
+def _positive(name: str, value, *, integer: bool = False) -> None:
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value) or value <= 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+
+
+def _rate_equations(activation: str, hold: bool) -> list[str]:
+    rate, slope = _RATES[activation]
+    if hold:
+        return [f"fx = where(hold > 0, fx, {rate})", f"fp = where(hold > 0, fp, {slope})"]
+    return [f"fx = {rate}", f"fp = {slope}"]
+
+
+def _layer(index: int, n: int, role: str, activation: str, mode: str, gamma: float, infer_bottom: bool) -> Population:
+    """Layer ``index`` as a population; ``role`` is ``"bottom"``, ``"hidden"`` or ``"top"``."""
+    params = {"gamma": gamma}
+    if activation == "leaky_relu" and role == "hidden":
+        params["slope"] = LEAKY_SLOPE
+    init = {"x": 0.0, "free": 0.0}
+    stages: dict[str, list[str]] = {}
+    if role == "bottom":
+        init["fx"] = 0.0
+        stages["rates"] = ["fx = x"]  # the bottom layer's rate is its value
+        if infer_bottom and mode != "bp":
+            stages["values"] = ["x += gamma * free * g"]
+    elif role == "hidden":
+        init.update(e=0.0, fx=0.0, fp=0.0, free=1.0, ff=0.0)
+        if mode == "fpa":
+            init["hold"] = 0.0
+        stages["rates"] = _rate_equations(activation, hold=mode == "fpa")
+        if mode == "bp":
+            stages["errors"] = ["e = fp * g"]
+            stages["values"] = ["x = where(ff > 0, mu, x)"]
+        else:
+            stages["errors"] = ["e = x - mu"]
+            stages["values"] = ["x = where(ff > 0, mu, x + gamma * free * (fp * g - e))"]
+    else:
+        init.update(e=0.0, ff=0.0)
+        stages["errors"] = ["e = x - mu"]
+        stages["values"] = ["x = where(ff > 0, mu, x - gamma * free * e)"]
+    return Population(n, stages, init, params=params, name=f"layer{index}")
+
+
+def pc_network(
+    sizes: Sequence[int],
+    *,
+    activation: str = "tanh",
+    mode: str = "pc",
+    gamma: float = 0.1,
+    lr: float = 0.01,
+    optimizer: str = "sgd",
+    bias: bool = True,
+    infer_bottom: bool = False,
+) -> Network:
+    """The predictive coding network with layer sizes ``sizes`` (bottom first).
+
+    Populations ``layer0 .. layerL`` (and ``bias``, one unit of rate 1, when ``bias``);
+    projections ``w1 .. wL`` (``w{l}``: ``layer{l-1} -> layer{l}``, weights normal with std
+    ``1/sqrt(fan in)``) and ``b1 .. bL`` (biases, zero), all shared over the trials of a
+    minibatch and learning with the ``pc`` or ``pc_adam`` rule. ``infer_bottom`` also feeds
+    errors back to ``layer0`` so that it can be inferred (a generative network whose data
+    sits at the top).
+    """
+    sizes = _check_sizes(sizes)
+    _choice("activation", activation, ACTIVATIONS)
+    _choice("mode", mode, MODES)
+    _choice("optimizer", optimizer, OPTIMIZERS)
+    _positive("gamma", gamma)
+    _positive("lr", lr)
+    depth = len(sizes) - 1
+    layers = [
+        _layer(index, n, "bottom" if index == 0 else "top" if index == depth else "hidden", activation, mode, gamma, infer_bottom)
+        for index, n in enumerate(sizes)
+    ]
+    rule = (PC_ADAM if optimizer == "adam" else PC_SGD).with_params(lr=lr)
+    populations = list(layers)
+    projections = []
+    for index in range(1, depth + 1):
+        feedback = ("e", "g") if index >= 2 or infer_bottom else None
+        projections.append(
+            Projection(
+                layers[index - 1], layers[index], rule, source="fx", target="mu", feedback=feedback,
+                init={"w": normal(1.0 / np.sqrt(sizes[index - 1]))}, shared=True, name=f"w{index}",
+            )
+        )
+    if bias:
+        one = Population(1, init={"fx": 1.0}, name="bias")
+        populations.append(one)
+        for index in range(1, depth + 1):
+            projections.append(
+                Projection(one, layers[index], rule, source="fx", target="mu", init={"w": 0.0}, shared=True, name=f"b{index}")
+            )
+    return Network(populations, projections, stages=STAGES)
+
+
+class PredictiveCodingModel:
+    """A predictive coding network on a :class:`~plasticity.simulation.Simulation`.
+
+    ``batch`` examples run together as the simulation's trials. The methods set clamps and
+    switches (``free``, ``ff``, ``hold``) and run engine steps; they never compute the model
+    themselves.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        *,
+        activation: str = "tanh",
+        mode: str = "pc",
+        gamma: float = 0.1,
+        lr: float = 0.01,
+        optimizer: str = "sgd",
+        batch: int = 32,
+        bias: bool = True,
+        infer_bottom: bool = False,
+        backend: str = "numba",
+        seed: int | np.random.SeedSequence = 0,
+        dtype: str = "float32",
+        device: str | None = None,
+    ):
+        _positive("batch", batch, integer=True)
+        if mode == "zil":
+            gamma = 1.0  # Z-IL is defined with unit inference rate
+        self.sizes = _check_sizes(sizes)
+        self.mode = mode
+        self.gamma = gamma
+        self.depth = len(self.sizes) - 1
+        self.bias = bias
+        self.network = pc_network(
+            self.sizes, activation=activation, mode=mode, gamma=gamma, lr=lr, optimizer=optimizer,
+            bias=bias, infer_bottom=infer_bottom,
+        )
+        self.sim = Simulation(self.network, trials=int(batch), backend=backend, seed=seed, dtype=dtype, device=device)
+        self.batch = int(batch)
+        self.top = f"layer{self.depth}"
+        self.hidden = [f"layer{index}" for index in range(1, self.depth)]
+
+    # state ------------------------------------------------------------------------------
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every weight matrix and bias, by projection name (``w1``, ``b1``, ...)."""
+        weights = {name: self.sim.get(f"{name}.w") for name in self.network.projections}
+        return {name: value[:, 0] if name.startswith("b") else value for name, value in weights.items()}
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Set weight matrices (``w1``: post x pre) and bias vectors (``b1``: post) by name."""
+        for name, value in weights.items():
+            value = np.asarray(value, dtype=np.float64)
+            self.sim.set(f"{name}.w", value[:, None] if name.startswith("b") and value.ndim == 1 else value)
+
+    def energy(self) -> np.ndarray:
+        """``sum_l |e_l|^2 / 2`` per trial from the errors of the last step: the energy of the state that
+        step started from (in ``bp`` mode only the output error is an energy term)."""
+        layers = [self.depth] if self.mode == "bp" else range(1, self.depth + 1)
+        total = np.zeros(self.batch)
+        for index in layers:
+            error = self.sim.get(f"layer{index}.e")
+            total += 0.5 * np.sum(error * error, axis=1)
+        return total
+
+    def _pad(self, values: np.ndarray, n: int, what: str) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or values.shape[1] != n:
+            raise ConfigError(f"{what} must have shape (examples, {n}), got {values.shape}")
+        if len(values) > self.batch:
+            raise ConfigError(f"{what} has {len(values)} examples, more than the batch of {self.batch}")
+        if len(values) < self.batch:
+            values = np.concatenate([values, np.zeros((self.batch - len(values), n))])
+        return values
+
+    def _switch(self, layers: Sequence[str], var: str, value: float) -> None:
+        for layer in layers:
+            self.sim.set(f"{layer}.{var}", value)
+
+    # phases -----------------------------------------------------------------------------
+    def forward(self, data: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
+        """Clamp ``data`` (and ``target``, if given) and run the feedforward sweep; the output prediction.
+
+        After the sweep every hidden value equals its prediction, so hidden errors are zero.
+        """
+        rows = len(data)
+        self._clamped = (data, target)
+        self.sim.set("layer0.x", self._pad(data, self.sizes[0], "data"))
+        self.sim.set("layer0.free", 0.0)
+        self._switch(self.hidden, "ff", 1.0)
+        self._switch(self.hidden, "free", 1.0)
+        if self.mode == "fpa":
+            self._switch(self.hidden, "hold", 0.0)
+        if target is not None:
+            self.sim.set(f"{self.top}.x", self._pad(target, self.sizes[-1], "target"))
+            self.sim.set(f"{self.top}.free", 0.0)
+            self.sim.set(f"{self.top}.ff", 0.0)
+        else:
+            self.sim.set(f"{self.top}.ff", 1.0)
+        self.sim.advance(self.depth, plastic=False)
+        self._switch(self.hidden, "ff", 0.0)
+        self.sim.set(f"{self.top}.ff", 0.0)
+        return self.sim.get(f"{self.top}.mu")[:rows]
+
+    def infer(self, steps: int, *, record: bool = False) -> np.ndarray | None:
+        """``steps`` inference steps without learning.
+
+        With ``record``, the energy per trial before each step, shape ``(steps, trials)``. A NaN or
+        infinite value stops with a :class:`~plasticity.errors.DivergenceError` naming the first
+        inference step (1-based) and layer where it appeared.
+        """
+        if self.mode == "fpa":
+            self._switch(self.hidden, "hold", 1.0)
+        keys = [f"layer{index}.e" for index in range(1, self.depth + 1)]
+        try:
+            if not record:
+                self.sim.advance(steps, plastic=False)
+                return None
+            dataset = self.sim.run(steps, plastic=False, record=dict.fromkeys(keys, 1))
+        except DivergenceError:
+            self._locate_divergence(steps)
+            raise
+        return sum(0.5 * (dataset[key] ** 2).sum(dataset[key].dims[-1]) for key in keys).values
+
+    def _locate_divergence(self, steps: int) -> None:
+        """Replay the inference step by step from the feedforward sweep and name the first bad step and layer.
+
+        Inference does not change the weights, and the sweep's result depends only on them and the
+        clamps, so the replay reproduces the run.
+        """
+        for key in self.sim.shapes:  # clear the non-finite values the failed run left behind
+            owner, var = key.split(".", 1)
+            if owner.startswith("layer") and var in ("x", "e", "fx", "fp"):
+                self.sim.set(key, 0.0)
+        self.forward(*self._clamped)
+        if self.mode == "fpa":
+            self._switch(self.hidden, "hold", 1.0)
+        for step in range(1, steps + 1):
+            try:
+                self.sim.advance(1, plastic=False)
+            except DivergenceError as error:
+                layer = error.variable.split(".", 1)[0]
+                raise DivergenceError(f"{error.variable} (inference diverged in {layer})", step, error.trial) from None
+
+    def learn(self) -> None:
+        """The weight update of the mode (after :meth:`forward` with a target, and :meth:`infer` for pc/fpa)."""
+        if self.mode in ("pc", "fpa"):
+            if self.mode == "fpa":
+                self._switch(self.hidden, "hold", 1.0)
+            self.sim.advance(1, plastic=True)
+            return
+        for distance in range(self.depth):
+            layer = self.depth - distance
+            names = {f"w{layer}"} | ({f"b{layer}"} if self.bias else set())
+            self.sim.advance(1, plastic=names)
+
+    def train_batch(self, data: np.ndarray, target: np.ndarray, steps: int, *, record: bool = False):
+        """One training step on a batch: sweep, inference (pc, fpa: ``steps`` steps), update.
+
+        Returns the feedforward prediction (before the update), the energy per trial when the
+        weights change and, with ``record`` in pc/fpa mode, the mean energy before each inference
+        step and at the update (``steps + 1`` values).
+        """
+        if len(data) != self.batch or len(target) != self.batch:
+            raise ConfigError(f"a training batch needs exactly {self.batch} examples, got {len(data)}")
+        prediction = self.forward(data, target)
+        if self.mode in ("zil", "bp"):
+            energy = self.energy()
+            self.learn()
+            return prediction, energy, None
+        path = self.infer(steps, record=record)
+        self.learn()
+        energy = self.energy()  # the errors the update used: the state after the inference
+        trajectory = None if path is None else np.append(path.mean(axis=1), energy.mean())
+        return prediction, energy, trajectory
+
+    def predict(self, data: np.ndarray) -> np.ndarray:
+        """Feedforward predictions of the output layer for any number of examples."""
+        data = np.asarray(data, dtype=np.float64)
+        out = [self.forward(data[start : start + self.batch]) for start in range(0, len(data), self.batch)]
+        return np.concatenate(out) if out else np.zeros((0, self.sizes[-1]))
+
+
+def _one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
+    out = np.zeros((len(labels), classes))
+    out[np.arange(len(labels)), labels] = 1.0
+    return out
+
+
+@protocol("pc.train")
+def train(
+    *,
+    sizes: Sequence[int] = (64, 128, 10),
+    activation: str = "tanh",
+    mode: str = "pc",
+    T: int = 20,
+    gamma: float = 0.1,
+    lr: float = 0.01,
+    optimizer: str = "sgd",
+    batch: int = 32,
+    epochs: int = 10,
+    dataset: str = "digits",
+    test_fraction: float = 0.2,
+    backend: str = "numba",
+    seed: int | np.random.SeedSequence = 0,
+    dtype: str = "float32",
+    device: str | None = None,
+) -> xr.Dataset:
+    """Train a predictive coding network (or its ``bp`` baseline) to classify ``dataset``.
+
+    Labels are one-hot targets clamped at the top layer; the loss is ``|target - prediction|^2 / 2``
+    of the feedforward prediction. Records per epoch ``train_loss`` and ``train_accuracy`` (over the
+    epoch's batches, before each update), ``test_accuracy`` (after the epoch) and ``energy`` (mean
+    energy at the weight update: after ``T`` inference steps for pc and fpa, after the sweep for zil
+    and bp); and ``energy_trajectory``, the mean energy of the last batch before each of its ``T``
+    inference steps and after the last (pc and fpa; NaN for zil and bp, which do not relax).
+    """
+    sizes = _check_sizes(sizes)
+    _choice("activation", activation, ACTIVATIONS)
+    _choice("mode", mode, MODES)
+    _choice("optimizer", optimizer, OPTIMIZERS)
+    _positive("T", T, integer=True)
+    _positive("gamma", gamma)
+    _positive("lr", lr)
+    _positive("batch", batch, integer=True)
+    _positive("epochs", epochs, integer=True)
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    split_seed, init_seed, order_seed = root.spawn(3)
+    data = load_dataset(dataset, test_fraction=test_fraction, seed=split_seed)
+    if data.n_features != sizes[0]:
+        raise ConfigError(f"sizes[0] = {sizes[0]} but the {data.name} inputs have {data.n_features} features")
+    top = max(int(data.y_train.max()), int(data.y_test.max()))
+    if top >= sizes[-1]:
+        raise ConfigError(
+            f"labels go up to {top} but the output layer has {sizes[-1]} units (sizes[-1] must exceed every label)"
+        )
+    if batch > len(data.y_train):
+        raise ConfigError(f"batch {batch} is larger than the {len(data.y_train)} training examples")
+    model = PredictiveCodingModel(
+        sizes, activation=activation, mode=mode, gamma=gamma, lr=lr, optimizer=optimizer, batch=batch,
+        backend=backend, seed=init_seed, dtype=dtype, device=device,
+    )
+    targets = _one_hot(data.y_train, sizes[-1])
+    rng = np.random.default_rng(order_seed)
+    n_batches = len(data.y_train) // batch
+    results = {name: np.zeros(epochs) for name in ("train_loss", "train_accuracy", "test_accuracy", "energy")}
+    trajectory = np.full(T + 1, np.nan)
+    for epoch in range(epochs):
+        order = rng.permutation(len(data.y_train))
+        loss = correct = energy = 0.0
+        for index in range(n_batches):
+            chosen = order[index * batch : (index + 1) * batch]
+            last = epoch == epochs - 1 and index == n_batches - 1
+            prediction, batch_energy, path = model.train_batch(data.x_train[chosen], targets[chosen], T, record=last)
+            loss += 0.5 * np.sum((targets[chosen] - prediction) ** 2)
+            correct += np.sum(prediction.argmax(axis=1) == data.y_train[chosen])
+            energy += batch_energy.sum()
+            if path is not None:
+                trajectory = path
+        seen = n_batches * batch
+        results["train_loss"][epoch] = loss / seen
+        results["train_accuracy"][epoch] = correct / seen
+        results["energy"][epoch] = energy / seen
+        results["test_accuracy"][epoch] = np.mean(model.predict(data.x_test).argmax(axis=1) == data.y_test)
+    epoch_coord = ("epoch", np.arange(1, epochs + 1), {"long_name": "epoch"})
+    units = {"train_loss": "squared error / 2", "train_accuracy": "fraction", "test_accuracy": "fraction", "energy": "energy"}
+    data_vars = {name: ("epoch", values, {"units": units[name]}) for name, values in results.items()}
+    data_vars["energy_trajectory"] = ("inference_step", trajectory, {"units": "energy", "long_name": "energy of the last batch"})
+    return xr.Dataset(
+        data_vars,
+        coords={"epoch": epoch_coord, "inference_step": np.arange(T + 1)},
+        attrs={"model": "predictive coding", "dataset": data.name, "train_examples": len(data.y_train), "test_examples": len(data.y_test)},
+    )

@@ -1,0 +1,284 @@
+"""Predictive coding networks (issue 7): exactness against backpropagation, energy, accuracy, 3Q rule."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+import plasticity as pl
+from plasticity.analysis import decreases_monotonically, energy_increases, pc_energy
+from plasticity.backends import available_backends
+from plasticity.errors import ConfigError, DivergenceError
+from plasticity.networks.datasets import load_dataset, read_idx
+from plasticity.networks.predictive_coding import ACTIVATIONS, PredictiveCodingModel, pc_network
+from plasticity.rules import get_rule
+from tests import reference
+
+BACKENDS = [b for b in ("numpy", "numba") if b in available_backends()]
+SIZES = [6, 9, 8, 7, 3]  # four weight layers
+
+
+def _problem(seed=0, batch=5, sizes=SIZES):
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, 1.0 / np.sqrt(sizes[l]), (sizes[l + 1], sizes[l])) for l in range(len(sizes) - 1)]
+    biases = [rng.normal(0, 0.3, sizes[l + 1]) for l in range(len(sizes) - 1)]
+    data = rng.normal(0, 1, (batch, sizes[0]))
+    target = rng.normal(0, 1, (batch, sizes[-1]))
+    return weights, biases, data, target
+
+
+def _model(mode, backend, sizes=SIZES, batch=5, **kwargs):
+    model = PredictiveCodingModel(sizes, mode=mode, batch=batch, backend=backend, dtype="float64", seed=1, **kwargs)
+    return model
+
+
+def _load(model, weights, biases):
+    model.set_weights({f"w{l + 1}": w for l, w in enumerate(weights)})
+    model.set_weights({f"b{l + 1}": b for l, b in enumerate(biases)})
+
+
+def _torch_updates(weights, biases, data, target, lr, activation=torch.tanh):
+    """-lr * gradient of mean_b |target - out|^2 / 2 for an MLP with linear input and output layers."""
+    ws = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in weights]
+    bs = [torch.tensor(b, dtype=torch.float64, requires_grad=True) for b in biases]
+    a = torch.tensor(data, dtype=torch.float64)
+    for l, (w, b) in enumerate(zip(ws, bs)):
+        h = a @ w.T + b
+        a = activation(h) if l < len(ws) - 1 else h
+    loss = 0.5 * ((torch.tensor(target) - a) ** 2).sum() / len(data)
+    loss.backward()
+    return [-lr * w.grad.numpy() for w in ws], [-lr * b.grad.numpy() for b in bs]
+
+
+def _relative(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["zil", "bp"])
+def test_zil_and_bp_equal_autograd_backprop(mode, backend):
+    weights, biases, data, target = _problem()
+    lr = 0.1
+    model = _model(mode, backend, lr=lr)
+    _load(model, weights, biases)
+    model.train_batch(data, target, steps=1)
+    after = model.weights()
+    dw, db = _torch_updates(weights, biases, data, target, lr)
+    for l in range(len(weights)):
+        assert _relative(after[f"w{l + 1}"] - weights[l], dw[l]) < 1e-10
+        assert _relative(after[f"b{l + 1}"] - biases[l], db[l]) < 1e-10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fpa_equals_autograd_backprop_at_convergence(backend):
+    weights, biases, data, target = _problem(seed=3)
+    lr = 0.1
+    model = _model("fpa", backend, lr=lr, gamma=0.5)
+    _load(model, weights, biases)
+    model.train_batch(data, target, steps=120)
+    after = model.weights()
+    dw, db = _torch_updates(weights, biases, data, target, lr)
+    for l in range(len(weights)):
+        assert _relative(after[f"w{l + 1}"] - weights[l], dw[l]) < 1e-6
+        assert _relative(after[f"b{l + 1}"] - biases[l], db[l]) < 1e-6
+
+
+def test_standard_pc_is_not_backprop_but_matches_reference():
+    """Standard PC (not exact BP) against the slow loop reference, every activation."""
+    for activation in ACTIVATIONS:
+        weights, biases, data, target = _problem(seed=5)
+        model = _model("pc", "numpy", activation=activation, gamma=0.2, lr=0.05)
+        _load(model, weights, biases)
+        _, energy, trajectory = model.train_batch(data, target, steps=6, record=True)
+        after = model.weights()
+        new_w, new_b, energies = reference.pc_train_step(weights, biases, data, target, activation, 6, 0.2, 0.05)
+        np.testing.assert_allclose(trajectory, energies, rtol=1e-10, err_msg=activation)
+        for l in range(len(weights)):
+            np.testing.assert_allclose(after[f"w{l + 1}"], new_w[l], rtol=1e-10, atol=1e-13, err_msg=activation)
+            np.testing.assert_allclose(after[f"b{l + 1}"], new_b[l], rtol=1e-10, atol=1e-13, err_msg=activation)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adam_bp_matches_torch_adam(backend):
+    weights, biases, data, target = _problem(seed=2)
+    model = _model("bp", backend, lr=0.01, optimizer="adam")
+    _load(model, weights, biases)
+    ws = [torch.tensor(w, requires_grad=True) for w in weights]
+    bs = [torch.tensor(b, requires_grad=True) for b in biases]
+    optimizer = torch.optim.Adam(ws + bs, lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+    for step in range(3):
+        model.train_batch(data * (step + 1), target, steps=1)
+        optimizer.zero_grad()
+        a = torch.tensor(data * (step + 1))
+        for l, (w, b) in enumerate(zip(ws, bs)):
+            a = a @ w.T + b
+            a = torch.tanh(a) if l < len(ws) - 1 else a
+        (0.5 * ((torch.tensor(target) - a) ** 2).sum() / len(data)).backward()
+        optimizer.step()
+    after = model.weights()
+    for l in range(len(weights)):
+        np.testing.assert_allclose(after[f"w{l + 1}"], ws[l].detach().numpy(), rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_energy_decreases_monotonically_for_small_gamma(backend):
+    weights, biases, data, target = _problem(seed=4)
+    model = _model("pc", backend, gamma=0.05)
+    _load(model, weights, biases)
+    model.forward(data, target)
+    dataset = model.sim.run(60, plastic=False, record={f"layer{l}.e": 1 for l in range(1, len(SIZES))})
+    energy = pc_energy(dataset).mean("trial")
+    assert decreases_monotonically(energy, "time", rtol=1e-12)
+    assert float(energy[-1]) < 0.8 * float(energy[0])
+    # a rate far too large makes it rise: the check is not vacuous
+    big = _model("pc", backend, gamma=1.9)
+    _load(big, weights, biases)
+    big.forward(data, target)
+    dataset = big.sim.run(10, plastic=False, record={f"layer{l}.e": 1 for l in range(1, len(SIZES))})
+    assert int(energy_increases(pc_energy(dataset).mean("trial"), "time", rtol=1e-12)) > 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_linear_3q_rule_reaches_least_squares(backend):
+    rule = get_rule("pc_linear_3q")
+    assert rule.form == "strict" and len(rule.equations) == 3
+    cost = rule.cost()
+    assert (cost.adds, cost.multiplies, cost.divides, cost.functions, cost.reads, cost.writes) == (1, 1, 0, 0, 1, 1)
+    rng = np.random.default_rng(0)
+    n, d, k = 40, 5, 2
+    inputs = rng.normal(size=(n, d))
+    targets = inputs @ rng.normal(size=(d, k)) + 0.3 * rng.normal(size=(n, k))
+    pre = pl.Population(d, init={"x": 0.0}, name="inp")
+    post = pl.Population(k, init={"y": 0.0}, name="out")
+    projection = pl.Projection(pre, post, rule, source="x", target="mu", params={"lr": 0.2, "gamma": 0.5},
+                               init={"w": 0.0}, shared=True, name="w")
+    sim = pl.Simulation(pl.Network([pre, post], [projection]), trials=n, backend=backend, dtype="float64")
+    sim.set("inp.x", inputs)
+    sim.set("out.y", targets)
+    sim.advance(400)
+    w = sim.get("w.w")
+    loss = 0.5 * np.mean(np.sum((targets - inputs @ w.T) ** 2, axis=1))
+    solution = np.linalg.lstsq(inputs, targets, rcond=None)[0]
+    optimum = 0.5 * np.mean(np.sum((targets - inputs @ solution) ** 2, axis=1))
+    assert loss <= 1.01 * optimum
+    np.testing.assert_allclose(w, reference.linear_pc_3q(np.zeros((k, d)), inputs, targets, 400, 0.2, 0.5), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_digits_pc_accuracy_close_to_bp():
+    params = dict(sizes=[64, 128, 10], activation="tanh", T=20, gamma=0.1, lr=0.003, optimizer="adam", batch=32, epochs=10)
+    pc = pl.run_protocol("pc.train", {**params, "mode": "pc"}, backend=BACKENDS[-1], seed=0)
+    bp = pl.run_protocol("pc.train", {**params, "mode": "bp"}, backend=BACKENDS[-1], seed=0)
+    pc_accuracy, bp_accuracy = float(pc.test_accuracy[-1]), float(bp.test_accuracy[-1])
+    assert pc_accuracy >= 0.95
+    assert abs(pc_accuracy - bp_accuracy) <= 0.015
+    assert pc.energy_trajectory.sizes["inference_step"] == 21
+    assert decreases_monotonically(pc.energy_trajectory, "inference_step", rtol=1e-5)
+
+
+def test_protocol_small_run_records_everything():
+    ds = pl.run_protocol("pc.train", {"sizes": [2, 6, 2], "dataset": "xor", "batch": 4, "epochs": 3, "T": 5, "mode": "fpa"},
+                         backend="numpy", seed=0)
+    assert ds.sizes == {"epoch": 3, "inference_step": 6}
+    for name in ("train_loss", "train_accuracy", "test_accuracy", "energy", "energy_trajectory"):
+        assert np.isfinite(ds[name]).all()
+    again = pl.run_protocol("pc.train", {"sizes": [2, 6, 2], "dataset": "xor", "batch": 4, "epochs": 3, "T": 5, "mode": "fpa"},
+                            backend="numpy", seed=0)
+    np.testing.assert_array_equal(ds.train_loss, again.train_loss)
+    zil = pl.run_protocol("pc.train", {"sizes": [2, 6, 2], "dataset": "xor", "batch": 4, "epochs": 1, "T": 5, "mode": "zil"},
+                          backend="numpy", seed=0)
+    assert np.isnan(zil.energy_trajectory).all() and zil.sizes["inference_step"] == 6
+
+
+def test_generative_inference_recovers_the_latent():
+    """A linear generative network: the latent at the bottom generates data at the top; inference with the
+    data clamped and the latent free recovers the least-squares latent."""
+    rng = np.random.default_rng(0)
+    model = PredictiveCodingModel([3, 6], activation="linear", gamma=0.15, batch=4, bias=False, infer_bottom=True,
+                                  backend="numpy", dtype="float64")
+    w = rng.normal(size=(6, 3))
+    model.set_weights({"w1": w})
+    latent = rng.normal(size=(4, 3))
+    data = latent @ w.T
+    model.sim.set("layer0.x", 0.0)
+    model.sim.set("layer0.free", 1.0)
+    model.sim.set("layer1.x", data)
+    model.sim.set("layer1.free", 0.0)
+    model.sim.advance(1500, plastic=False)
+    np.testing.assert_allclose(model.sim.get("layer0.x"), latent, atol=1e-6)
+
+
+def test_bad_input_is_rejected_before_work():
+    run = lambda **p: pl.run_protocol("pc.train", {"dataset": "xor", "sizes": [2, 4, 2], "batch": 4, **p}, backend="numpy")
+    with pytest.raises(ConfigError, match="at least two layers"):
+        run(sizes=[2])
+    with pytest.raises(ConfigError, match="gamma"):
+        run(gamma=0.0)
+    with pytest.raises(ConfigError, match="T must be"):
+        run(T=0)
+    with pytest.raises(ConfigError, match="mode"):
+        run(mode="backprop")
+    with pytest.raises(ConfigError, match="activation"):
+        run(activation="softplus")
+    with pytest.raises(ConfigError, match="neither a built-in"):
+        run(dataset="/no/such/file.npz")
+    with pytest.raises(ConfigError, match="labels go up to 1"):
+        run(sizes=[2, 4, 1])
+    with pytest.raises(ConfigError, match="sizes\\[0\\]"):
+        run(sizes=[3, 4, 2])
+    with pytest.raises(ConfigError, match="valid parameters"):
+        run(depth=3)
+
+
+def test_divergence_names_step_and_layer():
+    weights, biases, data, target = _problem()
+    model = _model("pc", "numpy", gamma=1e3)
+    _load(model, weights, biases)
+    model.forward(data * 1e3, target)
+    with pytest.raises(DivergenceError, match=r"layer\d\.\w+ \(inference diverged in layer\d\) is NaN or infinite at step \d+") as info:
+        model.infer(500)
+    assert 1 <= info.value.step < 500
+
+
+def test_datasets_offline_and_local_files(tmp_path):
+    digits = load_dataset("digits", test_fraction=0.25, seed=1)
+    assert digits.x_train.shape[1] == 64 and digits.n_classes == 10
+    assert len(digits.y_test) == round(0.25 * 1797) and 0 <= digits.x_train.min() and digits.x_train.max() <= 1
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 12).astype(np.uint8)
+    np.savez(tmp_path / "mnist.npz", x_train=images[:8], y_train=labels[:8], x_test=images[8:], y_test=labels[8:])
+    data = load_dataset(str(tmp_path / "mnist.npz"))
+    assert data.x_train.shape == (8, 784) and data.x_test.shape == (4, 784)
+    np.testing.assert_allclose(data.x_train[0], images[0].ravel() / 255.0)
+
+    def idx(path, array, code):
+        header = bytes([0, 0, code, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+        with gzip.open(path, "wb") as handle:
+            handle.write(header + array.tobytes())
+
+    for prefix, rows in (("train", slice(0, 8)), ("t10k", slice(8, 12))):
+        idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images[rows], 0x08)
+        idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels[rows], 0x08)
+    np.testing.assert_array_equal(read_idx(tmp_path / "t10k-labels-idx1-ubyte.gz"), labels[8:])
+    folder = load_dataset(str(tmp_path))
+    np.testing.assert_array_equal(folder.y_test, labels[8:])
+    single = load_dataset(str(tmp_path / "train-images-idx3-ubyte.gz"), test_fraction=0.25)
+    assert len(single.y_train) + len(single.y_test) == 8
+    np.savez(tmp_path / "bad.npz", x=images, y=labels[:5])
+    with pytest.raises(ConfigError, match="12 inputs but 5 labels"):
+        load_dataset(str(tmp_path / "bad.npz"))
+    (tmp_path / "short-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 2, 1]))
+    with pytest.raises(ConfigError, match="declares shape"):
+        read_idx(tmp_path / "short-images-idx3-ubyte")
+
+
+def test_network_is_equations_with_the_pc_stage_order():
+    network = pc_network([4, 5, 3], activation="relu", mode="pc")
+    assert network.stages == ("rates", "drive", "errors", "feedback", "plasticity", "values")
+    assert network.populations["layer1"].equation_texts["errors"] == ["e = x - mu"]
+    assert network.projections["w2"].feedback == ("e", "g") and network.projections["w1"].feedback is None
+    assert network.projections["w1"].rule.equations == ("w += lr * e_post * fx_pre",)
