@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numba as nb
 import numpy as np
 
 from plasticity.errors import BackendError, ConfigError
@@ -27,6 +28,9 @@ __all__ = [
     "trial_generators",
     "count_patterns",
     "flip_bits",
+    "order_seeds",
+    "sweep_orders",
+    "order_keys_into",
 ]
 
 MEMORY_BACKENDS = ("numba", "numpy", "torch")
@@ -161,3 +165,46 @@ def flip_bits(pattern: np.ndarray, fraction: float, rng: np.random.Generator) ->
     if count:
         cue[rng.choice(cue.shape[-1], size=count, replace=False)] *= -1
     return cue
+
+
+# Random unit orders for asynchronous sweeps. The order of sweep w of a trial is the
+# argsort of 64-bit hashes (splitmix64) of (trial seed, w, unit): counter-based, so a
+# compiled kernel can draw it inside its own loop and every backend gets the same order.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
+@nb.njit(cache=True)
+def _mix64(x):  # pragma: no cover - compiled
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+@nb.njit(cache=True)
+def order_keys_into(seed, sweep, keys):  # pragma: no cover - compiled
+    """Fill ``keys`` with the sort keys of sweep ``sweep`` of the trial with ``seed`` (uint64)."""
+    base = seed ^ _mix64(np.uint64(sweep + 1) * _GOLDEN)
+    for i in range(keys.shape[0]):
+        keys[i] = _mix64(base + np.uint64(i) * _GOLDEN)
+
+
+def _mix64_array(x: np.ndarray) -> np.ndarray:
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+def sweep_orders(seeds: np.ndarray, sweep: int, n: int) -> np.ndarray:
+    """Unit orders (trials, n) of sweep ``sweep`` for trials with ``seeds``; same as ``order_keys_into``."""
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    base = seeds ^ _mix64_array(np.full(seeds.shape, sweep + 1, dtype=np.uint64) * _GOLDEN)
+    keys = _mix64_array(base[:, None] + np.arange(n, dtype=np.uint64)[None, :] * _GOLDEN)
+    return np.argsort(keys, axis=1, kind="stable")
+
+
+def order_seeds(rngs: Sequence[np.random.Generator]) -> np.ndarray:
+    """One uint64 seed per trial for its asynchronous sweep orders, drawn from the trial's generator."""
+    return np.array([rng.integers(0, 2**64, dtype=np.uint64) for rng in rngs], dtype=np.uint64)

@@ -40,7 +40,9 @@ from plasticity.networks._assoc import (
     check_int,
     count_patterns,
     flip_bits,
+    order_seeds,
     resolve_backend,
+    sweep_orders,
     trial_generators,
 )
 from plasticity.networks.hopfield import UPDATES
@@ -214,11 +216,12 @@ def _recall(x, cues, rngs, *, exponential, power, update, max_sweeps, backend, d
         shared = x.shape[0] == 1
         xt = xs.transpose(1, 2) if backend == "torch" else np.ascontiguousarray(xs.transpose(0, 2, 1))
         overlaps = states @ xs[0].T if shared else xp.matmul(states[:, None, :], xt)[:, 0]
-        for _ in range(max_sweeps):
+        seeds = order_seeds(rngs)
+        for sweep in range(max_sweeps):
             rows = np.flatnonzero(active)
             if rows.size == 0:
                 break
-            order = np.stack([rngs[t].permutation(n) for t in rows])
+            order = sweep_orders(seeds[rows], sweep, n)
             if backend == "numba":
                 flips = np.zeros(rows.size, dtype=np.int64)
                 _dense_async_kernel(xt, states, overlaps, order, rows, flips, exponential, power, scale)

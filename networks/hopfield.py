@@ -37,7 +37,10 @@ from plasticity.networks._assoc import (
     check_int,
     count_patterns,
     flip_bits,
+    order_keys_into,
+    order_seeds,
     resolve_backend,
+    sweep_orders,
     trial_generators,
 )
 from plasticity.protocols import protocol
@@ -122,8 +125,11 @@ def _couplings(patterns: np.ndarray, rule: str, backend: str, dtype: np.dtype, d
         j.diagonal(dim1=1, dim2=2).zero_()
         return j.to(getattr(torch, dtype.name)), scale
     if rule == "hebbian":
+        # one float32 product per trial (BLAS on all cores); integer-valued, hence exact
         x = patterns.astype(np.float32)
-        j = np.matmul(x.transpose(0, 2, 1), x)
+        j = np.empty((trials, n, n), dtype=np.float32)
+        for t in range(trials):
+            np.matmul(x[t].T, x[t], out=j[t])
         scale = 1.0 / n
     elif rule == "pseudoinverse":
         j = np.matmul(np.linalg.pinv(patterns), patterns)
@@ -153,82 +159,111 @@ def store_weights(patterns, rule: str = "hebbian", *, backend: str = "numba") ->
 
 
 @nb.njit(parallel=True, cache=True)
-def _async_sweep_kernel(couplings, states, fields, order, rows, flips):  # pragma: no cover - compiled
-    """One asynchronous sweep for each trial in ``rows``, visiting units in ``order[k]``.
+def _async_run_kernel(couplings, states, fields, seeds, rows, first, count, sweeps, flips, converged):  # pragma: no cover
+    """Up to ``count`` asynchronous sweeps (numbered from ``first``) for each trial in ``rows``.
 
-    A flip of unit i adds 2 s_i J[i, :] to the trial's fields: O(N) per flip.
+    Each trial runs to convergence on its own thread: units in the order of
+    ``order_keys_into(seeds[t], sweep)``; a flip of unit i adds 2 s_i J[i, :] to the
+    trial's fields (O(N) per flip); a sweep with no flip marks the trial converged.
     """
     n = states.shape[1]
     shared = couplings.shape[0] == 1
     for k in nb.prange(rows.shape[0]):
         t = rows[k]
         c = 0 if shared else t
-        count = 0
+        f = fields[t]
+        keys = np.empty(n, dtype=np.uint64)
+        for sweep in range(first, first + count):
+            order_keys_into(seeds[t], sweep, keys)
+            order = np.argsort(keys, kind="mergesort")
+            changed = 0
+            for q in range(n):
+                i = order[q]
+                h = f[i]
+                s = states[t, i]
+                new = s
+                if h > 0.0:
+                    new = 1.0
+                elif h < 0.0:
+                    new = -1.0
+                if new != s:
+                    states[t, i] = new
+                    delta = 2.0 * new
+                    row = couplings[c, i]
+                    for j in range(n):
+                        f[j] += delta * row[j]
+                    changed += 1
+            flips[t] += changed
+            if changed == 0:
+                converged[t] = True
+                break
+            sweeps[t] += 1
+
+
+def _async_run_array(xp, couplings, states, fields, seeds, rows, first, count, sweeps, flips, converged):
+    """Vectorised twin of ``_async_run_kernel`` (numpy or torch): trials batched, units one by one."""
+    n = states.shape[1]
+    shared = couplings.shape[0] == 1
+    torch_like = xp is not np
+    for sweep in range(first, first + count):
+        rows = rows[~converged[rows]]
+        if rows.size == 0:
+            return
+        order = sweep_orders(seeds[rows], sweep, n)
+        r_all = xp.as_tensor(rows, device=states.device) if torch_like else rows
+        o_all = xp.as_tensor(order, device=states.device) if torch_like else order
+        changed = np.zeros(rows.size, dtype=np.int64)
         for q in range(n):
-            i = order[k, q]
-            h = fields[t, i]
-            s = states[t, i]
-            new = s
-            if h > 0.0:
-                new = 1.0
-            elif h < 0.0:
-                new = -1.0
-            if new != s:
-                states[t, i] = new
-                delta = 2.0 * new
-                row = couplings[c, i]
-                f = fields[t]
-                for j in range(n):
-                    f[j] += delta * row[j]
-                count += 1
-        flips[k] = count
-
-
-def _async_sweep_numpy(couplings, states, fields, order, rows, flips):
-    n = states.shape[1]
-    shared = couplings.shape[0] == 1
-    flips[:] = 0
-    for q in range(n):
-        i = order[:, q]
-        s = states[rows, i]
-        h = fields[rows, i]
-        new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, s)).astype(states.dtype)
-        changed = new != s
-        if changed.any():
-            r, ii, v = rows[changed], i[changed], new[changed]
-            states[r, ii] = v
-            coupling_rows = couplings[0, ii] if shared else couplings[r, ii]
-            fields[r] += (2.0 * v.astype(np.float64))[:, None] * coupling_rows
-            flips[changed] += 1
-
-
-def _async_sweep_torch(couplings, states, fields, order, rows, flips):
-    import torch
-
-    n = states.shape[1]
-    shared = couplings.shape[0] == 1
-    flips.zero_()
-    for q in range(n):
-        i = order[:, q]
-        s = states[rows, i]
-        h = fields[rows, i]
-        new = torch.where(h > 0, 1.0, torch.where(h < 0, -1.0, s.double())).to(states.dtype)
-        changed = new != s
-        if bool(changed.any()):
-            r, ii, v = rows[changed], i[changed], new[changed]
-            states[r, ii] = v
-            coupling_rows = couplings[0, ii] if shared else couplings[r, ii]
-            fields[r] += (2.0 * v.double())[:, None] * coupling_rows.double()
-            flips[changed] += 1
+            i = o_all[:, q]
+            s = states[r_all, i]
+            h = fields[r_all, i]
+            new = xp.where(h > 0, 1.0, xp.where(h < 0, -1.0, s.double() if torch_like else s))
+            new = new.to(s.dtype) if torch_like else new.astype(s.dtype)
+            mask = new != s
+            hit = mask.cpu().numpy() if torch_like else mask
+            if hit.any():
+                r, ii, v = r_all[mask], i[mask], new[mask]
+                states[r, ii] = v
+                coupling_rows = couplings[0, ii] if shared else couplings[r, ii]
+                v64 = v.double() if torch_like else v.astype(np.float64)
+                fields[r] += (2.0 * v64)[:, None] * (coupling_rows.double() if torch_like else coupling_rows)
+                changed += hit
+        flips[rows] += changed
+        converged[rows[changed == 0]] = True
+        sweeps[rows[changed > 0]] += 1
 
 
 @nb.njit(parallel=True, cache=True)
-def _sync_update_kernel(fields, states, previous, rows, changed, cycled):  # pragma: no cover - compiled
-    """Fused synchronous update of the trials in ``rows`` from their fields; flags change and 2-cycles."""
+def _trial_fields_kernel(couplings, states, rows, out):  # pragma: no cover - compiled
+    """out[k] = states[rows[k]] @ couplings[rows[k]] accumulated in float64, unit by unit (row-major streaming)."""
     n = states.shape[1]
     for k in nb.prange(rows.shape[0]):
         t = rows[k]
-        any_change = False
+        f = out[k]
+        f[:] = 0.0
+        for i in range(n):
+            s = np.float64(states[t, i])
+            row = couplings[t, i]
+            for j in range(n):
+                f[j] += s * row[j]
+
+
+def _trial_fields_numpy(couplings, states, rows):
+    """Vectorised twin of ``_trial_fields_kernel``: the same float64 sums in the same order."""
+    n = states.shape[1]
+    out = np.zeros((rows.size, n))
+    for i in range(n):
+        out += states[rows, i].astype(np.float64)[:, None] * couplings[rows, i]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def _sync_update_kernel(fields, states, previous, rows, flips, cycled):  # pragma: no cover - compiled
+    """Fused synchronous update of the trials in ``rows`` from their fields; counts flips, flags 2-cycles."""
+    n = states.shape[1]
+    for k in nb.prange(rows.shape[0]):
+        t = rows[k]
+        count = 0
         back = True
         for i in range(n):
             s = states[t, i]
@@ -239,13 +274,13 @@ def _sync_update_kernel(fields, states, previous, rows, changed, cycled):  # pra
             elif h < 0.0:
                 new = -1.0
             if new != s:
-                any_change = True
+                count += 1
             if new != previous[t, i]:
                 back = False
             previous[t, i] = s
             states[t, i] = new
-        changed[k] = any_change
-        cycled[k] = any_change and back
+        flips[k] = count
+        cycled[k] = count > 0 and back
 
 
 def _sync_update_array(xp, fields, states, previous, rows):
@@ -253,24 +288,26 @@ def _sync_update_array(xp, fields, states, previous, rows):
     s = states[rows]
     new = xp.where(fields > 0, 1.0, xp.where(fields < 0, -1.0, s))
     new = new.to(s.dtype) if xp.__name__ == "torch" else new.astype(s.dtype)
-    changed = (new != s).any(1)
-    cycled = changed & (new == previous[rows]).all(1)
+    flips = (new != s).sum(1)
+    cycled = (flips > 0) & (new == previous[rows]).all(1)
     previous[rows] = s
     states[rows] = new
-    return changed, cycled
+    return flips, cycled
 
 
 @dataclass
 class Retrieval:
     """Result of a recall: final ``states`` (trials, N), per-trial ``sweeps`` (steps that changed the
     state), ``converged`` (a sweep changed nothing), ``cycle`` (a synchronous 2-cycle), the
-    ``energy`` of the final states and, when recorded, the ``trajectory`` (sweep, trial, N)."""
+    ``energy`` of the final states, ``flips`` (unit changes in all) and, when recorded, the
+    ``trajectory`` (sweep, trial, N)."""
 
     states: np.ndarray
     sweeps: np.ndarray
     converged: np.ndarray
     cycle: np.ndarray
     energy: np.ndarray
+    flips: np.ndarray
     trajectory: np.ndarray | None = None
 
 
@@ -278,6 +315,7 @@ def _recall(couplings, scale, cues, rngs, *, update, max_sweeps, backend, device
     """Run async or sync dynamics from ``cues`` (trials, N) with couplings (1 or trials, N, N)."""
     trials, n = cues.shape
     sweeps = np.zeros(trials, dtype=np.int64)
+    total_flips = np.zeros(trials, dtype=np.int64)
     converged = np.zeros(trials, dtype=bool)
     cycle = np.zeros(trials, dtype=bool)
     active = np.ones(trials, dtype=bool)
@@ -297,8 +335,11 @@ def _recall(couplings, scale, cues, rngs, *, update, max_sweeps, backend, device
             return torch.as_tensor(a, device=dev)
 
         def fields_of(rows):
-            s = states[rows]
-            return s @ couplings[0] if shared else torch.matmul(s[:, None, :], couplings[rows])[:, 0]
+            s = states if rows.numel() == trials else states[rows]
+            if shared:
+                return s @ couplings[0]
+            c = couplings if rows.numel() == trials else couplings[rows]
+            return torch.bmm(s[:, None, :], c)[:, 0]
     else:
         xp = np
         states = np.array(cues, dtype=couplings.dtype, copy=True)
@@ -310,8 +351,13 @@ def _recall(couplings, scale, cues, rngs, *, update, max_sweeps, backend, device
             return a
 
         def fields_of(rows):
-            s = states[rows]
-            return s @ couplings[0] if shared else np.matmul(s[:, None, :], couplings[rows])[:, 0]
+            if shared:
+                return (states if rows.size == trials else states[rows]) @ couplings[0]
+            if backend == "numba":
+                out = np.empty((rows.size, n))
+                _trial_fields_kernel(couplings, states, rows, out)
+                return out
+            return _trial_fields_numpy(couplings, states, rows)
 
     if record:
         frames.append(host(states).astype(np.int8))
@@ -319,25 +365,16 @@ def _recall(couplings, scale, cues, rngs, *, update, max_sweeps, backend, device
         all_rows = np.arange(trials)
         fields = fields_of(index(all_rows))
         fields = fields.double() if backend == "torch" else fields.astype(np.float64)
-        for _ in range(max_sweeps):
-            rows = np.flatnonzero(active)
+        seeds = order_seeds(rngs)
+        runs = [(w, 1) for w in range(max_sweeps)] if record else [(0, max_sweeps)]
+        for first, count in runs:
+            rows = np.flatnonzero(~converged)
             if rows.size == 0:
                 break
-            order = np.stack([rngs[t].permutation(n) for t in rows])
             if backend == "numba":
-                flips = np.zeros(rows.size, dtype=np.int64)
-                _async_sweep_kernel(couplings, states, fields, order, rows, flips)
-            elif backend == "numpy":
-                flips = np.zeros(rows.size, dtype=np.int64)
-                _async_sweep_numpy(couplings, states, fields, order, rows, flips)
+                _async_run_kernel(couplings, states, fields, seeds, rows, first, count, sweeps, total_flips, converged)
             else:
-                flips = torch.zeros(rows.size, dtype=torch.int64, device=dev)
-                _async_sweep_torch(couplings, states, fields, index(order), index(rows), flips)
-            flips = host(flips)
-            sweeps[rows[flips > 0]] += 1
-            done = rows[flips == 0]
-            converged[done] = True
-            active[done] = False
+                _async_run_array(xp, couplings, states, fields, seeds, rows, first, count, sweeps, total_flips, converged)
             if record:
                 frames.append(host(states).astype(np.int8))
         final = fields
@@ -349,12 +386,14 @@ def _recall(couplings, scale, cues, rngs, *, update, max_sweeps, backend, device
                 break
             f = fields_of(index(rows))
             if backend == "numba":
-                changed = np.zeros(rows.size, dtype=bool)
+                flips = np.zeros(rows.size, dtype=np.int64)
                 cycled = np.zeros(rows.size, dtype=bool)
-                _sync_update_kernel(np.ascontiguousarray(f), states, previous, rows, changed, cycled)
+                _sync_update_kernel(f, states, previous, rows, flips, cycled)
             else:
-                changed, cycled = _sync_update_array(xp, f, states, previous, index(rows))
-                changed, cycled = host(changed), host(cycled)
+                flips, cycled = _sync_update_array(xp, f, states, previous, index(rows))
+                flips, cycled = host(flips), host(cycled)
+            changed = flips > 0
+            total_flips[rows] += flips
             sweeps[rows[changed]] += 1
             converged[rows[~changed]] = True
             cycle[rows[cycled]] = True
@@ -366,7 +405,7 @@ def _recall(couplings, scale, cues, rngs, *, update, max_sweeps, backend, device
     final = host(final).astype(np.float64)
     energy = -0.5 * scale * np.einsum("ti,ti->t", s64, final)
     trajectory = np.stack(frames) if record else None
-    return Retrieval(s64, sweeps, converged, cycle, energy, trajectory)
+    return Retrieval(s64, sweeps, converged, cycle, energy, total_flips, trajectory)
 
 
 # ----------------------------------------------------------------------------- public model

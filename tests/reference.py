@@ -58,17 +58,17 @@ def _am_sign_keep(h, s, tie=1e-9):
     return 1.0 if h > tie else (-1.0 if h < -tie else s)
 
 
-def hopfield_async(weights, cue, rng, max_sweeps):
-    """Asynchronous updates, a full dot product per unit; order rng.permutation(N) each sweep.
+def hopfield_async(weights, cue, order_of_sweep, max_sweeps):
+    """Asynchronous updates, a full dot product per unit; units in the order ``order_of_sweep(w)`` in sweep w.
 
     Returns (state, sweeps that changed the state, converged).
     """
     s = _am_np.array(cue, dtype=float)
     n = s.size
     sweeps = 0
-    for _ in range(max_sweeps):
+    for sweep in range(max_sweeps):
         flips = 0
-        for i in rng.permutation(n):
+        for i in order_of_sweep(sweep):
             new = _am_sign_keep(float(weights[i] @ s), s[i])
             if new != s[i]:
                 s[i] = new
@@ -105,14 +105,14 @@ def dense_energy(patterns, state, power=None):
     return -total
 
 
-def dense_async(patterns, cue, rng, max_sweeps, power=None):
+def dense_async(patterns, cue, order_of_sweep, max_sweeps, power=None):
     """Asynchronous dense updates: s_i takes the sign of E(s_i = -1) - E(s_i = +1); ties keep."""
     s = _am_np.array(cue, dtype=float)
     n = s.size
     sweeps = 0
-    for _ in range(max_sweeps):
+    for sweep in range(max_sweeps):
         flips = 0
-        for i in rng.permutation(n):
+        for i in order_of_sweep(sweep):
             plus, minus = s.copy(), s.copy()
             plus[i], minus[i] = 1.0, -1.0
             new = _am_sign_keep(dense_energy(patterns, minus, power) - dense_energy(patterns, plus, power), s[i])

@@ -6,7 +6,7 @@ import pytest
 import reference
 from plasticity.analysis import energy_trajectory
 from plasticity.errors import ConfigError
-from plasticity.networks._assoc import trial_generators
+from plasticity.networks._assoc import order_seeds, sweep_orders, trial_generators
 from plasticity.networks.dense import DenseAssociativeMemory
 from plasticity.networks.dense import capacity as dense_capacity
 from plasticity.networks.hopfield import HopfieldNetwork
@@ -36,9 +36,10 @@ def test_dense_async_matches_reference(form, backend):
     cues = flipped(np.repeat(x[:2], 2, axis=0), 0.3)
     mem = DenseAssociativeMemory(x, **form)
     out = mem.retrieve(cues, update="async", seed=3, max_sweeps=30, backend=backend)
-    rngs = trial_generators(3, cues.shape[0])
+    seeds = order_seeds(trial_generators(3, cues.shape[0]))
     for t, cue in enumerate(cues):
-        state, sweeps, converged = reference.dense_async(x, cue, rngs[t], 30, ref_power(form))
+        order = lambda sweep: sweep_orders(seeds[t : t + 1], sweep, cue.size)[0]  # noqa: E731
+        state, sweeps, converged = reference.dense_async(x, cue, order, 30, ref_power(form))
         np.testing.assert_array_equal(out.states[t], state)
         assert (out.sweeps[t], out.converged[t]) == (sweeps, converged)
 

@@ -7,7 +7,7 @@ import xarray as xr
 import reference
 from plasticity.analysis import critical_load, energy_trajectory
 from plasticity.errors import BackendError, ConfigError
-from plasticity.networks._assoc import trial_generators
+from plasticity.networks._assoc import order_seeds, sweep_orders, trial_generators
 from plasticity.networks.hopfield import RULES, HopfieldNetwork, capacity, store_weights
 from plasticity.protocols import get_protocol, list_protocols, run_protocol
 
@@ -45,9 +45,10 @@ def test_async_recall_matches_reference(rule, backend):
     cues = flipped(np.repeat(x[:3], 2, axis=0), 0.25)
     net = HopfieldNetwork(x, rule, dtype="float64")
     out = net.retrieve(cues, update="async", max_sweeps=50, seed=7, backend=backend)
-    rngs = trial_generators(7, cues.shape[0])
+    seeds = order_seeds(trial_generators(7, cues.shape[0]))
     for t, cue in enumerate(cues):
-        state, sweeps, converged = reference.hopfield_async(net.weights, cue, rngs[t], 50)
+        order = lambda sweep: sweep_orders(seeds[t : t + 1], sweep, cue.size)[0]  # noqa: E731
+        state, sweeps, converged = reference.hopfield_async(net.weights, cue, order, 50)
         np.testing.assert_array_equal(out.states[t], state)
         assert out.sweeps[t] == sweeps and out.converged[t] == converged
     np.testing.assert_allclose(out.energy, net.energy(out.states), rtol=1e-9, atol=1e-9)
