@@ -109,7 +109,7 @@ class NumbaEngine:
         self.trials = trials
         self.dtype = np.dtype(dtype)
         self.dt = float(dt)
-        self.arrays = {key: np.ascontiguousarray(value, dtype=self.dtype) for key, value in state.items()}
+        self.arrays = {key: np.array(value, dtype=self.dtype, order="C") for key, value in state.items()}
         for name, projection in network.projections.items():
             if projection.mask is not None:
                 self.arrays[f"{name}.__mask__"] = np.ascontiguousarray(projection.mask, dtype=self.dtype)

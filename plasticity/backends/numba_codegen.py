@@ -629,28 +629,56 @@ class _PlasticityWriter:
                 lines(f"{carry}[t] = {label}")
         for label, node in rows:
             lines(f"{label} = {self.emitter.emit(node, lookup, own=True)}")
-        if fused:
-            lines("acc = 0.0")
-        lines("for j in range(npre):")
-        lines.indent()
+        # one-dimensional views of the row and the pre vectors, post values as locals
+        views: dict[str, str] = {}
+
+        def row_lookup(node: Node) -> str | None:
+            found = lookup(node)
+            if found is None or not isinstance(node, Name) or node.kind not in ("pre", "post", "synapse"):
+                return found
+            if found not in views:
+                array, index = found[: found.index("[")], found[found.index("[") + 1 : -1]
+                label = f"v{number}_{len(views)}"
+                if node.kind == "post":
+                    views[found] = label
+                    lines(f"{label} = {found}")
+                else:
+                    views[found] = f"{label}[j]"
+                    lines(f"{label} = {array}[{index.rsplit(',', 1)[0]}]")
+            return views[found]
+
+        value = self.emitter.emit(equation.expr, row_lookup)
+        target = row_lookup(Name(equation.var, "synapse", equation.var))
+        if masked:
+            lines(f"mk = {self.array_mask()}[i]")
+        variants = [("fuse", True), ("not fuse", False)] if fused else [(None, False)]
+        cumsum_lines = []
         for label, carry, reduce in carries:
             if reduce in element_cumsums:
-                lines(f"{label} = {carry}[t, j] + {self.emitter.emit(reduce.arg, plain)}")
-                lines(f"{carry}[t, j] = {label}")
-        value = self.emitter.emit(equation.expr, lookup)
-        lines(f"v = {value}" if equation.op == "=" else f"v = {target} {equation.op[0]} {value}")
-        if masked:
-            lines(f"v = v * {self.array_mask()}[i, j]")
-        lines(f"{target} = v")
-        if fused:
-            lines("if fuse:")
-            lines.indent()("acc += v * xn[t, j]")
+                cumsum_lines.append(f"{label} = {carry}[t, j] + {self.emitter.emit(reduce.arg, plain)}")
+                cumsum_lines.append(f"{carry}[t, j] = {label}")
+        for condition, accumulate in variants:
+            if condition is not None:
+                lines(f"if {condition}:")
+                lines.indent()
+            if accumulate:
+                lines("xr = xn[t]")
+                lines("acc = 0.0")
+            lines("for j in range(npre):")
+            lines.indent()
+            for line in cumsum_lines:
+                lines(line)
+            lines(f"v = {value}" if equation.op == "=" else f"v = {target} {equation.op[0]} {value}")
+            if masked:
+                lines("v = v * mk[j]")
+            lines(f"{target} = v")
+            if accumulate:
+                lines("acc += v * xr[j]")
             lines.dedent()
-        lines.dedent()
-        if fused:
-            lines("if fuse:")
-            lines.indent()("drive[t, i] = acc")
-            lines.dedent()
+            if accumulate:
+                lines("drive[t, i] = acc")
+            if condition is not None:
+                lines.dedent()
         lines.dedent()
         if sequential:
             lines.dedent()
