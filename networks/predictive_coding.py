@@ -397,8 +397,8 @@ def train(
     mode: str = "pc",
     T: int = 20,
     gamma: float = 0.1,
-    lr: float = 0.01,
-    optimizer: str = "sgd",
+    lr: float = 0.003,
+    optimizer: str = "adam",
     batch: int = 32,
     epochs: int = 10,
     dataset: str = "digits",
@@ -410,7 +410,8 @@ def train(
 ) -> xr.Dataset:
     """Train a predictive coding network (or its ``bp`` baseline) to classify ``dataset``.
 
-    Labels are one-hot targets clamped at the top layer; the loss is ``|target - prediction|^2 / 2``
+    Inputs are standardised with the training set's mean and standard deviation per feature;
+    labels are one-hot targets clamped at the top layer; the loss is ``|target - prediction|^2 / 2``
     of the feedforward prediction. Records per epoch ``train_loss`` and ``train_accuracy`` (over the
     epoch's batches, before each update), ``test_accuracy`` (after the epoch) and ``energy`` (mean
     energy at the weight update: after ``T`` inference steps for pc and fpa, after the sweep for zil
@@ -442,6 +443,9 @@ def train(
         sizes, activation=activation, mode=mode, gamma=gamma, lr=lr, optimizer=optimizer, batch=batch,
         backend=backend, seed=init_seed, dtype=dtype, device=device,
     )
+    mean, std = data.x_train.mean(axis=0), data.x_train.std(axis=0)
+    std[std < 1e-8] = 1.0  # constant features (blank pixels) stay zero
+    x_train, x_test = (data.x_train - mean) / std, (data.x_test - mean) / std
     targets = _one_hot(data.y_train, sizes[-1])
     rng = np.random.default_rng(order_seed)
     n_batches = len(data.y_train) // batch
@@ -453,7 +457,7 @@ def train(
         for index in range(n_batches):
             chosen = order[index * batch : (index + 1) * batch]
             last = epoch == epochs - 1 and index == n_batches - 1
-            prediction, batch_energy, path = model.train_batch(data.x_train[chosen], targets[chosen], T, record=last)
+            prediction, batch_energy, path = model.train_batch(x_train[chosen], targets[chosen], T, record=last)
             loss += 0.5 * np.sum((targets[chosen] - prediction) ** 2)
             correct += np.sum(prediction.argmax(axis=1) == data.y_train[chosen])
             energy += batch_energy.sum()
@@ -463,7 +467,7 @@ def train(
         results["train_loss"][epoch] = loss / seen
         results["train_accuracy"][epoch] = correct / seen
         results["energy"][epoch] = energy / seen
-        results["test_accuracy"][epoch] = np.mean(model.predict(data.x_test).argmax(axis=1) == data.y_test)
+        results["test_accuracy"][epoch] = np.mean(model.predict(x_test).argmax(axis=1) == data.y_test)
     epoch_coord = ("epoch", np.arange(1, epochs + 1), {"long_name": "epoch"})
     units = {"train_loss": "squared error / 2", "train_accuracy": "fraction", "test_accuracy": "fraction", "energy": "energy"}
     data_vars = {name: ("epoch", values, {"units": units[name]}) for name, values in results.items()}
