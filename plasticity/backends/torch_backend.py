@@ -21,6 +21,7 @@ dtypes are ``float32`` (default) and ``float64``. The backend draws no random nu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -32,10 +33,26 @@ from plasticity.equations import Equation, Node, Reduce, walk
 from plasticity.errors import BackendError, ConfigError
 from plasticity.network import Network
 
-__all__ = ["build", "TorchEngine", "resolve_device", "available_devices", "DTYPES", "block_elements"]
+__all__ = [
+    "build",
+    "TorchEngine",
+    "resolve_device",
+    "available_devices",
+    "DTYPES",
+    "block_elements",
+    "COMPILE_ENV",
+    "FUSED_RANK",
+]
 
 #: dtypes the torch backend runs, by name.
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+#: Environment variable that turns on ``torch.compile`` of the synapse updates ("1").
+COMPILE_ENV = "PLASTICITY_TORCH_COMPILE"
+
+#: Largest number of outer-product terms a compiled update folds into its single pass; more
+#: (shared weights over many trials) go to a GEMM.
+FUSED_RANK = 8
 
 
 def block_elements(device: torch.device) -> int:
@@ -168,6 +185,7 @@ class _EquationProgram:
     reduction_plans: dict[Reduce, list[Monomial] | None]
     reduction_closures: dict[Reduce, Any]
     separable: _Separable | None = None
+    fused: Any = None  # the compiled single-pass update (compile=True)
     factors: dict[Node, Any] = field(default_factory=dict)  # of the separable update
     reduction_factors: dict[Node, Any] = field(default_factory=dict)  # of separable reductions
 
@@ -189,6 +207,7 @@ class TorchEngine:
         dtype: str,
         dt: float,
         device: str | torch.device | None = None,
+        compile: bool = False,
     ):
         if dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)} for the torch backend, got {dtype!r}")
@@ -199,11 +218,12 @@ class TorchEngine:
         self.dt = float(dt)
         self.device = resolve_device(device)
         self.block = block_elements(self.device)
+        self.compile = bool(compile)
         self.arrays: dict[str, torch.Tensor] = {
             key: torch.tensor(np.asarray(value, dtype=self.numpy_dtype), device=self.device)
             for key, value in state.items()
         }
-        self.provenance = {"device": str(self.device), "torch_version": torch.__version__}
+        self.provenance = {"device": str(self.device), "torch_version": torch.__version__, "torch_compile": int(self.compile)}
         self._masks = {
             name: torch.tensor(projection.mask, device=self.device)
             for name, projection in network.projections.items()
@@ -232,6 +252,8 @@ class TorchEngine:
         )
         if equation.level == "synapse":
             program.separable = _plan_separable(equation, shared)
+            if self.compile and program.separable is not None and program.separable.multiply is None:
+                program.fused = torch.compile(_fused_update, dynamic=False)
         for terms in program.reduction_plans.values():
             for term in terms or ():
                 for factor in term.factors:
@@ -395,30 +417,51 @@ class TorchEngine:
                 target.mul_(self._side_view(self._product(Monomial(1.0, term.factors, ()), values, ("pre",)), "pre", shared))
             return
         side = "pre" if plan.scale_side == "pre" else "post"
+        scale = None
         if plan.scale:
-            factor = plan.base + sum(self._product(term, values, both) for term in plan.scale)
-            target.mul_(self._side_view(factor, side, shared))
-        elif plan.base == 0.0:
-            target.zero_()
+            scale = self._side_view(plan.base + sum(self._product(term, values, both) for term in plan.scale), side, shared)
+        elif plan.base != 0.0:
+            scale = plan.base
+        traces = []
         for term, trace in plan.traces:
             trace_side = "pre" if side_of(term.factors) == "pre" else "post"
-            factor = self._side_view(self._product(term, values, both), trace_side, shared)
-            source = self.arrays[f"{name}.{trace}"]
-            if isinstance(factor, torch.Tensor):
-                target.addcmul_(source, factor)
-            else:
-                target.add_(source, alpha=factor)
+            traces.append((self.arrays[f"{name}.{trace}"], self._side_view(self._product(term, values, both), trace_side, shared)))
+        left = right = None
         if plan.outer:
             post_n, pre_n = projection.post.n, projection.pre.n
             left = torch.stack([self._full(self._product(term, values, ("none", "post")), post_n) for term in plan.outer], 2)
             right = torch.stack(
                 [self._full(self._product(Monomial(1.0, term.factors, ()), values, ("pre",)), pre_n) for term in plan.outer], 1
             )
-            if shared:
+            if shared:  # the average over trials of the outer products, as one (post x rank) @ (rank x pre)
                 rank = len(plan.outer) * self.trials
-                target.addmm_(left.transpose(0, 1).reshape(post_n, rank), right.reshape(rank, pre_n), alpha=1.0 / self.trials)
+                left = left.transpose(0, 1).reshape(post_n, rank) / self.trials
+                right = right.reshape(rank, pre_n)
+        if program.fused is not None and (left is None or left.shape[-1] <= FUSED_RANK):
+            program.fused(target, *self._tensors(scale, traces, left, right))
+            return
+        if scale is None:
+            target.zero_()
+        elif not (isinstance(scale, float) and scale == 1.0):
+            target.mul_(scale)
+        for source, factor in traces:
+            if isinstance(factor, torch.Tensor):
+                target.addcmul_(source, factor)
+            else:
+                target.add_(source, alpha=factor)
+        if left is not None:
+            if shared:
+                target.addmm_(left, right)
             else:
                 target.baddbmm_(left, right)
+
+    def _tensors(self, scale, traces, left, right) -> tuple:
+        """Arguments of a fused update, Python numbers as 0-d tensors (so a compiled kernel does not specialise on them)."""
+
+        def tensor(value: Any) -> Any:
+            return torch.tensor(value, dtype=self.dtype, device=self.device) if isinstance(value, float) else value
+
+        return tensor(scale), [(source, tensor(factor)) for source, factor in traces], left, right
 
     # synapse reductions ---------------------------------------------------------------------------
     def _reductions(self, name: str, program: _EquationProgram, env: dict) -> dict[Reduce, torch.Tensor]:
@@ -520,6 +563,22 @@ class TorchEngine:
             _assign(rows_view, equation.op, value)
 
 
+def _fused_update(target: torch.Tensor, scale: Any, traces: list, left: Any, right: Any) -> None:
+    """``target = target * scale + sum(source * factor) + left @ right`` written as one elementwise
+    expression, so that ``torch.compile`` makes it a single read-and-write pass over ``target``."""
+    value = None if scale is None else target * scale
+    for source, factor in traces:
+        value = source * factor if value is None else value + source * factor
+    if left is not None:
+        for k in range(left.shape[-1]):
+            term = left[:, :, k : k + 1] * right[:, k : k + 1, :] if left.dim() == 3 else left[:, k : k + 1] * right[k : k + 1, :]
+            value = term if value is None else value + term
+    if value is None:
+        target.zero_()
+    else:
+        target.copy_(value)
+
+
 def _broadcast(value: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.expand(shape) if value.dtype != torch.bool else value.to(dtype).expand(shape)
@@ -550,6 +609,16 @@ def build(
     dtype: str,
     dt: float,
     device: str | torch.device | None = None,
+    compile: bool | None = None,
 ) -> TorchEngine:
-    """A torch engine for ``network`` starting from ``state``, on ``device`` (see :func:`resolve_device`)."""
-    return TorchEngine(network, state, trials=trials, dtype=dtype, dt=dt, device=device)
+    """A torch engine for ``network`` starting from ``state``, on ``device`` (see :func:`resolve_device`).
+
+    ``compile=True`` compiles each separable synapse update with ``torch.compile`` into one pass
+    over the weights (a few seconds to a minute of compilation per equation, worth it for long
+    runs of large projections); ``None`` (default) reads the environment variable
+    ``PLASTICITY_TORCH_COMPILE`` ("1" turns it on), so that simulations, protocols and TOML
+    experiments can use it unchanged.
+    """
+    if compile is None:
+        compile = os.environ.get(COMPILE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return TorchEngine(network, state, trials=trials, dtype=dtype, dt=dt, device=device, compile=compile)

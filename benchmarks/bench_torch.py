@@ -1,0 +1,179 @@
+"""Torch backend benchmark: the Oja step against the numpy backend (CPU) and the device bandwidth (CUDA).
+
+Measured side by side in one run (issue 4, DESIGN section 8), float32, trials = 1, in
+synapse updates per second (N^2 / seconds per step):
+
+1. CPU, N = 4096: one step of a default-order network ``inp -> out`` (``y = I``) with the
+   built-in ``oja`` rule on the torch backend (``device="cpu"``; also with ``compile=True``,
+   the update as one ``torch.compile`` pass), on the numpy backend and, for context, on the
+   numba backend. Target: torch not slower than numpy.
+2. CUDA, N = 16384 (only where a CUDA device is present): the same torch step on the GPU
+   against the device's memory bandwidth measured in the same run by a copy kernel
+   (``dst.copy_(src)`` over an N x N float32 array, 8 bytes per element). The step is
+   compared as ``8 N^2 bytes / step time`` (what a fused read+write pass over ``W`` must
+   move) divided by the copy bandwidth. Target >= 0.6x. Without CUDA the figure is recorded
+   as "not measured".
+
+Every figure is the best of several repeats (other programs share the cores).
+
+Usage: ``python benchmarks/bench_torch.py [--n 4096] [--gpu-n 16384] [--repeats 5]``; writes
+``benchmarks/results/torch.json`` and ``benchmarks/results/torch.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import plasticity as pl
+from plasticity.backends import available_backends
+from plasticity.backends.torch_backend import COMPILE_ENV
+from plasticity.provenance import now_iso
+from plasticity.rules import get_rule
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NOT_MEASURED = "not measured"
+
+
+def oja_engine(n: int, backend: str, device: str | None = None, compile: bool = False):
+    os.environ[COMPILE_ENV] = "1" if compile else "0"
+    inp = pl.Population(n, init={"x": 0.0}, name="inp")
+    out = pl.Population(n, ["y = I"], name="out")
+    rule = get_rule("oja").with_params(eta=1e-6)
+    network = pl.Network([inp, out], [pl.Projection(inp, out, rule, name="ff", init={"w": 0.01})])
+    return pl.Simulation(network, trials=1, backend=backend, seed=0, dtype="float32", device=device).engine
+
+
+def best_seconds(function, repeats: int, inner: int, synchronize=lambda: None) -> tuple[float, list[float]]:
+    """Best and all per-call times over ``repeats`` timings of ``inner`` calls."""
+    times = []
+    for _ in range(repeats):
+        synchronize()
+        start = time.perf_counter()
+        for _ in range(inner):
+            function()
+        synchronize()
+        times.append((time.perf_counter() - start) / inner)
+    return min(times), times
+
+
+def measure_cpu(n: int, repeats: int) -> dict:
+    x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
+    inputs, plastic = {"inp.x": x}, frozenset({"ff"})
+    row: dict = {"n": n, "synapses": n * n, "torch_threads": torch.get_num_threads()}
+    backends = ["torch", "torch_compiled", "numpy"] + (["numba"] if "numba" in available_backends() else [])
+    engines = {
+        name: oja_engine(n, name.split("_")[0], "cpu" if name.startswith("torch") else None, compile=name == "torch_compiled")
+        for name in backends
+    }
+    for engine in engines.values():
+        for step in range(2):  # warm up (compiles numba and the torch.compile kernel)
+            engine.step(float(step + 1), inputs, plastic, inputs)
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    for _ in range(repeats):  # interleaved, so every backend sees the same load
+        for name, engine in engines.items():
+            times[name] += best_seconds(lambda: engine.step(1.0, inputs, plastic, inputs), 1, 2)[1]
+    for name in backends:
+        row[f"{name}_updates_per_s"] = n * n / min(times[name])
+        row[f"{name}_times_s"] = times[name]
+    row["torch_vs_numpy"] = row["torch_updates_per_s"] / row["numpy_updates_per_s"]
+    row["torch_compiled_vs_numpy"] = row["torch_compiled_updates_per_s"] / row["numpy_updates_per_s"]
+    if "numba" in backends:
+        row["torch_vs_numba"] = row["torch_updates_per_s"] / row["numba_updates_per_s"]
+    return row
+
+
+def measure_cuda(n: int, repeats: int) -> dict:
+    if not torch.cuda.is_available():
+        return {"n": n, "device": NOT_MEASURED, "oja_vs_copy": NOT_MEASURED, "reason": "no CUDA device on this machine"}
+    device = torch.device("cuda", 0)
+    row: dict = {"n": n, "synapses": n * n, "device": torch.cuda.get_device_name(device)}
+    sync = torch.cuda.synchronize
+    source = torch.ones(n, n, device=device)
+    target = torch.empty_like(source)
+    seconds, all_times = best_seconds(lambda: target.copy_(source), repeats, 10, sync)
+    row["copy_GBps"] = 8 * n * n / seconds / 1e9
+    row["copy_times_s"] = all_times
+    del source, target
+    torch.cuda.empty_cache()
+    engine = oja_engine(n, "torch", "cuda")
+    x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
+    inputs, plastic = {"inp.x": x}, frozenset({"ff"})
+    for step in range(3):
+        engine.step(float(step + 1), inputs, plastic, inputs)
+    seconds, all_times = best_seconds(lambda: engine.step(1.0, inputs, plastic, inputs), repeats, 10, sync)
+    row["oja_updates_per_s"] = n * n / seconds
+    row["oja_effective_GBps"] = 8 * n * n / seconds / 1e9
+    row["oja_times_s"] = all_times
+    row["oja_vs_copy"] = row["oja_effective_GBps"] / row["copy_GBps"]
+    return row
+
+
+def markdown(report: dict) -> str:
+    cpu, gpu = report["cpu"], report["cuda"]
+    lines = [
+        "# Torch backend benchmark: Oja projection, float32, trials = 1",
+        "",
+        f"{report['date']} on {report['machine']}, {report['cores']} cores, torch {report['torch']} "
+        f"({cpu['torch_threads']} threads); best of the repeats; synapse updates per second.",
+        "",
+        "## CPU: torch step against the numpy backend",
+        "",
+        "| N | torch (cpu) | torch, compile=True | numpy backend | numba backend | torch / numpy "
+        "| torch compiled / numpy | torch / numba |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {cpu['n']} | {cpu['torch_updates_per_s']:.3g} | {cpu['torch_compiled_updates_per_s']:.3g} | "
+        f"{cpu['numpy_updates_per_s']:.3g} | {cpu.get('numba_updates_per_s', float('nan')):.3g} | "
+        f"{cpu['torch_vs_numpy']:.2f} | {cpu['torch_compiled_vs_numpy']:.2f} | {cpu.get('torch_vs_numba', float('nan')):.2f} |",
+        "",
+        "Target: torch / numpy >= 1 (default settings, no compilation).",
+        "",
+        "## CUDA: torch step against the device's copy bandwidth",
+        "",
+    ]
+    if gpu.get("device") == NOT_MEASURED:
+        lines.append(f"N = {gpu['n']}: **{NOT_MEASURED}** ({gpu['reason']}). Target: >= 0.6x the copy bandwidth.")
+    else:
+        lines += [
+            "| N | device | copy (GB/s) | Oja step (updates/s) | Oja step, 8 bytes per synapse (GB/s) | step / copy |",
+            "|---|---|---|---|---|---|",
+            f"| {gpu['n']} | {gpu['device']} | {gpu['copy_GBps']:.0f} | {gpu['oja_updates_per_s']:.3g} | "
+            f"{gpu['oja_effective_GBps']:.0f} | {gpu['oja_vs_copy']:.2f} |",
+            "",
+            "Target: step / copy >= 0.6.",
+        ]
+    spread = {key: max(cpu[key]) / min(cpu[key]) - 1 for key in cpu if key.endswith("_times_s")}
+    lines += ["", "Spread of the CPU repeats (slowest / fastest - 1): "
+              + ", ".join(f"{key[:-8]} {value:.0%}" for key, value in spread.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=4096, help="N for the CPU comparison")
+    parser.add_argument("--gpu-n", type=int, default=16384, help="N for the CUDA comparison")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    report = {
+        "date": now_iso(),
+        "machine": f"{platform.machine()} {platform.platform()}",
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "cpu": measure_cpu(args.n, args.repeats),
+        "cuda": measure_cuda(args.gpu_n, args.repeats),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "torch.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "torch.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
