@@ -282,3 +282,32 @@ def test_network_is_equations_with_the_pc_stage_order():
     assert network.populations["layer1"].equation_texts["errors"] == ["e = x - mu"]
     assert network.projections["w2"].feedback == ("e", "g") and network.projections["w1"].feedback is None
     assert network.projections["w1"].rule.equations == ("w += lr * e_post * fx_pre",)
+
+
+def _figure_module(name):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "figures" / name / "plot.py"
+    spec = importlib.util.spec_from_file_location(f"_plot_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stacked(dim, values, **params):
+    import xarray as xr
+
+    base = {"sizes": [2, 5, 2], "dataset": "xor", "batch": 4, "epochs": 2, "T": 4, **params}
+    rows = [
+        xr.concat([pl.run_protocol("pc.train", {**base, dim: value}, backend="numpy", seed=r) for r in range(2)], "repeat")
+        for value in values
+    ]
+    return xr.concat(rows, dim).assign_coords({dim: list(values)})
+
+
+def test_figures_draw_from_small_stores(tmp_path):
+    paths = _figure_module("pc_vs_bp").plot({"experiment": _stacked("mode", ["pc", "zil", "fpa", "bp"])}, tmp_path)
+    paths += _figure_module("pc_inference").plot({"experiment": _stacked("gamma", [0.05, 0.2], mode="pc")}, tmp_path)
+    assert sorted(p.name for p in paths) == ["pc_inference.pdf", "pc_inference.png", "pc_vs_bp.pdf", "pc_vs_bp.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)

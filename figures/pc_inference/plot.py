@@ -1,0 +1,33 @@
+"""Energy of the last training batch against inference step for several inference rates gamma,
+mean and standard deviation over repeats (log scale). Drawn from the store of experiment.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from plasticity.figures import save_figure  # noqa: E402
+
+
+def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
+    store = stores["experiment"]
+    energy = store["energy_trajectory"]
+    if "done" in store:
+        energy = energy.where(store["done"])
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    colors = plt.cm.viridis(np.linspace(0.0, 0.85, energy.sizes["gamma"]))
+    for color, gamma in zip(colors, energy["gamma"].values):
+        curve = energy.sel(gamma=gamma)
+        mean, std = curve.mean("repeat"), curve.std("repeat")
+        ax.errorbar(curve["inference_step"], mean, yerr=std, color=color, capsize=1.5, lw=1.2, label=f"γ = {gamma:g}")
+    ax.set(yscale="log", xlabel="inference step", ylabel="energy Σ|e|²/2 (per example)",
+           title=f"PC inference, {energy.sizes['repeat']} seeds (mean ± s.d.)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, outdir, "pc_inference")

@@ -1,0 +1,33 @@
+"""Test accuracy on digits against epoch for predictive coding (pc), Z-IL, FPA and backpropagation
+(bp), mean and standard deviation over repeats. Drawn from the store of experiment.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from plasticity.figures import save_figure  # noqa: E402
+
+LABELS = {"pc": "PC (T = 20)", "zil": "Z-IL", "fpa": "FPA", "bp": "backprop"}
+
+
+def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
+    store = stores["experiment"]
+    accuracy = store["test_accuracy"]
+    if "done" in store:
+        accuracy = accuracy.where(store["done"])
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    for mode in accuracy["mode"].values:
+        curve = 100 * accuracy.sel(mode=mode)
+        mean, std = curve.mean("repeat"), curve.std("repeat")
+        ax.errorbar(curve["epoch"], mean, yerr=std, marker="o", ms=3, capsize=2, label=LABELS.get(str(mode), str(mode)))
+    ax.set(xlabel="epoch (passes over the training set)", ylabel="test accuracy (%)",
+           title=f"digits, {accuracy.sizes['repeat']} seeds (mean ± s.d.)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, outdir, "pc_vs_bp")
