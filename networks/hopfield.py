@@ -132,7 +132,8 @@ def _couplings(patterns: np.ndarray, rule: str, backend: str, dtype: np.dtype, d
             np.matmul(x[t].T, x[t], out=j[t])
         scale = 1.0 / n
     elif rule == "pseudoinverse":
-        j = np.matmul(np.linalg.pinv(patterns), patterns)
+        x = patterns.astype(np.float64)
+        j = np.matmul(np.linalg.pinv(x), x)
         scale = 1.0
     elif backend == "numba":
         j = np.zeros((trials, n, n))
@@ -231,6 +232,93 @@ def _async_run_array(xp, couplings, states, fields, seeds, rows, first, count, s
         flips[rows] += changed
         converged[rows[changed == 0]] = True
         sweeps[rows[changed > 0]] += 1
+
+
+@nb.njit(parallel=True, cache=True)
+def _hebbian_async_kernel(xt, states, overlaps, seeds, rows, count, sweeps, flips, converged):  # pragma: no cover
+    """Asynchronous Hebbian recall from the patterns themselves, without forming W.
+
+    ``xt`` is (trials, N, P), ``overlaps`` m = X s (trials, P). The field N (W s)_i =
+    xi_i . m - P s_i is an exact integer, so every decision equals the one from the
+    couplings J = X^T X; a flip costs O(P), a unit check O(P). Sweep orders as in
+    ``_async_run_kernel``.
+    """
+    n = states.shape[1]
+    p = xt.shape[2]
+    for k in nb.prange(rows.shape[0]):
+        t = rows[k]
+        m = overlaps[t]
+        keys = np.empty(n, dtype=np.uint64)
+        for sweep in range(count):
+            order_keys_into(seeds[t], sweep, keys)
+            order = np.argsort(keys, kind="mergesort")
+            changed = 0
+            for q in range(n):
+                i = order[q]
+                x = xt[t, i]
+                s = states[t, i]
+                h = 0.0
+                for mu in range(p):
+                    h += x[mu] * m[mu]
+                h -= p * s
+                new = s
+                if h > 0.0:
+                    new = 1.0
+                elif h < 0.0:
+                    new = -1.0
+                if new != s:
+                    states[t, i] = new
+                    delta = 2.0 * new
+                    for mu in range(p):
+                        m[mu] += delta * x[mu]
+                    changed += 1
+            flips[t] += changed
+            if changed == 0:
+                converged[t] = True
+                break
+            sweeps[t] += 1
+
+
+def _hebbian_async_numpy(xt, states, overlaps, seeds, rows, count, sweeps, flips, converged):
+    """Vectorised twin of ``_hebbian_async_kernel``: trials batched, units one by one."""
+    n, p = xt.shape[1], xt.shape[2]
+    for sweep in range(count):
+        rows = rows[~converged[rows]]
+        if rows.size == 0:
+            return
+        order = sweep_orders(seeds[rows], sweep, n)
+        changed = np.zeros(rows.size, dtype=np.int64)
+        for q in range(n):
+            i = order[:, q]
+            x = xt[rows, i].astype(np.float64)
+            s = states[rows, i]
+            h = (x * overlaps[rows]).sum(1) - p * s
+            new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, s)).astype(states.dtype)
+            hit = new != s
+            if hit.any():
+                states[rows[hit], i[hit]] = new[hit]
+                overlaps[rows[hit]] += (2.0 * new[hit].astype(np.float64))[:, None] * x[hit]
+                changed += hit
+        flips[rows] += changed
+        converged[rows[changed == 0]] = True
+        sweeps[rows[changed > 0]] += 1
+
+
+def _hebbian_recall(patterns, cues, rngs, *, max_sweeps, backend) -> Retrieval:
+    """Asynchronous recall of Hebbian networks from their patterns (trials, P, N); W is never formed."""
+    trials, count, n = patterns.shape
+    xt = np.ascontiguousarray(patterns.transpose(0, 2, 1), dtype=np.float32)
+    states = np.array(cues, dtype=np.float32)
+    overlaps = np.einsum("tpn,tn->tp", patterns, cues).astype(np.float64)
+    sweeps = np.zeros(trials, dtype=np.int64)
+    flips = np.zeros(trials, dtype=np.int64)
+    converged = np.zeros(trials, dtype=bool)
+    seeds = order_seeds(rngs)
+    rows = np.arange(trials)
+    run = _hebbian_async_kernel if backend == "numba" else _hebbian_async_numpy
+    run(xt, states, overlaps, seeds, rows, max_sweeps, sweeps, flips, converged)
+    energy = -0.5 * ((overlaps**2).sum(1) - count * n) / n
+    return Retrieval(states.astype(np.float64), sweeps, converged, np.zeros(trials, dtype=bool), energy, flips)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -491,8 +579,14 @@ class HopfieldNetwork:
 # ----------------------------------------------------------------------------- protocol
 
 
-def _chunk_size(n: int, itemsize: int, trials: int) -> int:
-    return int(max(1, min(trials, _CHUNK_BYTES // (n * n * itemsize))))
+def _chunk_size(bytes_per_trial: int, trials: int) -> int:
+    return int(max(1, min(trials, _CHUNK_BYTES // max(1, bytes_per_trial))))
+
+
+def _random_patterns(rng: np.random.Generator, count: int, n: int) -> np.ndarray:
+    """(count, n) unbiased random +-1 patterns (float32) from packed random bytes."""
+    bits = np.unpackbits(rng.integers(0, 256, size=(count * n + 7) // 8, dtype=np.uint8))[: count * n]
+    return (bits.reshape(count, n).astype(np.float32) * 2.0 - 1.0).astype(np.float32)
 
 
 @protocol("hopfield.capacity")
@@ -539,18 +633,24 @@ def capacity(
     converged = np.empty(trials, dtype=bool)
     cycle = np.empty(trials, dtype=bool)
     energy = np.empty(trials)
-    chunk = _chunk_size(n, np_dtype.itemsize, trials)
+    # Hebbian asynchronous recall runs from the patterns (O(P) per unit check and flip) when that
+    # is cheaper than forming each trial's W (O(P N^2)); both give the same decisions exactly.
+    from_patterns = rule == "hebbian" and update == "async" and backend != "torch" and count < n // 2
+    chunk = _chunk_size(n * (count if from_patterns else n) * np_dtype.itemsize, trials)
     for start in range(0, trials, chunk):
         stop = min(trials, start + chunk)
-        xs = np.empty((stop - start, count, n))
+        xs = np.empty((stop - start, count, n), dtype=np.float32)
         cues = np.empty((stop - start, n))
         for k, t in enumerate(range(start, stop)):
-            xs[k] = rngs[t].integers(0, 2, size=(count, n)) * 2.0 - 1.0
+            xs[k] = _random_patterns(rngs[t], count, n)
             cues[k] = flip_bits(xs[k, 0], flip, rngs[t])
-        couplings, scale = _couplings(xs, rule, backend, np_dtype, dev)
-        result = _recall(
-            couplings, scale, cues, rngs[start:stop], update=update, max_sweeps=max_sweeps, backend=backend
-        )
+        if from_patterns:
+            result = _hebbian_recall(xs, cues, rngs[start:stop], max_sweeps=max_sweeps, backend=backend)
+        else:
+            couplings, scale = _couplings(xs, rule, backend, np_dtype, dev)
+            result = _recall(
+                couplings, scale, cues, rngs[start:stop], update=update, max_sweeps=max_sweeps, backend=backend
+            )
         overlap[start:stop] = np.einsum("ti,ti->t", result.states, xs[:, 0]) / n
         sweeps[start:stop] = result.sweeps
         converged[start:stop] = result.converged

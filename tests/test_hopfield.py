@@ -79,12 +79,29 @@ def test_sync_detects_two_cycle(backend):
 @pytest.mark.parametrize("update", ["async", "sync"])
 @pytest.mark.parametrize("rule", RULES)
 def test_capacity_protocol_same_on_every_backend(rule, update):
+    # hebbian-async runs from the patterns on numba/numpy and from W on torch: the same decisions exactly
     params = dict(n=64, rule=rule, load=0.2, flip=0.15, update=update, trials=6, max_sweeps=20)
     runs = [capacity(backend=b, seed=11, **params) for b in BACKENDS]
     for other in runs[1:]:
         for name in ("overlap", "success", "sweeps", "converged", "cycle"):
             np.testing.assert_array_equal(runs[0][name].values, other[name].values, err_msg=name)
         np.testing.assert_allclose(runs[0].energy.values, other.energy.values, rtol=1e-5)
+
+
+def test_hebbian_recall_from_patterns_equals_recall_from_weights():
+    from plasticity.networks.hopfield import _couplings, _hebbian_recall, _recall
+
+    rng = np.random.default_rng(8)
+    xs = rng.choice([-1.0, 1.0], size=(5, 30, 100)).astype(np.float32)
+    cues = xs[:, 0] * np.where(rng.random((5, 100)) < 0.2, -1.0, 1.0)
+    for backend in ("numba", "numpy"):
+        a = _hebbian_recall(xs, cues, trial_generators(2, 5), max_sweeps=50, backend=backend)
+        j, scale = _couplings(xs, "hebbian", backend, np.dtype(np.float32))
+        b = _recall(j, scale, cues, trial_generators(2, 5), update="async", max_sweeps=50, backend=backend)
+        np.testing.assert_array_equal(a.states, b.states)
+        np.testing.assert_array_equal(a.sweeps, b.sweeps)
+        np.testing.assert_array_equal(a.flips, b.flips)
+        np.testing.assert_allclose(a.energy, b.energy, rtol=1e-12)
 
 
 def test_capacity_protocol_is_seeded_and_per_trial():
