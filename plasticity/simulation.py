@@ -15,9 +15,11 @@ from plasticity.network import Network
 from plasticity.provenance import base_attrs, now_iso, to_json
 from plasticity.state import initial_state, modulator_keys, state_shapes
 
-__all__ = ["Simulation", "InputSource", "DTYPES"]
+__all__ = ["Simulation", "InputSource", "DTYPES", "HALF_DTYPES"]
 
 DTYPES = ("float32", "float64")
+#: Weight dtypes of the torch backend (other state float32); recorded as float32.
+HALF_DTYPES = ("bfloat16", "float16")
 
 #: An input: an array ``(steps, trials, n)``, ``(steps, n)`` (the same for every trial) or
 #: ``(n,)`` (constant); a leading axis of length 1 repeats over steps. Modulators have no unit
@@ -41,7 +43,8 @@ class Simulation:
         Integer or ``numpy.random.SeedSequence``; initial values and input generators draw
         from it, so a run is the same wherever it runs.
     dtype:
-        ``"float32"`` (default) or ``"float64"`` for all state.
+        ``"float32"`` (default) or ``"float64"`` for all state; with ``backend="torch"`` also
+        ``"bfloat16"`` or ``"float16"``: the weights in that dtype, the rest float32.
     device:
         Torch device (``backend="torch"`` only).
     dt:
@@ -63,8 +66,11 @@ class Simulation:
             raise ConfigError(f"network must be a Network, got {type(network).__name__}")
         if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
             raise ConfigError(f"trials must be a positive integer, got {trials!r}")
-        if dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if dtype not in DTYPES and not (dtype in HALF_DTYPES and backend == "torch"):
+            raise ConfigError(
+                f"dtype must be one of {', '.join(DTYPES)} (or, with backend='torch', {', '.join(HALF_DTYPES)} "
+                f"for the weights), got {dtype!r}"
+            )
         if not np.isfinite(dt) or dt <= 0:
             raise ConfigError(f"dt must be a positive number, got {dt!r}")
         check_backend(backend, device)
@@ -83,6 +89,10 @@ class Simulation:
             network, state, trials=self.trials, dtype=dtype, dt=self.dt, device=device
         )
         self.steps_done = 0
+
+    @property
+    def _record_dtype(self) -> str:
+        return "float32" if self.dtype in HALF_DTYPES else self.dtype
 
     @property
     def t(self) -> float:
@@ -216,7 +226,7 @@ class Simulation:
         readers = self._input_readers(dict(inputs or {}), steps)
         first = self.steps_done
         buffers = {
-            key: np.empty((self._record_count(first, steps, every), *self.shapes[key]), dtype=self.dtype)
+            key: np.empty((self._record_count(first, steps, every), *self.shapes[key]), dtype=self._record_dtype)
             for key, every in record.items()
         }
         filled = dict.fromkeys(record, 0)
