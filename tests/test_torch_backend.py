@@ -248,7 +248,7 @@ def test_unsupported_dtype_is_an_error():
     from plasticity.backends.torch_backend import build
 
     network = rule_network("oja")
-    with pytest.raises(pl.ConfigError, match="dtype must be one of float32, float64"):
+    with pytest.raises(pl.ConfigError, match="dtype must be one of float32, float64, bfloat16, float16"):
         build(network, {}, trials=1, dtype="int8", dt=1.0)
 
 
@@ -258,6 +258,32 @@ def test_seeded_runs_repeat_exactly():
         return simulation.run(20, inputs={"pre.x": lambda step, rng: rng.standard_normal((2, 5))}, record={"ff.w": 5})
 
     np.testing.assert_array_equal(run()["ff.w"].values, run()["ff.w"].values)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("bfloat16", 0.1), ("float16", 0.01)])
+@pytest.mark.parametrize("name, shared", [("oja", False), ("sanger", True), ("three_factor", False), ("bcm", True)])
+def test_half_precision_weights_follow_float32(name, shared, dtype, tolerance):
+    """Weights stored in bfloat16/float16, everything computed in float32: within half rounding of numpy float32."""
+    network = rule_network(name, shared=shared)
+    inputs = random_inputs(network)
+    runs = {}
+    for backend, chosen in (("numpy", "float32"), ("torch", dtype)):
+        simulation = pl.Simulation(rule_network(name, shared=shared), trials=TRIALS, backend=backend, dtype=chosen, seed=0)
+        runs[backend] = simulation.run(STEPS, inputs=inputs, record={"ff.w": 10, "post.y": 10})
+    engine = simulation.engine
+    assert engine.arrays["ff.w"].dtype == getattr(torch, dtype)
+    assert all(tensor.dtype == torch.float32 for key, tensor in engine.arrays.items() if key != "ff.w")
+    assert runs["torch"]["ff.w"].dtype == np.float32 and runs["torch"].attrs["dtype"] == dtype
+    for key in ("ff.w", "post.y"):
+        assert relative_error(runs["torch"][key].values, runs["numpy"][key].values) < tolerance
+
+
+def test_half_precision_is_refused_where_it_cannot_work():
+    with pytest.raises(pl.ConfigError, match="float16' cannot hold the weights of projection 'ff'.*division"):
+        pl.Simulation(rule_network("pc_adam"), backend="torch", dtype="float16")
+    pl.Simulation(rule_network("pc_adam"), backend="torch", dtype="bfloat16")  # float32's range: allowed
+    with pytest.raises(pl.ConfigError, match="with backend='torch', bfloat16, float16"):
+        pl.Simulation(rule_network("oja"), backend="numpy", dtype="bfloat16")
 
 
 # GPU ---------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from plasticity.backends.torch_codegen import Monomial, compile_node, expand, side_of
-from plasticity.equations import Equation, Node, Reduce, walk
+from plasticity.equations import Binary, Call, Equation, Node, Reduce, walk
 from plasticity.errors import BackendError, ConfigError
 from plasticity.network import Network
 
@@ -39,6 +39,8 @@ __all__ = [
     "resolve_device",
     "available_devices",
     "DTYPES",
+    "HALF_DTYPES",
+    "check_weight_dtype",
     "block_elements",
     "COMPILE_ENV",
     "FUSED_RANK",
@@ -46,6 +48,10 @@ __all__ = [
 
 #: dtypes the torch backend runs, by name.
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+#: Storage dtypes for the weights ``w`` only; all other state and all arithmetic are float32.
+HALF_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
 
 #: Environment variable that turns on ``torch.compile`` of the synapse updates ("1").
 COMPILE_ENV = "PLASTICITY_TORCH_COMPILE"
@@ -209,12 +215,16 @@ class TorchEngine:
         device: str | torch.device | None = None,
         compile: bool = False,
     ):
-        if dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)} for the torch backend, got {dtype!r}")
+        if dtype not in DTYPES and dtype not in HALF_DTYPES:
+            raise ConfigError(
+                f"dtype must be one of {', '.join([*DTYPES, *HALF_DTYPES])} for the torch backend, got {dtype!r}"
+            )
+        check_weight_dtype(network, dtype)
         self.network = network
         self.trials = trials
-        self.dtype = DTYPES[dtype]
-        self.numpy_dtype = np.dtype(dtype)
+        self.half = dtype in HALF_DTYPES
+        self.dtype = torch.float32 if self.half else DTYPES[dtype]
+        self.numpy_dtype = np.dtype("float32" if self.half else dtype)
         self.dt = float(dt)
         self.device = resolve_device(device)
         self.block = block_elements(self.device)
@@ -223,6 +233,9 @@ class TorchEngine:
             key: torch.tensor(np.asarray(value, dtype=self.numpy_dtype), device=self.device)
             for key, value in state.items()
         }
+        if self.half:
+            for name in network.projections:
+                self.arrays[f"{name}.w"] = self.arrays[f"{name}.w"].to(HALF_DTYPES[dtype])
         self.provenance = {"device": str(self.device), "torch_version": torch.__version__, "torch_compile": int(self.compile)}
         self._masks = {
             name: torch.tensor(projection.mask, device=self.device)
@@ -250,7 +263,9 @@ class TorchEngine:
             {node: _plan_reduction(node) for node in reductions},
             {node: compile_node(node.arg, self.dtype) for node in reductions},
         )
-        if equation.level == "synapse":
+        if self.half:  # half weights: everything over blocks of rows, computed in float32
+            program.reduction_plans = dict.fromkeys(reductions)
+        elif equation.level == "synapse":
             program.separable = _plan_separable(equation, shared)
             if self.compile and program.separable is not None and program.separable.multiply is None:
                 program.fused = torch.compile(_fused_update, dynamic=False)
@@ -268,7 +283,8 @@ class TorchEngine:
 
     # state access -------------------------------------------------------------------------------
     def get(self, key: str) -> np.ndarray:
-        return self.arrays[key].detach().to("cpu", copy=True).numpy()
+        """A host copy of ``key``; half-precision weights come back as float32."""
+        return self.arrays[key].detach().to("cpu", dtype=self.dtype, copy=True).numpy()
 
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key].copy_(self._host_tensor(value))
@@ -313,7 +329,14 @@ class TorchEngine:
         weights = self.arrays[f"{name}.w"]
         source = self.arrays[f"{projection.pre.name}.{projection.source}"]
         target = self.arrays[f"{projection.post.name}.{projection.target}"]
-        if projection.shared:
+        if self.half:  # float32 products over blocks of rows of the half-precision weights
+            for rows in self._row_blocks(name):
+                block = (weights[rows] if projection.shared else weights[:, rows]).to(self.dtype)
+                if projection.shared:
+                    target[:, rows].addmm_(source, block.t())
+                else:
+                    target[:, rows].unsqueeze(2).baddbmm_(block, source.unsqueeze(2))
+        elif projection.shared:
             target.addmm_(source, weights.t())
         else:
             target.unsqueeze(2).baddbmm_(weights, source.unsqueeze(2))
@@ -324,7 +347,14 @@ class TorchEngine:
         weights = self.arrays[f"{name}.w"]
         source = self.arrays[f"{projection.post.name}.{post_var}"]
         target = self.arrays[f"{projection.pre.name}.{pre_target}"]
-        if projection.shared:
+        if self.half:
+            for rows in self._row_blocks(name):
+                block = (weights[rows] if projection.shared else weights[:, rows]).to(self.dtype)
+                if projection.shared:
+                    target.addmm_(source[:, rows], block)
+                else:
+                    target.unsqueeze(1).baddbmm_(source[:, None, rows], block)
+        elif projection.shared:
             target.addmm_(source, weights)
         else:
             target.unsqueeze(1).baddbmm_(source.unsqueeze(1), weights)
@@ -522,7 +552,8 @@ class TorchEngine:
                 block[key] = value[:, rows, None]
         for var in projection.synapse_variables:
             array = self.arrays[f"{name}.{var}"]
-            block[var] = array[None, rows, :] if projection.shared else array[:, rows, :]
+            view = array[None, rows, :] if projection.shared else array[:, rows, :]
+            block[var] = view.to(self.dtype)
         return block
 
     def _block_reductions(self, name: str, program: _EquationProgram, env: dict, nodes: list[Reduce]) -> dict[Reduce, torch.Tensor]:
@@ -563,6 +594,42 @@ class TorchEngine:
             _assign(rows_view, equation.op, value)
 
 
+def check_weight_dtype(network: Network, dtype: str) -> None:
+    """Raise ConfigError if a rule of ``network`` cannot keep its weights in ``dtype``.
+
+    bfloat16 has float32's exponent range, so every rule can store its weights in it (with 8
+    bits of mantissa: an update below 1/256 of a weight is lost). float16 reaches only 65504
+    and loses precision below 6e-5, so a rule whose equation for ``w`` takes ``exp`` of a
+    varying value, divides by one or raises to a varying power (results that can leave that
+    range) cannot use it.
+    """
+    if dtype != "float16":
+        return
+    for name, projection in network.projections.items():
+        for equation in projection.rule.parsed if projection.rule is not None else ():
+            if equation.var != "w":
+                continue
+            for node in walk(equation.expr):
+                if _leaves_float16(node):
+                    raise ConfigError(
+                        f"dtype 'float16' cannot hold the weights of projection {name!r}: in {equation.text!r} "
+                        f"{_describe(node)} can leave float16's range (6e-5 to 65504); use dtype 'bfloat16', "
+                        "'float32' or 'float64'"
+                    )
+
+
+def _leaves_float16(node: Node) -> bool:
+    if isinstance(node, Call):
+        return node.func == "exp" and bool(node.args[0].domain)
+    if isinstance(node, Binary) and node.op in ("/", "**"):
+        return bool(node.right.domain)
+    return False
+
+
+def _describe(node: Node) -> str:
+    return "exp() of a varying value" if isinstance(node, Call) else {"/": "a division by a varying value", "**": "a varying power"}[node.op]
+
+
 def _fused_update(target: torch.Tensor, scale: Any, traces: list, left: Any, right: Any) -> None:
     """``target = target * scale + sum(source * factor) + left @ right`` written as one elementwise
     expression, so that ``torch.compile`` makes it a single read-and-write pass over ``target``."""
@@ -581,7 +648,7 @@ def _fused_update(target: torch.Tensor, scale: Any, traces: list, left: Any, rig
 
 def _broadcast(value: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
-        return value.expand(shape) if value.dtype != torch.bool else value.to(dtype).expand(shape)
+        return value.to(dtype).expand(shape)
     return torch.full(shape, float(value), dtype=dtype, device=device)
 
 
