@@ -211,6 +211,17 @@ def test_memory_measurement_sees_a_temporary_the_size_of_w():
     assert _peak_allocated(lambda: weights.addr_(u, v)) < 512 * 4 * 8
 
 
+@pytest.mark.slow
+def test_compiled_updates_agree_with_numpy(monkeypatch):
+    """compile=True (PLASTICITY_TORCH_COMPILE=1): the single-pass torch.compile update, same results."""
+    monkeypatch.setenv("PLASTICITY_TORCH_COMPILE", "1")
+    network = rule_network("three_factor")
+    assert_backends_agree(lambda: rule_network("three_factor"), steps=STEPS, trials=TRIALS, inputs=random_inputs(network), backends=TORCH)
+    simulation = pl.Simulation(rule_network("three_factor"), trials=TRIALS, backend="torch", seed=0)
+    assert all(program.fused is not None for program in simulation.engine._rules["ff"])
+    assert simulation.run(1, inputs=random_inputs(network, steps=1)).attrs["torch_compile"] == 1
+
+
 # devices, dtypes, provenance ------------------------------------------------------------------------
 
 
