@@ -234,12 +234,13 @@ def _async_run_array(xp, couplings, states, fields, seeds, rows, first, count, s
         sweeps[rows[changed > 0]] += 1
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, fastmath=True)
 def _hebbian_async_kernel(xt, states, overlaps, seeds, rows, count, sweeps, flips, converged):  # pragma: no cover
     """Asynchronous Hebbian recall from the patterns themselves, without forming W.
 
-    ``xt`` is (trials, N, P), ``overlaps`` m = X s (trials, P). The field N (W s)_i =
-    xi_i . m - P s_i is an exact integer, so every decision equals the one from the
+    ``xt`` is (trials, N, P), ``overlaps`` m = X s (trials, P), both float32. The field
+    N (W s)_i = xi_i . m - P s_i is an integer below 2^24, exact in float32 in any
+    summation order (hence fastmath), so every decision equals the one from the
     couplings J = X^T X; a flip costs O(P), a unit check O(P). Sweep orders as in
     ``_async_run_kernel``.
     """
@@ -257,7 +258,7 @@ def _hebbian_async_kernel(xt, states, overlaps, seeds, rows, count, sweeps, flip
                 i = order[q]
                 x = xt[t, i]
                 s = states[t, i]
-                h = 0.0
+                h = np.float32(0.0)
                 for mu in range(p):
                     h += x[mu] * m[mu]
                 h -= p * s
@@ -268,7 +269,7 @@ def _hebbian_async_kernel(xt, states, overlaps, seeds, rows, count, sweeps, flip
                     new = -1.0
                 if new != s:
                     states[t, i] = new
-                    delta = 2.0 * new
+                    delta = np.float32(2.0 * new)
                     for mu in range(p):
                         m[mu] += delta * x[mu]
                     changed += 1
@@ -290,14 +291,14 @@ def _hebbian_async_numpy(xt, states, overlaps, seeds, rows, count, sweeps, flips
         changed = np.zeros(rows.size, dtype=np.int64)
         for q in range(n):
             i = order[:, q]
-            x = xt[rows, i].astype(np.float64)
+            x = xt[rows, i]
             s = states[rows, i]
             h = (x * overlaps[rows]).sum(1) - p * s
             new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, s)).astype(states.dtype)
             hit = new != s
             if hit.any():
                 states[rows[hit], i[hit]] = new[hit]
-                overlaps[rows[hit]] += (2.0 * new[hit].astype(np.float64))[:, None] * x[hit]
+                overlaps[rows[hit]] += (2.0 * new[hit])[:, None] * x[hit]
                 changed += hit
         flips[rows] += changed
         converged[rows[changed == 0]] = True
@@ -309,7 +310,7 @@ def _hebbian_recall(patterns, cues, rngs, *, max_sweeps, backend) -> Retrieval:
     trials, count, n = patterns.shape
     xt = np.ascontiguousarray(patterns.transpose(0, 2, 1), dtype=np.float32)
     states = np.array(cues, dtype=np.float32)
-    overlaps = np.einsum("tpn,tn->tp", patterns, cues).astype(np.float64)
+    overlaps = np.matmul(xt.transpose(0, 2, 1), states[:, :, None])[:, :, 0]
     sweeps = np.zeros(trials, dtype=np.int64)
     flips = np.zeros(trials, dtype=np.int64)
     converged = np.zeros(trials, dtype=bool)
@@ -317,7 +318,7 @@ def _hebbian_recall(patterns, cues, rngs, *, max_sweeps, backend) -> Retrieval:
     rows = np.arange(trials)
     run = _hebbian_async_kernel if backend == "numba" else _hebbian_async_numpy
     run(xt, states, overlaps, seeds, rows, max_sweeps, sweeps, flips, converged)
-    energy = -0.5 * ((overlaps**2).sum(1) - count * n) / n
+    energy = -0.5 * ((overlaps.astype(np.float64) ** 2).sum(1) - count * n) / n
     return Retrieval(states.astype(np.float64), sweeps, converged, np.zeros(trials, dtype=bool), energy, flips)
 
 
@@ -583,10 +584,10 @@ def _chunk_size(bytes_per_trial: int, trials: int) -> int:
     return int(max(1, min(trials, _CHUNK_BYTES // max(1, bytes_per_trial))))
 
 
-def _random_patterns(rng: np.random.Generator, count: int, n: int) -> np.ndarray:
-    """(count, n) unbiased random +-1 patterns (float32) from packed random bytes."""
+def _random_patterns(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
+    """(n, count) unbiased random +-1 values (float32) from packed random bytes: ``count`` patterns as columns."""
     bits = np.unpackbits(rng.integers(0, 256, size=(count * n + 7) // 8, dtype=np.uint8))[: count * n]
-    return (bits.reshape(count, n).astype(np.float32) * 2.0 - 1.0).astype(np.float32)
+    return bits.reshape(n, count).astype(np.float32) * np.float32(2.0) - np.float32(1.0)
 
 
 @protocol("hopfield.capacity")
@@ -635,14 +636,15 @@ def capacity(
     energy = np.empty(trials)
     # Hebbian asynchronous recall runs from the patterns (O(P) per unit check and flip) when that
     # is cheaper than forming each trial's W (O(P N^2)); both give the same decisions exactly.
-    from_patterns = rule == "hebbian" and update == "async" and backend != "torch" and count < n // 2
+    from_patterns = rule == "hebbian" and update == "async" and backend != "torch" and count < n // 2 and count * n < 2**24
     chunk = _chunk_size(n * (count if from_patterns else n) * np_dtype.itemsize, trials)
     for start in range(0, trials, chunk):
         stop = min(trials, start + chunk)
-        xs = np.empty((stop - start, count, n), dtype=np.float32)
+        xt = np.empty((stop - start, n, count), dtype=np.float32)
+        xs = xt.transpose(0, 2, 1)  # (trials, patterns, units), a view
         cues = np.empty((stop - start, n))
         for k, t in enumerate(range(start, stop)):
-            xs[k] = _random_patterns(rngs[t], count, n)
+            xt[k] = _random_patterns(rngs[t], n, count)
             cues[k] = flip_bits(xs[k, 0], flip, rngs[t])
         if from_patterns:
             result = _hebbian_recall(xs, cues, rngs[start:stop], max_sweeps=max_sweeps, backend=backend)

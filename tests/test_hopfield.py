@@ -156,10 +156,11 @@ def test_pseudoinverse_keeps_every_pattern_fixed_up_to_half_load():
 
 
 def test_storkey_stores_more_than_hebbian():
-    for load in (0.2, 0.25):
+    # at N = 200 the Hebbian 50% point is near load 0.19; Storkey still retrieves at 0.3
+    for load in (0.25, 0.3):
         hebb = capacity(n=200, rule="hebbian", load=load, trials=40, seed=5).success.mean()
         stork = capacity(n=200, rule="storkey", load=load, trials=40, seed=5).success.mean()
-        assert float(stork) >= 0.9 and float(hebb) <= 0.5, (load, float(hebb), float(stork))
+        assert float(stork) >= 0.9 and float(hebb) <= 0.3, (load, float(hebb), float(stork))
 
 
 @pytest.mark.slow
