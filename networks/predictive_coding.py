@@ -242,6 +242,7 @@ class PredictiveCodingModel:
         self.batch = int(batch)
         self.top = f"layer{self.depth}"
         self.hidden = [f"layer{index}" for index in range(1, self.depth)]
+        self._clamped: tuple[np.ndarray, np.ndarray | None] | None = None
 
     # state ------------------------------------------------------------------------------
     def weights(self) -> dict[str, np.ndarray]:
@@ -376,10 +377,21 @@ class PredictiveCodingModel:
         trajectory = None if path is None else np.append(path.mean(axis=1), energy.mean())
         return prediction, energy, trajectory
 
-    def predict(self, data: np.ndarray) -> np.ndarray:
-        """Feedforward predictions of the output layer for any number of examples."""
+    def predict(self, data: np.ndarray, steps: int = 0) -> np.ndarray:
+        """Output values for any number of examples: the feedforward prediction, then ``steps``
+        inference steps with the input clamped and the output free (test-time iterative inference)."""
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ConfigError(f"steps must be a non-negative integer, got {steps!r}")
         data = np.asarray(data, dtype=np.float64)
-        out = [self.forward(data[start : start + self.batch]) for start in range(0, len(data), self.batch)]
+        out = []
+        for start in range(0, len(data), self.batch):
+            chunk = data[start : start + self.batch]
+            prediction = self.forward(chunk)
+            if steps:
+                self.sim.set(f"{self.top}.free", 1.0)
+                self.infer(steps)
+                prediction = self.sim.get(f"{self.top}.x")[: len(chunk)]
+            out.append(prediction)
         return np.concatenate(out) if out else np.zeros((0, self.sizes[-1]))
 
 

@@ -311,3 +311,16 @@ def test_figures_draw_from_small_stores(tmp_path):
     paths += _figure_module("pc_inference").plot({"experiment": _stacked("gamma", [0.05, 0.2], mode="pc")}, tmp_path)
     assert sorted(p.name for p in paths) == ["pc_inference.pdf", "pc_inference.png", "pc_vs_bp.pdf", "pc_vs_bp.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_iterative_test_time_inference_keeps_the_feedforward_equilibrium():
+    weights, biases, data, _ = _problem(seed=6)
+    model = _model("pc", "numpy", gamma=0.1)
+    _load(model, weights, biases)
+    feedforward = model.predict(data)
+    np.testing.assert_allclose(model.predict(data, steps=30), feedforward, rtol=1e-12, atol=1e-12)
+    a = data
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        a = a @ w.T + b
+        a = np.tanh(a) if l < len(weights) - 1 else a
+    np.testing.assert_allclose(feedforward, a, rtol=1e-12)
