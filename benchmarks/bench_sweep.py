@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import shutil
 import sys
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=40)
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--overhead-points", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the started-cluster timing (best kept)")
     args = parser.parse_args()
     from distributed import LocalCluster
 
@@ -88,22 +90,28 @@ def main() -> None:
         "host": platform.node(),
         "cores": default_workers(),
         "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     folder = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     try:
         busy = busy_experiment(args.points, args.iterations)
         end_to_end = {n: timed_sweep(busy, folder, f"e2e{n}", workers=n)[0] for n in (1, 2)}
-        started = {}
-        for n in (1, 2):
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                              silence_logs=logging.ERROR) as cluster:
-                started[n] = timed_sweep(busy, folder, f"started{n}", scheduler=cluster.scheduler_address)[0]
+        # Alternate 1 and 2 workers and keep the best of each: load from other processes on a
+        # shared machine then hits both sides alike.
+        started: dict[int, float] = {}
+        for round_ in range(args.rounds):
+            for n in (1, 2):
+                with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster:
+                    elapsed = timed_sweep(busy, folder, f"started{n}-{round_}", scheduler=cluster.scheduler_address)[0]
+                started[n] = min(started.get(n, np.inf), elapsed)
         point = float(np.median(xr.open_zarr(folder / "e2e1.zarr")["point_wall_time"].values))
         results["cpu_bound"] = {
             "points": args.points,
             "point_compute_s": round(point, 4),
             "end_to_end_s": {str(n): round(t, 3) for n, t in end_to_end.items()},
             "end_to_end_speedup_2_vs_1": round(end_to_end[1] / end_to_end[2], 3),
+            "started_cluster_rounds": args.rounds,
             "started_cluster_s": {str(n): round(t, 3) for n, t in started.items()},
             "started_cluster_speedup_2_vs_1": round(started[1] / started[2], 3),
             "target_speedup": 1.6,
@@ -120,6 +128,7 @@ def main() -> None:
         results["overhead_in_process"] = {**overhead_ms(path), "points": args.overhead_points}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = HERE / "results" / "sweep.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -143,6 +143,23 @@ def test_local_cluster_gives_the_same_store_with_any_number_of_workers(tmp_path,
     assert len(set(xr.open_zarr(path)["point_worker"].values.ravel())) <= workers
 
 
+@pytest.mark.slow
+def test_existing_cluster_by_scheduler_address(tmp_path, reference_store):
+    import logging
+
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        path = tmp_path / "s.zarr"
+        summary = run_sweep(parse_experiment(NOISY.format(extra="")), path, scheduler=cluster.scheduler_address,
+                            progress=False)
+    assert summary.done == 20
+    xr.testing.assert_equal(_results(path), _results(reference_store))
+    with pytest.raises(ConfigError, match="either workers .* or scheduler"):
+        run_sweep(parse_experiment(NOISY.format(extra="")), tmp_path / "t.zarr", workers=2, scheduler="tcp://x:1")
+
+
 def _done_count(path: Path) -> int:
     try:
         return int(np.asarray(zarr.open_group(path, mode="r", use_consolidated=False)["done"][...]).sum())
