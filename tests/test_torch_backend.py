@@ -59,6 +59,7 @@ CUSTOM_RULES = {
     "multiply (*=, one side)": pl.Rule(["w *= exp(-eta * y_post * y_post)"], {"eta": 0.1}),
     "subtract (-=, pre scale)": pl.Rule(["w -= eta * (w * x_pre * x_pre - y_post * x_pre)"], {"eta": 0.01}),
     "power and scalars": pl.Rule(["w += eta * (x_pre - w) ** 2 * heaviside(y_post) - eta * exp(-t * dt / tau) * w"], {"eta": 0.01, "tau": 50.0}),
+    "where on one side": pl.Rule(["w += eta * where(y_post > 0, 1, 0) * x_pre - eta * where(x_pre < 0.5, w, 0.5 * w)"], {"eta": 0.01}),
     "both-side scale (blocks)": pl.Rule(["w += eta * y_post * x_pre * w"], {"eta": 0.01}),
     "clip of w (blocks)": pl.Rule(["w = clip(w + eta * y_post * x_pre, -0.3, 0.3)"], {"eta": 0.05}),
     "where on synapses (blocks)": pl.Rule(["w += eta * where(w * x_pre > 0, y_post, -y_post)"], {"eta": 0.01}),

@@ -16,7 +16,12 @@ host only when asked (recording). The step follows :mod:`plasticity.network` and
   is made. Other equations (``cumsum_post``, functions of ``w``) run over blocks of rows like
   the numpy backend.
 
-dtypes are ``float32`` (default) and ``float64``. The backend draws no random numbers.
+dtypes are ``float32`` (default) and ``float64`` for all state, or ``bfloat16`` /
+``float16`` for the weights ``w`` only: then every other array is float32, drives and
+updates run over blocks of rows converted to float32, and ``w`` is rounded once per
+equation (see :func:`check_weight_dtype` for what float16 refuses). ``compile=True`` (or
+``PLASTICITY_TORCH_COMPILE=1``) turns each separable update into one ``torch.compile``
+pass over ``W``. The backend draws no random numbers, so it needs no generators.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from plasticity.backends.torch_codegen import Monomial, compile_node, expand, side_of
+from plasticity.backends.torch_codegen import Monomial, compile_node, compile_number, expand, side_of
 from plasticity.equations import Binary, Call, Equation, Node, Reduce, walk
 from plasticity.errors import BackendError, ConfigError
 from plasticity.network import Network
@@ -272,13 +277,13 @@ class TorchEngine:
         for terms in program.reduction_plans.values():
             for term in terms or ():
                 for factor in term.factors:
-                    program.reduction_factors.setdefault(factor, compile_node(factor, self.dtype))
+                    program.reduction_factors.setdefault(factor, compile_number(factor, self.dtype))
         plan = program.separable
         if plan is not None:
             terms = [*plan.scale, *plan.outer, *(plan.multiply or []), *(term for term, _ in plan.traces)]
             for term in terms:
                 for factor in term.factors:
-                    program.factors.setdefault(factor, compile_node(factor, self.dtype))
+                    program.factors.setdefault(factor, compile_number(factor, self.dtype))
         return program
 
     # state access -------------------------------------------------------------------------------

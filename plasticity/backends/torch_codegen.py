@@ -27,7 +27,7 @@ import torch
 from plasticity.backends.numpy_backend import evaluate
 from plasticity.equations import Binary, Call, Compare, Const, Name, Node, Reduce, Unary, walk
 
-__all__ = ["compile_node", "is_scalar", "expand", "Monomial", "side_of", "MAX_MONOMIALS"]
+__all__ = ["compile_node", "compile_number", "is_scalar", "expand", "Monomial", "side_of", "MAX_MONOMIALS"]
 
 #: Largest number of monomials an expanded synapse expression may have before it is evaluated
 #: over blocks instead (each monomial costs a little work per unit, not per synapse).
@@ -83,6 +83,11 @@ def compile_node(node: Node, dtype: torch.dtype) -> Closure:
     if isinstance(node, Call):
         return _call(node, children, dtype)
     raise TypeError(f"unknown node {node!r}")
+
+
+def compile_number(node: Node, dtype: torch.dtype) -> Closure:
+    """Like :func:`compile_node`, with a comparison's result as 0/1 in ``dtype`` (a factor of a product)."""
+    return _numeric(compile_node(node, dtype), node, dtype)
 
 
 def _numeric(closure: Closure, node: Node, dtype: torch.dtype) -> Closure:
