@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from scipy.linalg import blas
 
-from plasticity.backends.numba_codegen import FASTMATH, SeparableUpdate, generate, load_module
+from plasticity.backends.numba_codegen import COLUMN_CHUNK, FASTMATH, SeparableUpdate, generate, load_module
 from plasticity.backends.numpy_backend import evaluate
 from plasticity.equations import Equation
 from plasticity.network import Network
@@ -124,7 +124,12 @@ class NumbaEngine:
         self._ready: dict[str, np.ndarray] = {}
         for name, spec in self.source.plasticity.items():
             projection = network.projections[name]
-            sizes = {"trials": trials, "npre": projection.pre.n}
+            sizes = {
+                "trials": trials,
+                "npre": projection.pre.n,
+                "npost": projection.post.n,
+                "chunks": -(-projection.pre.n // COLUMN_CHUNK),
+            }
             buffers = [np.zeros([sizes[d] for d in shape], dtype=kind) for _, shape, kind in spec.buffers]
             fixed = (
                 np.array(spec.params, dtype=np.float64),

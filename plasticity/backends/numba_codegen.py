@@ -44,6 +44,7 @@ from plasticity.network import Network
 __all__ = [
     "FASTMATH",
     "PARALLEL_MIN_ELEMENTS",
+    "COLUMN_CHUNK",
     "cache_dir",
     "load_module",
     "NetworkSource",
@@ -293,7 +294,7 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
     arrays = {key.split(".", 1)[1]: f"s{index}" for index, key in enumerate(keys)}
     params = list(population.params)
     emitter = _Emitter(scalar)
-    parallel = trials * population.n >= PARALLEL_MIN_ELEMENTS and trials > 1
+    parallel = trials * population.n >= 8 * PARALLEL_MIN_ELEMENTS and trials > 1
     body = _Lines()
     body.depth = 2
     for number, equation in enumerate(equations):
@@ -575,6 +576,10 @@ class _PlasticityWriter:
         cumsums = [r for r in in_row if r.func == "cumsum_post"]
         rowsums = [r for r in in_row if r.func == "sum_pre"]
         sequential = bool(cumsums)
+        # running sums over columns are independent: rows go in order within chunks of
+        # columns, chunks in parallel, unless a row needs all its columns (sum_pre, or a
+        # cumsum_post of post-only terms)
+        chunked = sequential and not rowsums and all("pre" in r.arg.domain for r in cumsums)
         # in-row reductions: names first so that hoisted subtrees can use them
         carries = []
         for index, reduce in enumerate(rowsums):
@@ -607,9 +612,21 @@ class _PlasticityWriter:
         target = f"{weights}[i, j]" if self.shared else f"{weights}[t, i, j]"
         masked = self.projection.mask is not None
         if self.shared:
-            self._shared_pass(number, equation, lookup, plain, rows, rowsums, carries, sequential, target, masked)
+            self._shared_pass(number, equation, lookup, plain, rows, rowsums, carries, sequential, chunked, target, masked)
             return
-        if sequential:
+        columns_range = "range(npre)"
+        if chunked:
+            part = self.buffer(("trials", "chunks", "npost")) if fused else None
+            lines(f"chunks = (npre + {COLUMN_CHUNK - 1}) // {COLUMN_CHUNK}")
+            lines("for k in numba.prange(trials * chunks):")
+            lines.indent()("t = k // chunks")
+            lines("c = k % chunks")
+            lines(f"j0 = c * {COLUMN_CHUNK}")
+            lines(f"j1 = min(j0 + {COLUMN_CHUNK}, npre)")
+            lines("for i in range(npost):")
+            lines.indent()
+            columns_range = "range(j0, j1)"
+        elif sequential:
             lines("for t in numba.prange(trials):")
             lines.indent()("for i in range(npost):")
             lines.indent()
@@ -664,7 +681,7 @@ class _PlasticityWriter:
             if accumulate:
                 lines("xr = xn[t]")
                 lines("acc = 0.0")
-            lines("for j in range(npre):")
+            lines(f"for j in {columns_range}:")
             lines.indent()
             for line in cumsum_lines:
                 lines(line)
@@ -676,18 +693,36 @@ class _PlasticityWriter:
                 lines("acc += v * xr[j]")
             lines.dedent()
             if accumulate:
-                lines("drive[t, i] = acc")
+                lines(f"{part}[t, c, i] = acc" if chunked else "drive[t, i] = acc")
             if condition is not None:
                 lines.dedent()
         lines.dedent()
         if sequential:
             lines.dedent()
+        if chunked and fused:
+            lines("if fuse:")
+            lines.indent()("for k in numba.prange(trials * npost):")
+            lines.indent()("t = k // npost")
+            lines("i = k % npost")
+            lines("acc = 0.0")
+            lines("for c in range(chunks):")
+            lines.indent()(f"acc += {part}[t, c, i]")
+            lines.dedent()
+            lines("drive[t, i] = acc")
+            lines.dedent()
+            lines.dedent()
 
-    def _shared_pass(self, number, equation, lookup, plain, rows, rowsums, carries, sequential, target, masked):
+    def _shared_pass(self, number, equation, lookup, plain, rows, rowsums, carries, sequential, chunked, target, masked):
         lines = self.lines
-        loop = "range" if sequential else "numba.prange"
         element_cumsums = {r for _, _, r in carries if "pre" in r.arg.domain}
-        lines(f"for i in {loop}(npost):")
+        columns_range = "range(npre)"
+        if chunked:
+            lines(f"chunks = (npre + {COLUMN_CHUNK - 1}) // {COLUMN_CHUNK}")
+            lines("for c in numba.prange(chunks):")
+            lines.indent()(f"j0 = c * {COLUMN_CHUNK}")
+            lines(f"j1 = min(j0 + {COLUMN_CHUNK}, npre)")
+            columns_range = "range(j0, j1)"
+        lines(f"for i in {'range' if sequential else 'numba.prange'}(npost):")
         lines.indent()
         for index, reduce in enumerate(rowsums):
             label = f"q{number}_{index}"
@@ -712,7 +747,7 @@ class _PlasticityWriter:
             for label, node in rows:
                 lines(f"{label}[t] = {self.emitter.emit(node, lookup, own=True)}")
             lines.dedent()
-        lines("for j in range(npre):")
+        lines(f"for j in {columns_range}:")
         lines.indent()("total = 0.0")
         lines("for t in range(trials):")
         lines.indent()
@@ -730,6 +765,8 @@ class _PlasticityWriter:
         lines(f"{target} = v")
         lines.dedent()
         lines.dedent()
+        if chunked:
+            lines.dedent()
 
     # post- and pre-level equations -----------------------------------------------------------
     def side_equation(self, number: int, equation: Equation) -> None:
