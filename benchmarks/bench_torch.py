@@ -98,28 +98,32 @@ def measure_cuda(n: int, repeats: int) -> dict:
         }
     device = torch.device("cuda", 0)
     row: dict = {"n": n, "synapses": n * n, "device": torch.cuda.get_device_name(device)}
-    sync = torch.cuda.synchronize
-    source = torch.ones(n, n, device=device)
-    target = torch.empty_like(source)
-    seconds, all_times = best_seconds(lambda: target.copy_(source), repeats, 10, sync)
+    seconds, row["copy_times_s"] = _copy_seconds(n, device, repeats)
     row["copy_GBps"] = 8 * n * n / seconds / 1e9
-    row["copy_times_s"] = all_times
-    del source, target
-    torch.cuda.empty_cache()
-    x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
-    inputs, plastic = {"inp.x": x}, frozenset({"ff"})
     for label, compile in (("oja", False), ("oja_compiled", True)):
-        engine = oja_engine(n, "torch", "cuda", compile=compile)
-        for step in range(3):
-            engine.step(float(step + 1), inputs, plastic, inputs)
-        seconds, all_times = best_seconds(lambda: engine.step(1.0, inputs, plastic, inputs), repeats, 10, sync)
+        seconds, row[f"{label}_times_s"] = _step_seconds(n, compile, repeats)
         row[f"{label}_updates_per_s"] = n * n / seconds
         row[f"{label}_effective_GBps"] = 8 * n * n / seconds / 1e9
-        row[f"{label}_times_s"] = all_times
         row[f"{label}_vs_copy"] = row[f"{label}_effective_GBps"] / row["copy_GBps"]
-        del engine
         torch.cuda.empty_cache()
     return row
+
+
+def _copy_seconds(n: int, device: torch.device, repeats: int) -> tuple[float, list[float]]:
+    """A device copy kernel over N x N float32 (reads and writes 8 bytes per element)."""
+    source = torch.ones(n, n, device=device)
+    target = torch.empty_like(source)
+    return best_seconds(lambda: target.copy_(source), repeats, 10, torch.cuda.synchronize)
+
+
+def _step_seconds(n: int, compile: bool, repeats: int) -> tuple[float, list[float]]:
+    """The torch Oja step on the first CUDA device."""
+    engine = oja_engine(n, "torch", "cuda", compile=compile)
+    x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
+    inputs, plastic = {"inp.x": x}, frozenset({"ff"})
+    for step in range(3):
+        engine.step(float(step + 1), inputs, plastic, inputs)
+    return best_seconds(lambda: engine.step(1.0, inputs, plastic, inputs), repeats, 10, torch.cuda.synchronize)
 
 
 def markdown(report: dict) -> str:
