@@ -64,7 +64,12 @@ def environment() -> dict[str, object]:
     from plasticity.backends import available_backends
     from plasticity.provenance import git_revision
 
-    cache_dir = numba.config.CACHE_DIR or "beside each module's source (__pycache__), NUMBA_CACHE_DIR unset"
+    try:
+        from plasticity.backends.numba_codegen import cache_dir
+
+        kernel_cache = str(cache_dir())
+    except ImportError as error:
+        kernel_cache = f"unavailable ({error})"
     return {
         "plasticity": f"{__version__} ({git_revision() or 'no git revision'})",
         "python": f"{platform.python_version()} ({sys.executable})",
@@ -74,7 +79,8 @@ def environment() -> dict[str, object]:
         "backends available": available_backends(),
         "numba threading layer": _threading_layer(),
         "numba threads": numba.config.NUMBA_NUM_THREADS,
-        "numba cache directory": cache_dir,
+        "kernel cache directory": kernel_cache + " (set PLASTICITY_CACHE_DIR to move it)",
+        "numba cache directory": numba.config.CACHE_DIR or "beside each module's source (NUMBA_CACHE_DIR unset)",
         "GPUs": _gpus() or ["none"],
     }
 
