@@ -1,5 +1,5 @@
 """Energy of the last training batch against inference step for several inference rates gamma,
-mean and standard deviation over repeats (log scale). Drawn from the store of experiment.toml."""
+relative to its value after the feedforward sweep, mean and standard deviation over repeats. Drawn from the store of experiment.toml."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
     colors = plt.cm.viridis(np.linspace(0.0, 0.85, energy.sizes["gamma"]))
     for color, gamma in zip(colors, energy["gamma"].values):
         curve = energy.sel(gamma=gamma)
+        curve = curve / curve.isel(inference_step=0)
         mean, std = curve.mean("repeat"), curve.std("repeat")
-        ax.errorbar(curve["inference_step"], mean, yerr=std, color=color, capsize=1.5, lw=1.2, label=f"γ = {gamma:g}")
-    ax.set(yscale="log", xlabel="inference step", ylabel="energy Σ|e|²/2 (per example)",
+        ax.errorbar(curve["inference_step"], mean, yerr=std, color=color, capsize=1.5, lw=1.2,
+                    errorevery=5, label=f"γ = {gamma:g}")
+    ax.set(xlabel="inference step", ylabel="energy E(t) / E(0) (ratio)",
            title=f"PC inference, {energy.sizes['repeat']} seeds (mean ± s.d.)")
     ax.legend(fontsize=8)
     fig.tight_layout()
