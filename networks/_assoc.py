@@ -30,7 +30,7 @@ __all__ = [
     "flip_bits",
     "order_seeds",
     "sweep_orders",
-    "order_keys_into",
+    "order_into",
 ]
 
 MEMORY_BACKENDS = ("numba", "numpy", "torch")
@@ -167,9 +167,10 @@ def flip_bits(pattern: np.ndarray, fraction: float, rng: np.random.Generator) ->
     return cue
 
 
-# Random unit orders for asynchronous sweeps. The order of sweep w of a trial is the
-# argsort of 64-bit hashes (splitmix64) of (trial seed, w, unit): counter-based, so a
-# compiled kernel can draw it inside its own loop and every backend gets the same order.
+# Random unit orders for asynchronous sweeps. The order of sweep w of a trial is a
+# Fisher-Yates shuffle of 0..N-1 driven by 64-bit hashes (splitmix64) of (trial seed,
+# w, position): counter-based, so a compiled kernel draws it inside its own loop in
+# O(N) and every backend gets the same order.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -184,11 +185,17 @@ def _mix64(x):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True)
-def order_keys_into(seed, sweep, keys):  # pragma: no cover - compiled
-    """Fill ``keys`` with the sort keys of sweep ``sweep`` of the trial with ``seed`` (uint64)."""
+def order_into(seed, sweep, order):  # pragma: no cover - compiled
+    """Fill ``order`` (int64, length N) with the unit order of sweep ``sweep`` of the trial with ``seed``."""
+    n = order.shape[0]
+    for i in range(n):
+        order[i] = i
     base = seed ^ _mix64(np.uint64(sweep + 1) * _GOLDEN)
-    for i in range(keys.shape[0]):
-        keys[i] = _mix64(base + np.uint64(i) * _GOLDEN)
+    for i in range(n - 1, 0, -1):
+        j = np.int64(_mix64(base + np.uint64(i) * _GOLDEN) % np.uint64(i + 1))
+        held = order[i]
+        order[i] = order[j]
+        order[j] = held
 
 
 def _mix64_array(x: np.ndarray) -> np.ndarray:
@@ -198,11 +205,20 @@ def _mix64_array(x: np.ndarray) -> np.ndarray:
 
 
 def sweep_orders(seeds: np.ndarray, sweep: int, n: int) -> np.ndarray:
-    """Unit orders (trials, n) of sweep ``sweep`` for trials with ``seeds``; same as ``order_keys_into``."""
+    """Unit orders (trials, n) of sweep ``sweep`` for trials with ``seeds``; the same as ``order_into``."""
     seeds = np.asarray(seeds, dtype=np.uint64)
     base = seeds ^ _mix64_array(np.full(seeds.shape, sweep + 1, dtype=np.uint64) * _GOLDEN)
-    keys = _mix64_array(base[:, None] + np.arange(n, dtype=np.uint64)[None, :] * _GOLDEN)
-    return np.argsort(keys, axis=1, kind="stable")
+    positions = np.arange(n, dtype=np.uint64)
+    draws = _mix64_array(base[:, None] + positions[None, :] * _GOLDEN) % (positions + np.uint64(1))[None, :]
+    draws = draws.astype(np.int64)
+    order = np.tile(np.arange(n, dtype=np.int64), (seeds.size, 1))
+    rows = np.arange(seeds.size)
+    for i in range(n - 1, 0, -1):
+        j = draws[:, i]
+        held = order[:, i].copy()
+        order[:, i] = order[rows, j]
+        order[rows, j] = held
+    return order
 
 
 def order_seeds(rngs: Sequence[np.random.Generator]) -> np.ndarray:

@@ -40,6 +40,7 @@ from plasticity.networks._assoc import (
     check_int,
     count_patterns,
     flip_bits,
+    order_into,
     order_seeds,
     resolve_backend,
     sweep_orders,
@@ -82,16 +83,19 @@ def _unit_field(xt_i, overlaps, s_i, exponential, power, scale):  # pragma: no c
 
 
 @nb.njit(parallel=True, cache=True)
-def _dense_async_kernel(xt, states, overlaps, order, rows, flips, exponential, power, scale):  # pragma: no cover
-    """One asynchronous sweep per trial in ``rows``; ``xt`` is (1 or trials, N, P), overlaps (trials, P)."""
+def _dense_async_kernel(xt, states, overlaps, seeds, sweep, rows, flips, exponential, power, scale):  # pragma: no cover
+    """Asynchronous sweep ``sweep`` of each trial in ``rows`` (unit order from ``order_into``);
+    ``xt`` is (1 or trials, N, P), overlaps (trials, P); a flip updates M in O(P)."""
     n = states.shape[1]
     shared = xt.shape[0] == 1
     for k in nb.prange(rows.shape[0]):
         t = rows[k]
         c = 0 if shared else t
+        order = np.empty(n, dtype=np.int64)
+        order_into(seeds[t], sweep, order)
         count = 0
         for q in range(n):
-            i = order[k, q]
+            i = order[q]
             s = states[t, i]
             h = _unit_field(xt[c, i], overlaps[t], s, exponential, power, scale)
             new = s
@@ -221,11 +225,11 @@ def _recall(x, cues, rngs, *, exponential, power, update, max_sweeps, backend, d
             rows = np.flatnonzero(active)
             if rows.size == 0:
                 break
-            order = sweep_orders(seeds[rows], sweep, n)
             if backend == "numba":
                 flips = np.zeros(rows.size, dtype=np.int64)
-                _dense_async_kernel(xt, states, overlaps, order, rows, flips, exponential, power, scale)
+                _dense_async_kernel(xt, states, overlaps, seeds, sweep, rows, flips, exponential, power, scale)
             else:
+                order = sweep_orders(seeds[rows], sweep, n)
                 flips = xp.zeros(rows.size, dtype=xp.int64) if xp is np else torch.zeros(rows.size, dtype=torch.int64, device=device)
                 _dense_async_array(xp, xt, states, overlaps, index(order), index(rows), flips, exponential, power, scale)
                 flips = host(flips)

@@ -37,7 +37,7 @@ from plasticity.networks._assoc import (
     check_int,
     count_patterns,
     flip_bits,
-    order_keys_into,
+    order_into,
     order_seeds,
     resolve_backend,
     sweep_orders,
@@ -164,7 +164,7 @@ def _async_run_kernel(couplings, states, fields, seeds, rows, first, count, swee
     """Up to ``count`` asynchronous sweeps (numbered from ``first``) for each trial in ``rows``.
 
     Each trial runs to convergence on its own thread: units in the order of
-    ``order_keys_into(seeds[t], sweep)``; a flip of unit i adds 2 s_i J[i, :] to the
+    ``order_into(seeds[t], sweep)``; a flip of unit i adds 2 s_i J[i, :] to the
     trial's fields (O(N) per flip); a sweep with no flip marks the trial converged.
     """
     n = states.shape[1]
@@ -173,10 +173,9 @@ def _async_run_kernel(couplings, states, fields, seeds, rows, first, count, swee
         t = rows[k]
         c = 0 if shared else t
         f = fields[t]
-        keys = np.empty(n, dtype=np.uint64)
+        order = np.empty(n, dtype=np.int64)
         for sweep in range(first, first + count):
-            order_keys_into(seeds[t], sweep, keys)
-            order = np.argsort(keys, kind="mergesort")
+            order_into(seeds[t], sweep, order)
             changed = 0
             for q in range(n):
                 i = order[q]
@@ -249,10 +248,9 @@ def _hebbian_async_kernel(xt, states, overlaps, seeds, rows, count, sweeps, flip
     for k in nb.prange(rows.shape[0]):
         t = rows[k]
         m = overlaps[t]
-        keys = np.empty(n, dtype=np.uint64)
+        order = np.empty(n, dtype=np.int64)
         for sweep in range(count):
-            order_keys_into(seeds[t], sweep, keys)
-            order = np.argsort(keys, kind="mergesort")
+            order_into(seeds[t], sweep, order)
             changed = 0
             for q in range(n):
                 i = order[q]
