@@ -210,10 +210,13 @@ def test_custom_stages_with_feedback_match_numpy(dtype):
 
 def test_parallel_kernels_match_numpy():
     """Big enough for the multi-threaded kernels (trials * post * pre above the threshold)."""
-    assert_agree(lambda: rule_network(get_rule("bcm"), n_pre=128, n_post=160), "float32", trials=2, steps=20)
+    big = numba_codegen.PARALLEL_MIN_ELEMENTS
+    assert 2 * 512 * 300 >= big and 2 * 1100 * 120 >= big
+    simulation = assert_agree(lambda: rule_network(get_rule("bcm"), n_pre=512, n_post=300), "float32", trials=2, steps=10)
+    assert simulation.engine.source.plasticity["ff"].parallel
     # running sums in column chunks (the last one partial), fused drive summed over chunks
-    assert_agree(lambda: rule_network(get_rule("sanger"), n_pre=1100, n_post=40), "float32", trials=2, steps=20)
-    assert_agree(lambda: rule_network(get_rule("sanger"), n_pre=1100, n_post=40, shared=True), "float32", trials=2, steps=20)
+    assert_agree(lambda: rule_network(get_rule("sanger"), n_pre=1100, n_post=120), "float32", trials=2, steps=10)
+    assert_agree(lambda: rule_network(get_rule("sanger"), n_pre=1100, n_post=120, shared=True), "float32", trials=2, steps=10)
 
 
 # the fused pass -----------------------------------------------------------------------------

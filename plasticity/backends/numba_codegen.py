@@ -57,7 +57,7 @@ __all__ = [
 #: and divergence is detected.
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 #: Kernels over fewer elements than this run on one thread (thread start-up costs more).
-PARALLEL_MIN_ELEMENTS = 1 << 15
+PARALLEL_MIN_ELEMENTS = 1 << 18
 #: Columns per task of a column pass (``sum_post``).
 COLUMN_CHUNK = 512
 
@@ -294,7 +294,7 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
     arrays = {key.split(".", 1)[1]: f"s{index}" for index, key in enumerate(keys)}
     params = list(population.params)
     emitter = _Emitter(scalar)
-    parallel = trials * population.n >= 8 * PARALLEL_MIN_ELEMENTS and trials > 1
+    parallel = trials * population.n >= PARALLEL_MIN_ELEMENTS and trials > 1
     body = _Lines()
     body.depth = 2
     for number, equation in enumerate(equations):
@@ -713,22 +713,25 @@ class _PlasticityWriter:
             lines.dedent()
 
     def _shared_pass(self, number, equation, lookup, plain, rows, rowsums, carries, sequential, chunked, target, masked):
+        """The trial mean of the update, row by row: for each trial a contiguous pass over the
+        row's columns adds into a float64 row total, then the row is updated once."""
         lines = self.lines
         element_cumsums = {r for _, _, r in carries if "pre" in r.arg.domain}
-        columns_range = "range(npre)"
         if chunked:
             lines(f"chunks = (npre + {COLUMN_CHUNK - 1}) // {COLUMN_CHUNK}")
             lines("for c in numba.prange(chunks):")
             lines.indent()(f"j0 = c * {COLUMN_CHUNK}")
             lines(f"j1 = min(j0 + {COLUMN_CHUNK}, npre)")
-            columns_range = "range(j0, j1)"
+        else:
+            lines("j0 = 0")
+            lines("j1 = npre")
         lines(f"for i in {'range' if sequential else 'numba.prange'}(npost):")
         lines.indent()
         for index, reduce in enumerate(rowsums):
             label = f"q{number}_{index}"
             lines(f"{label} = np.zeros(trials)")
-            lines("for j in range(npre):")
-            lines.indent()("for t in range(trials):")
+            lines("for t in range(trials):")
+            lines.indent()("for j in range(npre):")
             lines.indent()(f"{label}[t] += {self.emitter.emit(reduce.arg, plain)}")
             lines.dedent()
             lines.dedent()
@@ -747,17 +750,19 @@ class _PlasticityWriter:
             for label, node in rows:
                 lines(f"{label}[t] = {self.emitter.emit(node, lookup, own=True)}")
             lines.dedent()
-        lines(f"for j in {columns_range}:")
-        lines.indent()("total = 0.0")
+        lines("total = np.zeros(j1 - j0)")
         lines("for t in range(trials):")
+        lines.indent()("for j in range(j0, j1):")
         lines.indent()
         for label, carry, reduce in carries:
             if reduce in element_cumsums:
                 lines(f"{label} = {carry}[t, j] + {self.emitter.emit(reduce.arg, plain)}")
                 lines(f"{carry}[t, j] = {label}")
-        lines(f"total += {self.emitter.emit(equation.expr, lookup)}")
+        lines(f"total[j - j0] += {self.emitter.emit(equation.expr, lookup)}")
         lines.dedent()
-        lines(f"v = {self.scalar}(total / trials)")
+        lines.dedent()
+        lines("for j in range(j0, j1):")
+        lines.indent()(f"v = {self.scalar}(total[j - j0] / trials)")
         if equation.op != "=":
             lines(f"v = {target} {equation.op[0]} v")
         if masked:
