@@ -322,15 +322,19 @@ def _hebbian_recall(patterns, cues, rngs, *, max_sweeps, backend) -> Retrieval:
 
 @nb.njit(parallel=True, cache=True)
 def _trial_fields_kernel(couplings, states, rows, out):  # pragma: no cover - compiled
-    """out[k] = states[rows[k]] @ couplings[rows[k]] accumulated in float64, unit by unit (row-major streaming)."""
+    """out[k] = states[rows[k]] @ J accumulated in float64, unit by unit (row-major streaming); J is the
+    trial's couplings, or the shared ones. Used for the fields an asynchronous run starts from, so
+    that the run stays on numba's threads (no BLAS thread pool competing with them)."""
     n = states.shape[1]
+    shared = couplings.shape[0] == 1
     for k in nb.prange(rows.shape[0]):
         t = rows[k]
+        c = 0 if shared else t
         f = out[k]
         f[:] = 0.0
         for i in range(n):
             s = np.float64(states[t, i])
-            row = couplings[t, i]
+            row = couplings[c, i]
             for j in range(n):
                 f[j] += s * row[j]
 
@@ -340,7 +344,8 @@ def _trial_fields_numpy(couplings, states, rows):
     n = states.shape[1]
     out = np.zeros((rows.size, n))
     for i in range(n):
-        out += states[rows, i].astype(np.float64)[:, None] * couplings[rows, i]
+        row = couplings[0, i][None, :] if couplings.shape[0] == 1 else couplings[rows, i]
+        out += states[rows, i].astype(np.float64)[:, None] * row
     return out
 
 
@@ -450,8 +455,13 @@ def _recall(couplings, scale, cues, rngs, *, update, max_sweeps, backend, device
         frames.append(host(states).astype(np.int8))
     if update == "async":
         all_rows = np.arange(trials)
-        fields = fields_of(index(all_rows))
-        fields = fields.double() if backend == "torch" else fields.astype(np.float64)
+        if backend == "torch":
+            fields = fields_of(index(all_rows)).double()
+        elif backend == "numba":
+            fields = np.empty((trials, n))
+            _trial_fields_kernel(couplings, states, all_rows, fields)
+        else:
+            fields = _trial_fields_numpy(couplings, states, all_rows)
         seeds = order_seeds(rngs)
         runs = [(w, 1) for w in range(max_sweeps)] if record else [(0, max_sweeps)]
         for first, count in runs:
