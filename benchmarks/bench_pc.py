@@ -132,6 +132,7 @@ def main() -> None:
         "date": now_iso(),
         "host": platform.node(),
         "cpus": os.cpu_count(),
+        "load_average_1min_at_end": os.getloadavg()[0],
         "torch_threads": torch.get_num_threads(),
         "sizes": SIZES,
         "batch": BATCH,
@@ -147,7 +148,8 @@ def main() -> None:
         "# Predictive coding training throughput",
         "",
         f"Sizes {SIZES}, tanh, batch {BATCH}, float32, random data, T = {args.T} for pc; "
-        f"{os.cpu_count()} CPUs, measured {report['date']} (best of {args.repeats}).",
+        f"{os.cpu_count()} CPUs, measured {report['date']} (best of {args.repeats}); 1-minute load "
+        f"average {report['load_average_1min_at_end']:.1f} at the end (other programs shared the cores).",
         "",
         "| backend | mode | samples/s | x torch autograd | engine share | ms per engine step |",
         "|---|---|---:|---:|---:|---:|",

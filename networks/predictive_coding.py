@@ -127,10 +127,12 @@ def _layer(index: int, n: int, role: str, activation: str, mode: str, gamma: flo
     init = {"x": 0.0, "free": 0.0}
     stages: dict[str, list[str]] = {}
     if role == "bottom":
+        # the bottom layer's rate is its value: set with it by the clamp, or computed when it is inferred
         init["fx"] = 0.0
-        stages["rates"] = ["fx = x"]  # the bottom layer's rate is its value
-        if infer_bottom and mode != "bp":
-            stages["values"] = ["x += gamma * free * g"]
+        if infer_bottom:
+            stages["rates"] = ["fx = x"]
+            if mode != "bp":
+                stages["values"] = ["x += gamma * free * g"]
     elif role == "hidden":
         init.update(e=0.0, fx=0.0, fp=0.0, free=1.0, ff=0.0)
         if mode == "fpa":
@@ -288,7 +290,9 @@ class PredictiveCodingModel:
         """
         rows = len(data)
         self._clamped = (data, target)
-        self.sim.set("layer0.x", self._pad(data, self.sizes[0], "data"))
+        clamp = self._pad(data, self.sizes[0], "data")
+        self.sim.set("layer0.x", clamp)
+        self.sim.set("layer0.fx", clamp)  # nothing writes the clamped bottom layer: its drive is constant
         self.sim.set("layer0.free", 0.0)
         self._switch(self.hidden, "ff", 1.0)
         self._switch(self.hidden, "free", 1.0)
