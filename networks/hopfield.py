@@ -349,11 +349,15 @@ def _trial_fields_numpy(couplings, states, rows):
     return out
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(cache=True)
 def _sync_update_kernel(fields, states, previous, rows, flips, cycled):  # pragma: no cover - compiled
-    """Fused synchronous update of the trials in ``rows`` from their fields; counts flips, flags 2-cycles."""
+    """Fused synchronous update of the trials in ``rows`` from their fields; counts flips, flags 2-cycles.
+
+    One pass over the batch on one thread: it is a few percent of the matrix product before it,
+    and a parallel region here would leave numba's threads spinning against BLAS's.
+    """
     n = states.shape[1]
-    for k in nb.prange(rows.shape[0]):
+    for k in range(rows.shape[0]):
         t = rows[k]
         count = 0
         back = True
