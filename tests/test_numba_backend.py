@@ -320,3 +320,16 @@ def test_second_process_does_not_compile(tmp_path):
     assert (tmp_path / "kernels" / first["file"]).exists()
     assert first["misses"] >= 2  # the generated kernels were compiled ...
     assert second["misses"] == 0 and second["hits"] >= 2  # ... and loaded from disk the second time
+
+
+def test_unusual_stage_names_parameters_and_multiline_equations():
+    """Generated source stays valid whatever the names and line breaks of the model."""
+
+    def make():
+        inp = pl.Population(4, init={"x": 0.0}, name="inp")
+        out = pl.Population(3, {"odd stage-name": ["y = (I\n + 1)"]}, name="out")
+        rule = pl.Rule(["w += eta * y_post * (x_pre\n - y_post * w)"], params={"eta": 0.01, "not an id": 2.0})
+        projection = pl.Projection(inp, out, rule, name="ff")
+        return pl.Network([inp, out], [projection], stages=("drive", "odd stage-name", "plasticity")), ["inp.x"]
+
+    assert_agree(make, "float32", steps=10)

@@ -268,7 +268,7 @@ def generate(network: Network, trials: int, dtype: str) -> NetworkSource:
         for stage, equations in population.stages.items():
             if not equations:
                 continue
-            function = f"units_{name}_{stage}"
+            function = f"units_{len(units)}"
             spec, text = _population_kernel(network, name, stage, equations, function, trials, scalar)
             units[(name, stage)] = spec
             pieces.append(text)
@@ -277,7 +277,7 @@ def generate(network: Network, trials: int, dtype: str) -> NetworkSource:
         if projection.rule is None:
             continue
         writer = _PlasticityWriter(network, name, trials, scalar)
-        spec, text = writer.kernel(f"plasticity_{name}")
+        spec, text = writer.kernel(f"plasticity_{len(plasticity)}")
         plasticity[name] = spec
         pieces.append(text)
     return NetworkSource("\n".join(header) + "\n\n".join(p for p in pieces if p), units, plasticity)
@@ -313,7 +313,7 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
                 return f"{arrays[node.var]}[tr, u]"
             return None
 
-        body(f"# {equation.text}")
+        body(f"# {_comment(equation.text)}")
         for index, reduce in enumerate(_reductions(equation.expr)):
             label = f"r{number}_{index}"
             argument = emitter.emit(reduce.arg, lookup)
@@ -350,12 +350,15 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
         body.indent()(_assign(target, equation.op, value))
         body.dedent()
     lines = _Lines()
+    lines(f"# population {name}, stage {_comment(stage)!r}")
     lines(_decorator(parallel))
     lines(f"def {function}(time, dt, prm, {', '.join(arrays.values())}):")
     lines.indent()
     lines(f"tt = {scalar}(time)")
     lines(f"dtt = {scalar}(dt)")
     for index, param in enumerate(params):
+        if not param.isidentifier():
+            continue  # no equation can name it
         lines(f"d_{param} = prm[{index}]")
         lines(f"p_{param} = {scalar}(d_{param})")
     for line in emitter.constant_lines():
@@ -364,6 +367,11 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
     lines("for tr in numba.prange(trials):")
     text = lines.text() + body.text()
     return KernelSpec(function, keys, [population.params[p] for p in params], parallel=parallel), text
+
+
+def _comment(text: str) -> str:
+    """An equation as a one-line comment of the generated source."""
+    return " ".join(text.split())
 
 
 def _assign(target: str, op: str, value: str) -> str:
@@ -449,7 +457,7 @@ class _PlasticityWriter:
                 self.lines = _Lines()
                 self.lines.depth = 1
                 bodies.append(self.lines.lines)
-            self.lines(f"# {equation.text}")
+            self.lines(f"# {self.name}: {_comment(equation.text)}")
             if equation.level == "synapse":
                 self.synapse_equation(number, equation, fused=number == fuse_at)
             else:
@@ -461,6 +469,8 @@ class _PlasticityWriter:
         head(f"tt = {self.scalar}(time)")
         head(f"dtt = {self.scalar}(dt)")
         for index, param in enumerate(self.rule.params):
+            if not param.isidentifier():
+                continue  # no equation can name it
             head(f"d_{param} = prm[{index}]")
             head(f"p_{param} = {self.scalar}(d_{param})")
         for line in self.emitter.constant_lines():
