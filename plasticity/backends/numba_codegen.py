@@ -18,11 +18,12 @@ here is only how:
 * one pass per equation: ``sum_pre`` of a synapse term is a loop over the row just
   before the row is updated (it is in cache), ``sum_post`` a column pass before the
   equation, ``cumsum_post`` a running carry that makes rows go in order (the pass is
-  then parallel over trials only);
+  then parallel over trials and chunks of columns, or over trials only when a row
+  needs all its columns);
 * the pass that writes ``w`` last can accumulate ``sum_j w_new[i, j] * xn[j]``, the
   drive of the next step (``fuse=True``), so a step reads and writes each weight once;
 * shared weights (a minibatch): the update averaged over trials, in one loop over
-  (row, column, trial), or, for increments that are sums of separable terms
+  (row, trial, column) into a float64 row total, or, for increments that are sums of separable terms
   ``scalar * f(post) * g(pre) * w**k`` (``k`` 0 or 1), as row/column scalings and one
   GEMM applied in place (see :func:`separable_terms`).
 """
@@ -243,7 +244,7 @@ class KernelSpec:
     function: str
     arrays: list[str]
     params: list[float]
-    buffers: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
+    buffers: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
     fusable: bool = False
     parallel: bool = False
     steps: list[tuple] = field(default_factory=list)
@@ -261,7 +262,7 @@ class NetworkSource:
 def generate(network: Network, trials: int, dtype: str) -> NetworkSource:
     """Source text of every kernel of ``network`` for ``trials`` trials in ``dtype``."""
     scalar = f"np.{dtype}"
-    header = ["import math", "import numba", "import numpy as np", "", ""]
+    header = ["import numba", "import numpy as np", "", ""]
     pieces = []
     units: dict[tuple[str, str], KernelSpec] = {}
     for name, population in network.populations.items():
@@ -393,12 +394,11 @@ class _PlasticityWriter:
         self.name = name
         self.projection = network.projections[name]
         self.rule = self.projection.rule
-        self.trials = trials
         self.scalar = scalar
         self.shared = self.projection.shared
         self.emitter = _Emitter(scalar)
         self.keys: list[str] = []
-        self.buffers: list[tuple[str, tuple[int, ...], str]] = []
+        self.buffers: list[tuple[str, tuple[str, ...], str]] = []
         size = trials * self.projection.post.n * self.projection.pre.n
         self.parallel = size >= PARALLEL_MIN_ELEMENTS
         self.lines = _Lines()
@@ -409,7 +409,7 @@ class _PlasticityWriter:
             self.keys.append(key)
         return f"s{self.keys.index(key)}"
 
-    def buffer(self, shape: tuple[int, ...], dtype: str = "float64") -> str:
+    def buffer(self, shape: tuple[str, ...], dtype: str = "float64") -> str:
         name = f"b{len(self.buffers)}"
         self.buffers.append((name, shape, dtype))
         return name
@@ -476,7 +476,7 @@ class _PlasticityWriter:
         for line in self.emitter.constant_lines():
             head(line)
         texts = []
-        for step, body in zip([s for s in steps if s[0] == "kernel"], bodies):
+        for step, body in zip([s for s in steps if s[0] == "kernel"], bodies, strict=True):
             parallel = self.parallel and any("numba.prange" in line for line in body)
             texts.append(
                 f"{_decorator(parallel)}\ndef {step[1]}({', '.join(arguments)}):\n"
@@ -506,7 +506,7 @@ class _PlasticityWriter:
             return "rowsum" if "post" in reduce.arg.domain else "scalar"
         return "colsum" if "pre" in reduce.arg.domain else "scalar"
 
-    def prepare_reductions(self, expr: Node, names: dict[Node, str], row_level: bool) -> list[Reduce]:
+    def prepare_reductions(self, expr: Node, names: dict[Node, str]) -> list[Reduce]:
         """Emit the passes for column and scalar reductions; return the in-row ones."""
         in_row = []
         lines = self.lines
@@ -582,7 +582,7 @@ class _PlasticityWriter:
     def synapse_equation(self, number: int, equation: Equation, fused: bool) -> None:
         lines = self.lines
         names: dict[Node, str] = {}
-        in_row = self.prepare_reductions(equation.expr, names, row_level=False)
+        in_row = self.prepare_reductions(equation.expr, names)
         cumsums = [r for r in in_row if r.func == "cumsum_post"]
         rowsums = [r for r in in_row if r.func == "sum_pre"]
         sequential = bool(cumsums)
@@ -752,7 +752,7 @@ class _PlasticityWriter:
                 lines.indent()(f"{label}[t] = {carry}[t] + {self.emitter.emit(reduce.arg, plain)}")
                 lines(f"{carry}[t] = {label}[t]")
                 lines.dedent()
-        for label, node in rows:
+        for label, _ in rows:
             lines(f"{label} = np.empty(trials, dtype={self.scalar})")
         if rows:
             lines("for t in range(trials):")
@@ -787,7 +787,7 @@ class _PlasticityWriter:
     def side_equation(self, number: int, equation: Equation) -> None:
         lines = self.lines
         names: dict[Node, str] = {}
-        in_row = self.prepare_reductions(equation.expr, names, row_level=True)
+        in_row = self.prepare_reductions(equation.expr, names)
         lookup = self.lookup_with(names)
         index_name, count = ("i", "npost") if equation.level == "post" else ("j", "npre")
         lines(f"for k in numba.prange(trials * {count}):")
