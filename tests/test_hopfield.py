@@ -217,3 +217,27 @@ def test_patterns_are_plain_arrays():
     net.patterns[0, 0] *= -1  # a copy: the memory is unchanged
     np.testing.assert_array_equal(net.patterns, x)
     np.testing.assert_allclose(net.overlaps(x).diagonal(), 1.0)
+
+
+@pytest.mark.gpu
+def test_associative_memories_on_cuda_match_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from plasticity.networks.dense import capacity as dense_capacity
+    from plasticity.networks.modern import retrieval as modern_retrieval
+    from plasticity.networks.uhn import retrieval as uhn_retrieval
+
+    for update in ("async", "sync"):
+        cpu = capacity(n=64, rule="storkey", load=0.2, flip=0.1, update=update, trials=4, backend="numpy", seed=1)
+        gpu = capacity(n=64, rule="storkey", load=0.2, flip=0.1, update=update, trials=4, backend="torch", device="cuda", seed=1)
+        np.testing.assert_array_equal(cpu.overlap.values, gpu.overlap.values)
+    cpu = dense_capacity(n=40, patterns=60, update="sync", trials=4, backend="numpy", seed=1)
+    gpu = dense_capacity(n=40, patterns=60, update="sync", trials=4, backend="torch", device="cuda", seed=1)
+    np.testing.assert_array_equal(cpu.overlap.values, gpu.overlap.values)
+    cpu = modern_retrieval(n=32, patterns=100, trials=10, backend="numpy", seed=1)
+    gpu = modern_retrieval(n=32, patterns=100, trials=10, backend="torch", device="cuda", seed=1)
+    np.testing.assert_allclose(cpu.overlap.values, gpu.overlap.values, rtol=1e-4, atol=1e-5)
+    cpu = uhn_retrieval(patterns=50, backend="numpy", seed=1)
+    gpu = uhn_retrieval(patterns=50, backend="torch", device="cuda", seed=1)
+    assert float(cpu.accuracy) == float(gpu.accuracy)
