@@ -16,6 +16,16 @@ per step for a whole batch of cues and detect 2-cycles. A field of exactly zero
 keeps the unit's state, so the energy E = -1/2 s^T W s never increases under
 asynchronous updates. Runs stop per trial when a sweep (step) changes nothing.
 
+Backends: numba (parallel kernels over trials), numpy (vectorised over trials,
+the reference path) and torch (tensor ops on any device). Random unit orders are
+hash-driven shuffles of a per-trial seed, so every backend visits units in the
+same order. numba and numpy give identical states; torch too for Hebbian storage
+(integer couplings, exact in any summation order) and otherwise up to fields that
+round to the other side of zero. In ``hopfield.capacity`` Hebbian asynchronous
+recall runs from the patterns (N (W s)_i = xi_i . m - P s_i with overlaps m = X s,
+O(P) per unit check and per flip) when P < N/2, which makes exactly the same
+decisions as the couplings without the O(P N^2) cost of forming W per trial.
+
 The capacity oracle: Amit, Gutfreund and Sompolinsky (1985, PRL 55:1530) give
 the critical load 0.138 for Hebbian storage in the large-N limit.
 """
