@@ -64,7 +64,6 @@ def hopfield_async(weights, cue, order_of_sweep, max_sweeps):
     Returns (state, sweeps that changed the state, converged).
     """
     s = _am_np.array(cue, dtype=float)
-    n = s.size
     sweeps = 0
     for sweep in range(max_sweeps):
         flips = 0
@@ -108,7 +107,6 @@ def dense_energy(patterns, state, power=None):
 def dense_async(patterns, cue, order_of_sweep, max_sweeps, power=None):
     """Asynchronous dense updates: s_i takes the sign of E(s_i = -1) - E(s_i = +1); ties keep."""
     s = _am_np.array(cue, dtype=float)
-    n = s.size
     sweeps = 0
     for sweep in range(max_sweeps):
         flips = 0
