@@ -14,7 +14,12 @@ phase, setting clamps). Every figure is the best of several repeats (other progr
 cores). Target from the issue: pc at T = 20 >= 20,000 samples/s on the default backend of a
 2-core machine.
 
-Usage: ``python benchmarks/bench_pc.py [--backends numba torch] [--batches 6] [--repeats 3]``;
+``--threads N`` limits BLAS, numba and torch to N threads each (threadpoolctl, ``numba.set_num_threads``,
+``torch.set_num_threads``): on a machine whose cores other programs share, N = 1 avoids
+oversubscription (BLAS and numba worker threads spinning against each other), which otherwise
+slows every backend several-fold and makes the figures irreproducible.
+
+Usage: ``python benchmarks/bench_pc.py [--backends numba torch] [--batches 6] [--repeats 3] [--threads 1]``;
 writes ``benchmarks/results/pc.json`` and ``benchmarks/results/pc.md``.
 """
 
@@ -113,7 +118,15 @@ def main() -> None:
     parser.add_argument("--T", type=int, default=20)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="threads for BLAS, numba and torch (default: theirs)")
     args = parser.parse_args()
+    if args.threads is not None:
+        import numba
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+        numba.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
     present = available_backends()
     backends = [b for b in args.backends if b in present]
     baseline = bench_torch_autograd(max(args.batches, 20), args.repeats)
@@ -134,6 +147,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average_1min_at_end": os.getloadavg()[0],
         "torch_threads": torch.get_num_threads(),
+        "threads_limit": args.threads,
         "sizes": SIZES,
         "batch": BATCH,
         "T": args.T,
@@ -148,7 +162,7 @@ def main() -> None:
         "# Predictive coding training throughput",
         "",
         f"Sizes {SIZES}, tanh, batch {BATCH}, float32, random data, T = {args.T} for pc; "
-        f"{os.cpu_count()} CPUs, measured {report['date']} (best of {args.repeats}); 1-minute load "
+        f"{os.cpu_count()} CPUs, thread limit {args.threads}, measured {report['date']} (best of {args.repeats}); 1-minute load "
         f"average {report['load_average_1min_at_end']:.1f} at the end (other programs shared the cores).",
         "",
         "| backend | mode | samples/s | x torch autograd | engine share | ms per engine step |",
