@@ -402,6 +402,7 @@ class _PlasticityWriter:
         size = trials * self.projection.post.n * self.projection.pre.n
         self.parallel = size >= PARALLEL_MIN_ELEMENTS
         self.lines = _Lines()
+        self.scalars: list[str] = []  # pure scalar subexpressions, computed at the top
 
     # names -----------------------------------------------------------------------------
     def array(self, key: str) -> str:
@@ -473,7 +474,7 @@ class _PlasticityWriter:
                 continue  # no equation can name it
             head(f"d_{param} = prm[{index}]")
             head(f"p_{param} = {self.scalar}(d_{param})")
-        for line in self.emitter.constant_lines():
+        for line in self.emitter.constant_lines() + self.scalars:
             head(line)
         texts = []
         for step, body in zip([s for s in steps if s[0] == "kernel"], bodies, strict=True):
@@ -553,6 +554,11 @@ class _PlasticityWriter:
 
         def visit(node: Node) -> None:
             if node in names or isinstance(node, (Name, Const)):
+                return
+            if not node.boolean and _pure(node):  # constants and parameters: once per call
+                label = f"g{len(self.scalars)}"
+                self.scalars.append(f"{label} = {self.emitter.emit(node, lambda _: None)}")
+                names[node] = label
                 return
             if not node.boolean and node.domain <= _POST:
                 label = f"r{number}_{len(rows)}"
@@ -661,12 +667,12 @@ class _PlasticityWriter:
 
         def row_lookup(node: Node) -> str | None:
             found = lookup(node)
-            if found is None or not isinstance(node, Name) or node.kind not in ("pre", "post", "synapse"):
+            if found is None or not found.endswith(("[t, i, j]", "[t, j]", "[t, i]")):
                 return found
             if found not in views:
                 array, index = found[: found.index("[")], found[found.index("[") + 1 : -1]
                 label = f"v{number}_{len(views)}"
-                if node.kind == "post":
+                if index == "t, i":
                     views[found] = label
                     lines(f"{label} = {found}")
                 else:
