@@ -65,11 +65,13 @@ def read_write_pass(a, scale, shift):
 
 
 def interleaved(functions: dict, repeats: int, inner: dict) -> dict[str, list[float]]:
-    """Per-call times of each function, timed round-robin so that load from other programs
-    falls on all of them alike."""
+    """Per-call times of each function, timed round-robin (the order rotating every round)
+    so that load from other programs falls on all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
+    names = list(functions)
+    for round_ in range(repeats):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:  # rotate the order
+            function = functions[name]
             start = time.perf_counter()
             for _ in range(inner[name]):
                 function()

@@ -293,11 +293,12 @@ def test_no_weight_sized_temporaries_in_a_step(shared, rule):
 CACHE_SCRIPT = textwrap.dedent(
     """
     import json, numpy as np, plasticity as pl
-    inp = pl.Population(16, init={"x": 0.0}, name="inp")
-    out = pl.Population(4, ["y = tanh(I)"], name="out")
+    inp = pl.Population(512, init={"x": 0.0}, name="inp")
+    out = pl.Population(256, ["y = tanh(I)"], name="out")
     network = pl.Network([inp, out], [pl.Projection(inp, out, "bcm", name="ff")])
     simulation = pl.Simulation(network, trials=2, backend="numba", seed=0)
-    simulation.run(3, inputs={"inp.x": np.ones((3, 2, 16))})
+    assert simulation.engine.source.plasticity["ff"].parallel  # threaded kernels load from disk too
+    simulation.run(3, inputs={"inp.x": np.ones((3, 2, 512))})
     hits = misses = 0
     for dispatcher in simulation.engine.dispatchers():
         hits += sum(dispatcher.stats.cache_hits.values())
