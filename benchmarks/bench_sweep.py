@@ -11,7 +11,7 @@ Measured side by side in one run on this machine (issue 6):
    on one worker; the overhead of a point is the interval between successive
    point completions minus the point's own run time. Target: median < 50 ms.
 
-Usage: ``python benchmarks/bench_sweep.py [--points 40] [--iterations 60]``;
+Usage: ``python benchmarks/bench_sweep.py [--points 40] [--iterations 200]``;
 writes ``benchmarks/results/sweep.json``.
 """
 
@@ -79,7 +79,7 @@ def overhead_ms(path: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=40)
-    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--overhead-points", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the started-cluster timing (best kept)")
     args = parser.parse_args()
