@@ -462,6 +462,8 @@ def run_sweep(
     cluster (default: the number of cores; ``0`` runs the points in this
     process, without dask); ``scheduler`` is the address of an existing dask
     scheduler to use instead. ``resume`` continues the store ``path``.
+    Local workers are spawned processes: a script that calls this function
+    must do so under ``if __name__ == "__main__":``.
     """
     from tqdm import tqdm
 
