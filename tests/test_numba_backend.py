@@ -209,14 +209,17 @@ def test_custom_stages_with_feedback_match_numpy(dtype):
 
 
 def test_parallel_kernels_match_numpy():
-    """Big enough for the multi-threaded kernels (trials * post * pre above the threshold)."""
+    """Big enough for the multi-threaded kernels (trials * post * pre above the threshold),
+    rows longer than one column block."""
     big = numba_codegen.PARALLEL_MIN_ELEMENTS
-    assert 2 * 512 * 300 >= big and 2 * 1100 * 120 >= big
-    simulation = assert_agree(lambda: rule_network(get_rule("bcm"), n_pre=512, n_post=300), "float32", trials=2, steps=10)
+    assert 2 * 1500 * 100 >= big and 2 * 1100 * 120 >= big and 1500 > numba_codegen._BlockViews.SIZE
+    simulation = assert_agree(lambda: rule_network(get_rule("bcm"), n_pre=1500, n_post=100), "float32", trials=2, steps=10)
     assert simulation.engine.source.plasticity["ff"].parallel
     # running sums in column chunks (the last one partial), fused drive summed over chunks
     assert_agree(lambda: rule_network(get_rule("sanger"), n_pre=1100, n_post=120), "float32", trials=2, steps=10)
     assert_agree(lambda: rule_network(get_rule("sanger"), n_pre=1100, n_post=120, shared=True), "float32", trials=2, steps=10)
+    # the shared-weight loop over several column blocks, with every synapse reduction
+    assert_agree(lambda: rule_network(CUSTOM_RULES["reductions"], n_pre=2100, n_post=6, shared=True), "float64", trials=2, steps=5)
 
 
 # the fused pass -----------------------------------------------------------------------------

@@ -386,6 +386,71 @@ def _assign(target: str, op: str, value: str) -> str:
 # ----------------------------------------------------------------------------------------
 
 
+class _BlockViews:
+    """Column blocks of a row: every array read at column ``j`` is read through a view that
+    starts at the block (``X[t, i, j0:j1]``), indexed from 0, so the inner loop is a plain
+    contiguous loop that LLVM vectorises (absolute indices from a non-zero start are not);
+    values per row (``X[t, i]``) become locals once per row. Sums over a block are the
+    dtype's vector partial sums, added into float64 once per block."""
+
+    SIZE = 1024
+
+    def __init__(self, number: int, lines: _Lines, scalar: str, deferred: bool = False):
+        self.number = number
+        self.lines = lines
+        self.scalar = scalar
+        self.deferred = deferred  # row locals defined with the views (they depend on the trial)
+        self.views: dict[str, tuple[str, str]] = {}  # "X[t, j]" -> ("label[j]", "label = X[t, j0:j1]")
+        self.locals: dict[str, str] = {}
+
+    def view(self, reference: str) -> str:
+        """``X[..., j]`` as a block view, or ``X[t, i]`` as a row local."""
+        if reference.endswith(", j]"):
+            if reference not in self.views:
+                label = f"v{self.number}_{len(self.views)}"
+                self.views[reference] = (f"{label}[j]", f"{label} = {reference[:-2]}j0:j1]")
+            return self.views[reference][0]
+        if reference not in self.locals:
+            label = f"u{self.number}_{len(self.locals)}"
+            self.locals[reference] = label
+            if not self.deferred:
+                self.lines(f"{label} = {reference}")
+        return self.locals[reference]
+
+    def definitions(self) -> list[str]:
+        """Lines defining the views (and deferred locals) of the current block."""
+        lines = [definition for _, definition in self.views.values()]
+        if self.deferred:
+            lines += [f"{label} = {reference}" for reference, label in self.locals.items()]
+        return lines
+
+    def lookup(self, inner):
+        cast = f"{self.scalar}("
+
+        def lookup(node: Node) -> str | None:
+            found = inner(node)
+            if found is None:
+                return None
+            if found.startswith(cast) and found.endswith(", j])"):  # a column reduction
+                return f"{cast}{self.view(found[len(cast) : -1])})"
+            if "(" in found or not found.endswith((", j]", "[t, i]")):
+                return found
+            return self.view(found)
+
+        return lookup
+
+    def open(self, start: str, stop: str, extra: list[str] = ()) -> None:
+        self.lines(f"for j0 in range({start}, {stop}, {self.SIZE}):")
+        self.lines.indent()(f"j1 = min(j0 + {self.SIZE}, {stop})")
+        for line in self.definitions():
+            self.lines(line)
+        for line in extra:
+            self.lines(line)
+
+    def close(self) -> None:
+        self.lines.dedent()
+
+
 class _PlasticityWriter:
     """The plasticity kernel of one projection: one pass (or a few) per equation."""
 
@@ -630,18 +695,16 @@ class _PlasticityWriter:
         if self.shared:
             self._shared_pass(number, equation, lookup, plain, rows, rowsums, carries, sequential, chunked, target, masked)
             return
-        columns_range = "range(npre)"
         if chunked:
             part = self.buffer(("trials", "chunks", "npost")) if fused else None
             lines(f"chunks = (npre + {COLUMN_CHUNK - 1}) // {COLUMN_CHUNK}")
             lines("for k in numba.prange(trials * chunks):")
             lines.indent()("t = k // chunks")
             lines("c = k % chunks")
-            lines(f"j0 = c * {COLUMN_CHUNK}")
-            lines(f"j1 = min(j0 + {COLUMN_CHUNK}, npre)")
+            lines(f"ja = c * {COLUMN_CHUNK}")
+            lines(f"jb = min(ja + {COLUMN_CHUNK}, npre)")
             lines("for i in range(npost):")
             lines.indent()
-            columns_range = "range(j0, j1)"
         elif sequential:
             lines("for t in numba.prange(trials):")
             lines.indent()("for i in range(npost):")
@@ -662,52 +725,41 @@ class _PlasticityWriter:
                 lines(f"{carry}[t] = {label}")
         for label, node in rows:
             lines(f"{label} = {self.emitter.emit(node, lookup, own=True)}")
-        # one-dimensional views of the row and the pre vectors, post values as locals
-        views: dict[str, str] = {}
-
-        def row_lookup(node: Node) -> str | None:
-            found = lookup(node)
-            if found is None or not found.endswith(("[t, i, j]", "[t, j]", "[t, i]")):
-                return found
-            if found not in views:
-                array, index = found[: found.index("[")], found[found.index("[") + 1 : -1]
-                label = f"v{number}_{len(views)}"
-                if index == "t, i":
-                    views[found] = label
-                    lines(f"{label} = {found}")
-                else:
-                    views[found] = f"{label}[j]"
-                    lines(f"{label} = {array}[{index.rsplit(',', 1)[0]}]")
-            return views[found]
-
-        value = self.emitter.emit(equation.expr, row_lookup)
-        target = row_lookup(Name(equation.var, "synapse", equation.var))
-        if masked:
-            lines(f"mk = {self.array_mask()}[i]")
-        variants = [("fuse", True), ("not fuse", False)] if fused else [(None, False)]
+        blocks = _BlockViews(number, lines, self.scalar)
+        value = self.emitter.emit(equation.expr, blocks.lookup(lookup))
+        target = blocks.lookup(lookup)(Name(equation.var, "synapse", equation.var))
         cumsum_lines = []
         for label, carry, reduce in carries:
             if reduce in element_cumsums:
-                cumsum_lines.append(f"{label} = {carry}[t, j] + {self.emitter.emit(reduce.arg, plain)}")
-                cumsum_lines.append(f"{carry}[t, j] = {label}")
+                running = blocks.view(f"{carry}[t, j]")
+                cumsum_lines.append(f"{label} = {running} + {self.emitter.emit(reduce.arg, blocks.lookup(plain))}")
+                cumsum_lines.append(f"{running} = {label}")
+        mask = blocks.view(f"{self.array_mask()}[i, j]") if masked else None
+        span = ("ja", "jb") if chunked else ("0", "npre")
+        variants = [("fuse", True), ("not fuse", False)] if fused else [(None, False)]
         for condition, accumulate in variants:
             if condition is not None:
                 lines(f"if {condition}:")
                 lines.indent()
             if accumulate:
-                lines("xr = xn[t]")
                 lines("acc = 0.0")
-            lines(f"for j in {columns_range}:")
+            blocks.open(*span, extra=["xr = xn[t, j0:j1]"] if accumulate else [])
+            if accumulate:
+                lines(f"part = {self.scalar}(0.0)")
+            lines("for j in range(j1 - j0):")
             lines.indent()
             for line in cumsum_lines:
                 lines(line)
             lines(f"v = {value}" if equation.op == "=" else f"v = {target} {equation.op[0]} {value}")
             if masked:
-                lines("v = v * mk[j]")
+                lines(f"v = v * {mask}")
             lines(f"{target} = v")
             if accumulate:
-                lines("acc += v * xr[j]")
+                lines("part += v * xr[j]")
             lines.dedent()
+            if accumulate:
+                lines("acc += part")
+            blocks.close()
             if accumulate:
                 lines(f"{part}[t, c, i] = acc" if chunked else "drive[t, i] = acc")
             if condition is not None:
@@ -729,18 +781,19 @@ class _PlasticityWriter:
             lines.dedent()
 
     def _shared_pass(self, number, equation, lookup, plain, rows, rowsums, carries, sequential, chunked, target, masked):
-        """The trial mean of the update, row by row: for each trial a contiguous pass over the
-        row's columns adds into a float64 row total, then the row is updated once."""
+        """The trial mean of the update, row by row and block by block: for each trial a
+        contiguous pass over the block adds into a float64 block total, then the block of
+        the row is updated once."""
         lines = self.lines
         element_cumsums = {r for _, _, r in carries if "pre" in r.arg.domain}
         if chunked:
             lines(f"chunks = (npre + {COLUMN_CHUNK - 1}) // {COLUMN_CHUNK}")
             lines("for c in numba.prange(chunks):")
-            lines.indent()(f"j0 = c * {COLUMN_CHUNK}")
-            lines(f"j1 = min(j0 + {COLUMN_CHUNK}, npre)")
+            lines.indent()(f"ja = c * {COLUMN_CHUNK}")
+            lines(f"jb = min(ja + {COLUMN_CHUNK}, npre)")
         else:
-            lines("j0 = 0")
-            lines("j1 = npre")
+            lines("ja = 0")
+            lines("jb = npre")
         lines(f"for i in {'range' if sequential else 'numba.prange'}(npost):")
         lines.indent()
         for index, reduce in enumerate(rowsums):
@@ -766,24 +819,39 @@ class _PlasticityWriter:
             for label, node in rows:
                 lines(f"{label}[t] = {self.emitter.emit(node, lookup, own=True)}")
             lines.dedent()
-        lines("total = np.zeros(j1 - j0)")
-        lines("for t in range(trials):")
-        lines.indent()("for j in range(j0, j1):")
-        lines.indent()
+        blocks = _BlockViews(number, lines, self.scalar, deferred=True)
+        value = self.emitter.emit(equation.expr, blocks.lookup(lookup))
+        cumsum_lines = []
         for label, carry, reduce in carries:
             if reduce in element_cumsums:
-                lines(f"{label} = {carry}[t, j] + {self.emitter.emit(reduce.arg, plain)}")
-                lines(f"{carry}[t, j] = {label}")
-        lines(f"total[j - j0] += {self.emitter.emit(equation.expr, lookup)}")
+                running = blocks.view(f"{carry}[t, j]")
+                cumsum_lines.append(f"{label} = {running} + {self.emitter.emit(reduce.arg, blocks.lookup(plain))}")
+                cumsum_lines.append(f"{running} = {label}")
+        lines(f"for j0 in range(ja, jb, {_BlockViews.SIZE}):")
+        lines.indent()(f"j1 = min(j0 + {_BlockViews.SIZE}, jb)")
+        lines("total = np.zeros(j1 - j0)")
+        lines("for t in range(trials):")
+        lines.indent()
+        for line in blocks.definitions():
+            lines(line)
+        lines("for j in range(j1 - j0):")
+        lines.indent()
+        for line in cumsum_lines:
+            lines(line)
+        lines(f"total[j] += {value}")
         lines.dedent()
         lines.dedent()
-        lines("for j in range(j0, j1):")
-        lines.indent()(f"v = {self.scalar}(total[j - j0] / trials)")
-        if equation.op != "=":
-            lines(f"v = {target} {equation.op[0]} v")
+        lines(f"wv = {target[:-2]}j0:j1]")
         if masked:
-            lines(f"v = v * {self.array_mask()}[i, j]")
-        lines(f"{target} = v")
+            lines(f"mv = {self.array_mask()}[i, j0:j1]")
+        lines("for j in range(j1 - j0):")
+        lines.indent()(f"v = {self.scalar}(total[j] / trials)")
+        if equation.op != "=":
+            lines(f"v = wv[j] {equation.op[0]} v")
+        if masked:
+            lines("v = v * mv[j]")
+        lines("wv[j] = v")
+        lines.dedent()
         lines.dedent()
         lines.dedent()
         if chunked:
