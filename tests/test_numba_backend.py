@@ -190,11 +190,11 @@ def test_population_reductions_match_numpy(dtype):
     assert_agree(population_network, dtype)
 
 
-def feedback_network():
+def feedback_network(n_in=6, n_hid=4):
     """Predictive-coding-like custom stages: errors, transposed feedback, values."""
-    inp = pl.Population(6, {"values": ["z = tanh(B)"]}, init={"x": 0.0, "z": 0.0}, name="inp")
+    inp = pl.Population(n_in, {"values": ["z = tanh(B)"]}, init={"x": 0.0, "z": 0.0}, name="inp")
     hid = pl.Population(
-        4, {"errors": ["e = v - I"], "values": ["v += 0.2 * (tanh(I) - v) - 0.1 * e"]}, init={"v": 0.0}, name="hid"
+        n_hid, {"errors": ["e = v - I"], "values": ["v += 0.2 * (tanh(I) - v) - 0.1 * e"]}, init={"v": 0.0}, name="hid"
     )
     rule = pl.Rule(["w += lr * e_post * x_pre"], params={"lr": 0.01}, name="pc")
     forward = pl.Projection(inp, hid, rule, source="x", target="I", feedback=("e", "B"), name="ff")
@@ -218,6 +218,8 @@ def test_parallel_kernels_match_numpy():
     # running sums in column chunks (the last one partial), fused drive summed over chunks
     assert_agree(lambda: rule_network(get_rule("sanger"), n_pre=1100, n_post=120), "float32", trials=2, steps=10)
     assert_agree(lambda: rule_network(get_rule("sanger"), n_pre=1100, n_post=120, shared=True), "float32", trials=2, steps=10)
+    # transposed feedback over several chunks of columns
+    assert_agree(lambda: feedback_network(600, 50), "float32", trials=2, steps=10)
     # the shared-weight loop over several column blocks, with every synapse reduction
     assert_agree(lambda: rule_network(CUSTOM_RULES["reductions"], n_pre=2100, n_post=6, shared=True), "float64", trials=2, steps=5)
 

@@ -64,10 +64,12 @@ def _matvec_transposed(weights, source, target):  # pragma: no cover - compiled
         acc = np.zeros(j1 - j0)
         for i in range(npost):
             a = source[t, i]
-            for j in range(j0, j1):
-                acc[j - j0] += weights[t, i, j] * a
-        for j in range(j0, j1):
-            target[t, j] += acc[j - j0]
+            row = weights[t, i, j0:j1]  # a view indexed from 0: the loop vectorises
+            for j in range(j1 - j0):
+                acc[j] += row[j] * a
+        out = target[t, j0:j1]
+        for j in range(j1 - j0):
+            out[j] += acc[j]
 
 
 @numba.njit(parallel=True, **_JIT)
