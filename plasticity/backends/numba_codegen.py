@@ -14,7 +14,9 @@ here is only how:
   per row, terms over pre units only once per pre unit into an O(N) buffer, scalars
   once per row; only terms over both run in the inner loop;
 * element arithmetic runs in the state's dtype; sums (reductions, the fused drive)
-  accumulate in float64;
+  accumulate in float64 (inner loops run over blocks of 1024 columns through views
+  indexed from 0, which LLVM vectorises; a block's sum is the dtype's vector partial
+  sums, added into the float64 total once per block);
 * one pass per equation: ``sum_pre`` of a synapse term is a loop over the row just
   before the row is updated (it is in cache), ``sum_post`` a column pass before the
   equation, ``cumsum_post`` a running carry that makes rows go in order (the pass is
