@@ -5,7 +5,10 @@ Measured side by side in one run on this machine (issue 6):
 1. A CPU-bound 40-point sweep (``sweep_protocols:busy``, single-threaded numpy
    work) with 1 and with 2 local worker processes: end to end (``workers=N``,
    cluster start-up included) and on an already started cluster
-   (``scheduler=ADDRESS``). Target: 2 workers >= 1.6x faster than 1.
+   (``scheduler=ADDRESS``). Target: 2 workers >= 1.6x faster than 1. As a
+   control, the same points on a started pool of 1 and 2 bare processes
+   (no sweep machinery): the speed-up the machine itself allows at the time
+   (other work on a shared machine lowers it).
 2. The per-point overhead of the machinery (scheduling, transfer, writing the
    point's region and flags): a sweep of a protocol that does almost nothing,
    on one worker; the overhead of a point is the interval between successive
@@ -63,6 +66,24 @@ def timed_sweep(experiment, folder: Path, name: str, **kwargs) -> tuple[float, P
     return elapsed, path
 
 
+def _busy_point(args: tuple[int, int]) -> float:
+    import sweep_protocols
+
+    index, iterations = args
+    return float(sweep_protocols.busy(iterations=iterations, seed=index)["x_mean"])
+
+
+def bare_processes_s(processes: int, points: int, iterations: int) -> float:
+    """The same points on a started pool of bare processes: what the machine allows, without the sweep."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        pool.map(_busy_point, [(0, 1)] * processes)  # start and import before timing
+        start = time.perf_counter()
+        pool.map(_busy_point, [(i, iterations) for i in range(points)], chunksize=1)
+        return time.perf_counter() - start
+
+
 def overhead_ms(path: Path) -> dict[str, float]:
     store = xr.open_zarr(path).load()
     finished = np.sort(store["point_finished_at"].values.ravel())
@@ -105,6 +126,7 @@ def main() -> None:
                                   silence_logs=logging.ERROR) as cluster:
                     elapsed = timed_sweep(busy, folder, f"started{n}-{round_}", scheduler=cluster.scheduler_address)[0]
                 started[n] = min(started.get(n, np.inf), elapsed)
+        bare = {n: min(bare_processes_s(n, args.points, args.iterations) for _ in range(args.rounds)) for n in (1, 2)}
         point = float(np.median(xr.open_zarr(folder / "e2e1.zarr")["point_wall_time"].values))
         results["cpu_bound"] = {
             "points": args.points,
@@ -114,6 +136,8 @@ def main() -> None:
             "started_cluster_rounds": args.rounds,
             "started_cluster_s": {str(n): round(t, 3) for n, t in started.items()},
             "started_cluster_speedup_2_vs_1": round(started[1] / started[2], 3),
+            "bare_processes_s": {str(n): round(t, 3) for n, t in bare.items()},
+            "bare_processes_speedup_2_vs_1": round(bare[1] / bare[2], 3),
             "target_speedup": 1.6,
         }
         trivial = parse_experiment(

@@ -154,16 +154,11 @@ def _run_point(
     device: str | None,
     root_seed: int,
     index: int,
-    numba_threads: int | None,
     import_root: str | None,
 ) -> dict[str, Any]:
     """Run one point; never raises for a failure of the protocol (it is reported instead)."""
     if import_root is not None and import_root not in sys.path:
         sys.path.insert(0, import_root)
-    if numba_threads is not None:
-        import numba
-
-        numba.set_num_threads(max(1, min(numba_threads, numba.config.NUMBA_NUM_THREADS)))
     from plasticity.protocols import run_protocol
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -415,7 +410,7 @@ def _in_process(tasks: list[tuple]) -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _executor(workers: int | None, scheduler: str | None, threads: int | None) -> Iterator[Any]:
+def _executor(workers: int | None, scheduler: str | None) -> Iterator[Any]:
     """A function from tasks to an iterator of results, on the chosen cluster."""
     if workers == 0:
         yield _in_process
@@ -436,8 +431,10 @@ def _executor(workers: int | None, scheduler: str | None, threads: int | None) -
             yield on_cluster
         return
     n = workers or default_workers()
+    # The workers share this machine's cores: numba (and BLAS) in each gets its share.
+    env = _worker_env(max(1, default_workers() // n))
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR, env=_worker_env(threads or 1)) as cluster, Client(cluster) as client:
+                      silence_logs=logging.ERROR, env=env) as cluster, Client(cluster) as client:
         yield on_cluster
 
 
@@ -490,13 +487,10 @@ def run_sweep(
     store = _Store(path, grid)
     pending = store.pending()
     base = dict(experiment.params)
-    # Local workers share this machine's cores; numba in each gets its share.
-    local = scheduler is None and workers != 0
-    threads = max(1, default_workers() // (workers or default_workers())) if local else None
     root = _import_root(experiment.protocol)
     tasks = [
         (experiment.protocol, {**base, **grid.params(index)}, experiment.backend, experiment.dtype,
-         experiment.device, experiment.seed, index, threads, root)
+         experiment.device, experiment.seed, index, root)
         for index in pending
     ]
     started = time.perf_counter()
@@ -505,7 +499,7 @@ def run_sweep(
                disable=not progress, file=sys.stderr, smoothing=0.1)
     try:
         if tasks:
-            with _executor(workers, scheduler, threads) as execute:
+            with _executor(workers, scheduler) as execute:
                 for result in execute(tasks):
                     store.write(result)
                     ran += 1
