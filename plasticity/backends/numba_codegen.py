@@ -397,7 +397,7 @@ class _BlockViews:
 
     SIZE = 1024
 
-    def __init__(self, number: int, lines: _Lines, scalar: str, deferred: bool = False):
+    def __init__(self, number: int | str, lines: _Lines, scalar: str, deferred: bool = False):
         self.number = number
         self.lines = lines
         self.scalar = scalar
@@ -582,17 +582,22 @@ class _PlasticityWriter:
             kind = self.classify(reduce)
             if kind == "colsum":
                 buffer = self.buffer(("trials", "npre"))
-                argument = self.emitter.emit(reduce.arg, self.name_lookup)
+                blocks = _BlockViews(f"c{len(self.buffers)}", lines, self.scalar, deferred=True)
+                argument = self.emitter.emit(reduce.arg, blocks.lookup(self.name_lookup))
                 lines(f"chunks = (npre + {COLUMN_CHUNK - 1}) // {COLUMN_CHUNK}")
                 lines("for k in numba.prange(trials * chunks):")
                 lines.indent()
                 lines("t = k // chunks")
                 lines(f"j0 = (k % chunks) * {COLUMN_CHUNK}")
                 lines(f"j1 = min(j0 + {COLUMN_CHUNK}, npre)")
-                lines(f"{buffer}[t, j0:j1] = 0.0")
+                lines(f"total = {buffer}[t, j0:j1]")
+                lines("total[:] = 0.0")
                 lines("for i in range(npost):")
-                lines.indent()("for j in range(j0, j1):")
-                lines.indent()(f"{buffer}[t, j] += {argument}")
+                lines.indent()
+                for line in blocks.definitions():
+                    lines(line)
+                lines("for j in range(j1 - j0):")
+                lines.indent()(f"total[j] += {argument}")
                 lines.dedent()
                 lines.dedent()
                 lines.dedent()
@@ -752,7 +757,8 @@ class _PlasticityWriter:
             lines.indent()
             for line in cumsum_lines:
                 lines(line)
-            lines(f"v = {value}" if equation.op == "=" else f"v = {target} {equation.op[0]} {value}")
+            value_t = f"{self.scalar}({value})"  # as the reference: the update in the state's dtype
+            lines(f"v = {value_t}" if equation.op == "=" else f"v = {target} {equation.op[0]} {value_t}")
             if masked:
                 lines(f"v = v * {mask}")
             lines(f"{target} = v")
