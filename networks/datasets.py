@@ -19,12 +19,13 @@ from __future__ import annotations
 import gzip
 import pathlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from plasticity.errors import ConfigError
 
-__all__ = ["Dataset", "load_dataset", "read_idx", "BUILTIN_DATASETS"]
+__all__ = ["Dataset", "load_dataset", "read_idx", "digits", "BUILTIN_DATASETS"]
 
 #: Names of the built-in data sets; anything else is read as a path.
 BUILTIN_DATASETS = ("digits", "xor")
@@ -48,6 +49,26 @@ class Dataset:
         return self.x_train.shape[1]
 
 
+@lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images, labels = bunch.data.astype(np.float64) / 16.0, bunch.target.copy()
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def digits() -> np.ndarray:
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images, 64 pixels) scaled to [0, 1].
+
+    Alpaydin and Kaynak (1998), UCI optical recognition of handwritten digits; shipped
+    with scikit-learn, so no download is needed. Returns a read-only (1797, 64) array.
+    """
+    return _digits()[0]
+
+
 def load_dataset(dataset: str, *, test_fraction: float = 0.2, seed: int | np.random.SeedSequence = 0) -> Dataset:
     """The data set ``dataset`` (a built-in name or a local path), split for training and testing."""
     if not isinstance(dataset, str) or not dataset:
@@ -55,10 +76,8 @@ def load_dataset(dataset: str, *, test_fraction: float = 0.2, seed: int | np.ran
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}")
     if dataset == "digits":
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        return _split("digits", bunch.data / 16.0, bunch.target, test_fraction, seed)
+        images, labels = _digits()
+        return _split("digits", images, labels, test_fraction, seed)
     if dataset == "xor":
         x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
         y = np.array([0, 1, 1, 0])

@@ -38,7 +38,7 @@ from plasticity.networks._assoc import (
     resolve_backend,
     seed_sequence,
 )
-from plasticity.networks._datasets import digits
+from plasticity.networks.datasets import digits
 from plasticity.protocols import protocol
 
 __all__ = ["SIMILARITIES", "SEPARATIONS", "DATASETS", "UniversalHopfield", "retrieval"]

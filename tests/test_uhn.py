@@ -5,7 +5,7 @@ import pytest
 
 import reference
 from plasticity.errors import ConfigError
-from plasticity.networks._datasets import digits
+from plasticity.networks.datasets import digits
 from plasticity.networks.uhn import SEPARATIONS, SIMILARITIES, UniversalHopfield, retrieval
 
 BACKENDS = ("numba", "numpy", "torch")
