@@ -17,6 +17,7 @@ from plasticity.errors import BackendError, ConfigError
 
 __all__ = [
     "MEMORY_BACKENDS",
+    "BinaryMemory",
     "check_binary",
     "check_choice",
     "check_positive",
@@ -34,6 +35,32 @@ __all__ = [
 ]
 
 MEMORY_BACKENDS = ("numba", "numpy", "torch")
+
+
+class BinaryMemory:
+    """Stored +-1 patterns and what every binary memory derives from them."""
+
+    _patterns: np.ndarray
+
+    @property
+    def patterns(self) -> np.ndarray:
+        """The stored +-1 patterns, (patterns, N) float64 (a copy)."""
+        return self._patterns.copy()
+
+    @property
+    def n(self) -> int:
+        """Number of units."""
+        return self._patterns.shape[1]
+
+    def _states(self, states) -> np.ndarray:
+        s = check_binary(states, "states")
+        if s.shape[1] != self.n:
+            raise ConfigError(f"states must have {self.n} units (the memory size); got {s.shape[1]}")
+        return s
+
+    def overlaps(self, states) -> np.ndarray:
+        """Overlaps m_mu = xi_mu . s / N of each state with each stored pattern, (batch, patterns)."""
+        return self._states(states) @ self._patterns.T / self.n
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:

@@ -33,6 +33,7 @@ import xarray as xr
 
 from plasticity.errors import ConfigError
 from plasticity.networks._assoc import (
+    BinaryMemory,
     check_binary,
     check_choice,
     check_dtype,
@@ -272,7 +273,7 @@ def _check_form(power, separation) -> tuple[int, bool]:
     return int(power), separation == "exp"
 
 
-class DenseAssociativeMemory:
+class DenseAssociativeMemory(BinaryMemory):
     """A dense associative memory (Krotov and Hopfield 2016; Demircigil et al. 2017) of +-1 units.
 
     ``separation="polynomial"`` uses F(x) = x^``power`` (power >= 2), ``"exp"`` uses F(x) = exp(x).
@@ -288,25 +289,6 @@ class DenseAssociativeMemory:
         self.power, self.exponential = _check_form(power, separation)
         self.separation = separation
         self._patterns = check_binary(patterns)
-
-    @property
-    def patterns(self) -> np.ndarray:
-        """The stored +-1 patterns, (patterns, N) float64 (a copy)."""
-        return self._patterns.copy()
-
-    @property
-    def n(self) -> int:
-        return self._patterns.shape[1]
-
-    def _states(self, states) -> np.ndarray:
-        s = check_binary(states, "states")
-        if s.shape[1] != self.n:
-            raise ConfigError(f"states must have {self.n} units (the memory size); got {s.shape[1]}")
-        return s
-
-    def overlaps(self, states) -> np.ndarray:
-        """m_mu = xi_mu . s / N for each state and pattern, (batch, patterns)."""
-        return self._states(states) @ self._patterns.T / self.n
 
     def energy(self, states) -> np.ndarray:
         """-sum_mu (xi_mu . s)^n (polynomial) or -log sum_mu exp(xi_mu . s) (exp), shape (batch,)."""

@@ -40,6 +40,7 @@ import xarray as xr
 
 from plasticity.errors import ConfigError
 from plasticity.networks._assoc import (
+    BinaryMemory,
     check_binary,
     check_choice,
     check_dtype,
@@ -522,7 +523,7 @@ def _recall(couplings, scale, cues, rngs, *, update, max_sweeps, backend, device
 # ----------------------------------------------------------------------------- public model
 
 
-class HopfieldNetwork:
+class HopfieldNetwork(BinaryMemory):
     """A classical Hopfield network storing +-1 ``patterns`` (rows) with ``rule``.
 
     ``weights`` is the (N, N) float64 matrix of the rule (zero diagonal); ``patterns``
@@ -546,29 +547,10 @@ class HopfieldNetwork:
         self._couplings64 = couplings
         self.weights = couplings[0] * self._scale
 
-    @property
-    def patterns(self) -> np.ndarray:
-        """The stored +-1 patterns, (patterns, N) float64 (a copy)."""
-        return self._patterns.copy()
-
-    @property
-    def n(self) -> int:
-        return self._patterns.shape[1]
-
-    def _states(self, states) -> np.ndarray:
-        s = check_binary(states, "states")
-        if s.shape[1] != self.n:
-            raise ConfigError(f"states must have {self.n} units (the network size); got {s.shape[1]}")
-        return s
-
     def energy(self, states) -> np.ndarray:
         """E = -1/2 s^T W s for each state (row) of ``states``; float64, shape (batch,)."""
         s = self._states(states)
         return -0.5 * np.einsum("ti,ij,tj->t", s, self.weights, s)
-
-    def overlaps(self, states) -> np.ndarray:
-        """Overlaps m_mu = xi_mu . s / N of each state with each stored pattern, (batch, patterns)."""
-        return self._states(states) @ self._patterns.T / self.n
 
     def retrieve(
         self,
