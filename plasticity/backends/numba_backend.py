@@ -82,6 +82,33 @@ def _scale(weights, base, rows, columns):  # pragma: no cover - compiled
             weights[i, j] = weights[i, j] * (b + columns[j])
 
 
+@numba.njit(**_JIT)
+def _all_finite(values):  # pragma: no cover - compiled
+    """Whether no element of the flat array ``values`` is NaN or infinite (``x * 0`` is NaN exactly then)."""
+    acc = values.dtype.type(0.0)
+    for j in range(values.size):
+        acc += values[j] * 0
+    return acc == 0
+
+
+def written_keys(network: Network) -> dict:
+    """The state keys each kind of operation writes, for drive caching.
+
+    ``("units", population, stage)``: the variables its equations assign; ``("plasticity", name)``:
+    every variable of the projection; ``("drive", name)`` and ``("feedback", name)``: their summed
+    targets.
+    """
+    found: dict = {}
+    for name, population in network.populations.items():
+        for stage, equations in population.stages.items():
+            found[("units", name, stage)] = tuple(dict.fromkeys(f"{name}.{eq.var}" for eq in equations))
+    for name, projection in network.projections.items():
+        found[("drive", name)] = (f"{projection.post.name}.{projection.target}",)
+        if projection.feedback is not None:
+            found[("feedback", name)] = (f"{projection.pre.name}.{projection.feedback[1]}",)
+    return found
+
+
 def fusion_mode(network: Network, name: str) -> bool | None:
     """Whether projection ``name``'s plasticity may precompute its next drive.
 
@@ -147,7 +174,20 @@ class NumbaEngine:
                 for step in spec.steps
             ]
             self._plasticity[name] = (steps, fixed, scratch, arrays)
+        # drive caching: a write counter per state key; a projection's drive contribution is
+        # reused while neither its source nor its weights were written since it was computed
+        self._version = dict.fromkeys(self.arrays, 0)
+        self._writes = written_keys(network)
+        for name in network.projections:
+            self._writes[("plasticity", name)] = tuple(
+                key for key in self.arrays if key.startswith(f"{name}.") and not key.endswith(".__mask__")
+            )
+        self._contribution: dict[str, list] = {}
+        for name, projection in network.projections.items():
+            shape = (trials, projection.post.n)
+            self._contribution[name] = [f"{projection.pre.name}.{projection.source}", f"{name}.w", None, np.zeros(shape, self.dtype)]
         self.fused_steps = 0
+        self.cached_drives = 0
         self.provenance = {
             "numba_version": numba.__version__,
             "numba_kernels": self.module.__file__.rsplit("/", 1)[-1],
@@ -159,7 +199,7 @@ class NumbaEngine:
         found = [function for function, *_ in self._units.values()]
         for steps, *_ in self._plasticity.values():
             found += [step[0] for step in steps if len(step) == 1]
-        return found + [_matvec, _matvec_transposed, _scale]
+        return found + [_matvec, _matvec_transposed, _scale, _all_finite]
 
     # state access -----------------------------------------------------------------------
     def get(self, key: str) -> np.ndarray:
@@ -167,7 +207,17 @@ class NumbaEngine:
 
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key][...] = value
+        self._version[key] += 1
         self._ready.clear()
+
+    def is_finite(self, key: str) -> bool:
+        """Whether state ``key`` holds no NaN or infinite value (checked in place, no copy)."""
+        return bool(_all_finite(self.arrays[key].reshape(-1)))
+
+    def _wrote(self, keys) -> None:
+        version = self._version
+        for key in keys:
+            version[key] += 1
 
     # the step -----------------------------------------------------------------------------
     def step(
@@ -184,20 +234,28 @@ class NumbaEngine:
         """
         for key, value in inputs.items():
             self.arrays[key][...] = value
+        self._wrote(inputs)
+        writes = self._writes
         for operation in self.network.program:
             kind = operation.kind
             if kind == "reset":
                 for population, var in operation.targets:
-                    self.arrays[f"{population}.{var}"].fill(0.0)
+                    key = f"{population}.{var}"
+                    self.arrays[key].fill(0.0)
+                    self._version[key] += 1
             elif kind == "drive":
                 self._drive(operation.projection)
+                self._wrote(writes[("drive", operation.projection)])
             elif kind == "feedback":
                 self._feedback(operation.projection)
+                self._wrote(writes[("feedback", operation.projection)])
             elif kind == "units":
                 function, params, arrays = self._units[(operation.population, operation.stage)]
                 function(t, self.dt, params, *arrays)
+                self._wrote(writes[("units", operation.population, operation.stage)])
             elif operation.projection in plastic:
                 self._plasticity_step(operation.projection, t, next_inputs)
+                self._wrote(writes[("plasticity", operation.projection)])
 
     def _drive(self, name: str) -> None:
         projection = self.network.projections[name]
@@ -207,12 +265,21 @@ class NumbaEngine:
             target += ready
             self.fused_steps += 1
             return
-        weights = self.arrays[f"{name}.w"]
-        source = self.arrays[f"{projection.pre.name}.{projection.source}"]
-        if projection.shared:
-            target += source @ weights.T
+        cache = self._contribution[name]
+        source_key, weights_key, stamp, contribution = cache
+        now = (self._version[source_key], self._version[weights_key])
+        if stamp == now:
+            self.cached_drives += 1
         else:
-            _matvec(weights, source, target)
+            weights = self.arrays[weights_key]
+            source = self.arrays[source_key]
+            if projection.shared:
+                np.dot(source, weights.T, out=contribution)
+            else:
+                contribution.fill(0.0)
+                _matvec(weights, source, contribution)
+            cache[2] = now
+        target += contribution
 
     def _feedback(self, name: str) -> None:
         projection = self.network.projections[name]

@@ -124,6 +124,10 @@ class NumpyEngine:
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key][...] = value
 
+    def is_finite(self, key: str) -> bool:
+        """Whether state ``key`` holds no NaN or infinite value (checked in place, no copy)."""
+        return bool(np.isfinite(self.arrays[key]).all())
+
     # the step -----------------------------------------------------------------------------
     def step(
         self,
