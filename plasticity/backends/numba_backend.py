@@ -91,6 +91,27 @@ def _all_finite(values):  # pragma: no cover - compiled
     return acc == 0
 
 
+def _fortran(matrix: np.ndarray) -> tuple[np.ndarray, int]:
+    """``matrix.T`` as a Fortran-ordered operand: (array, transpose flag), without a copy."""
+    return (matrix.T, 0) if matrix.flags.c_contiguous else (matrix, 1)
+
+
+def gemm(alpha: float, a: np.ndarray, b: np.ndarray, beta: float, c: np.ndarray) -> None:
+    """``c = alpha * a @ b + beta * c`` in place: one BLAS call, no copy of any operand.
+
+    ``c`` is C-ordered, ``a`` and ``b`` C- or F-ordered (a weight matrix or its ``.T``); BLAS
+    computes ``c.T = b.T @ a.T`` on the Fortran views. Every product of a step goes through
+    scipy's BLAS, so only one BLAS thread pool is ever woken (numpy's and scipy's OpenBLAS
+    pools spinning against each other slowed steps several-fold on two cores).
+    """
+    left, trans_a = _fortran(b)
+    right, trans_b = _fortran(a)
+    function = blas.get_blas_funcs("gemm", (c,))
+    result = function(alpha, left, right, beta=beta, c=c.T, trans_a=trans_a, trans_b=trans_b, overwrite_c=True)
+    if not np.shares_memory(result, c):  # BLAS refused to write in place
+        c[...] = result.T
+
+
 def written_keys(network: Network) -> dict:
     """The state keys each kind of operation writes, for drive caching.
 
@@ -274,7 +295,7 @@ class NumbaEngine:
             weights = self.arrays[weights_key]
             source = self.arrays[source_key]
             if projection.shared:
-                np.dot(source, weights.T, out=contribution)
+                gemm(1.0, source, weights.T, 0.0, contribution)
             else:
                 contribution.fill(0.0)
                 _matvec(weights, source, contribution)
@@ -288,7 +309,7 @@ class NumbaEngine:
         source = self.arrays[f"{projection.post.name}.{post_var}"]
         target = self.arrays[f"{projection.pre.name}.{pre_target}"]
         if projection.shared:
-            target += source @ weights
+            gemm(1.0, source, weights, 1.0, target)
         else:
             _matvec_transposed(weights, source, target)
 
@@ -348,10 +369,7 @@ class NumbaEngine:
         if update.outer:
             left = np.concatenate([product(c, post, npost) for c, post, _ in update.outer]).astype(self.dtype)
             right = np.concatenate([product(1.0, pre, npre) for _, _, pre in update.outer]).astype(self.dtype)
-            gemm = blas.get_blas_funcs("gemm", (weights,))
-            result = gemm(step / trials, right.T, left, beta=1.0, c=weights.T, overwrite_c=True)
-            if not np.shares_memory(result, weights):  # BLAS refused to write in place
-                weights[...] = result.T
+            gemm(step / trials, left.T, right, 1.0, weights)
         if projection.mask is not None:
             np.multiply(weights, self.arrays[f"{name}.__mask__"], out=weights)
 
