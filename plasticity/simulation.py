@@ -243,9 +243,9 @@ class Simulation:
                     self._check_finite(key, value, self.steps_done)
                     buffers[key][filled[key]] = value
                     filled[key] += 1
-        for key in self.shapes:  # in place: a copy of every weight per short phase would cost more than the phase
-            if not self.engine.is_finite(key):
-                self._check_finite(key, self.engine.get(key), self.steps_done)
+        bad = self.engine.nonfinite(self.shapes)  # in place: copying every weight per short phase costs more than the phase
+        if bad is not None:
+            self._check_finite(bad, self.engine.get(bad), self.steps_done)
         return buffers, record, first, start, _time.perf_counter() - clock
 
     def _plastic_set(self, plastic: bool | Iterable[str]) -> frozenset[str]:

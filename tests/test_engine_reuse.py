@@ -95,22 +95,27 @@ def test_cached_drive_follows_weight_updates():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_is_finite_in_place(backend):
+def test_nonfinite_in_place(backend):
     if backend == "torch":
         pytest.importorskip("torch")
     simulation = pl.Simulation(layered_network(False), trials=2, backend=backend, seed=0)
     engine = simulation.engine
-    assert all(engine.is_finite(key) for key in simulation.shapes)
+    assert engine.nonfinite(simulation.shapes) is None
     for bad in (np.nan, np.inf, -np.inf):
         weights = simulation.get("p2.w")
         weights[1, 3, 2] = bad
         simulation.set("p2.w", weights)
-        assert not engine.is_finite("p2.w")
-        assert engine.is_finite("p1.w")
+        assert engine.nonfinite(simulation.shapes) == "p2.w"
+        assert engine.nonfinite(["p1.w", "inp.x"]) is None
         with pytest.raises(DivergenceError) as error:
             simulation.advance(0)
         assert error.value.variable == "p2.w"
         simulation.set("p2.w", np.zeros_like(weights))
+        assert engine.nonfinite(simulation.shapes) is None
+    simulation.advance(2)  # a kernel writing NaN is seen although the array was verified finite before
+    simulation.set("hid.v", np.full((2, 5), np.inf))
+    with pytest.raises(DivergenceError):
+        simulation.advance(1)
 
 
 def test_float32_tanh_and_sigmoid_accuracy():

@@ -23,7 +23,7 @@ scalings and one in-place GEMM (see :func:`~plasticity.backends.numba_codegen.se
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numba
 import numpy as np
@@ -36,6 +36,7 @@ from plasticity.network import Network
 
 __all__ = ["build", "NumbaEngine", "fusion_mode"]
 
+_RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
 _JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 
 
@@ -206,7 +207,23 @@ class NumbaEngine:
         self._contribution: dict[str, list] = {}
         for name, projection in network.projections.items():
             shape = (trials, projection.post.n)
-            self._contribution[name] = [f"{projection.pre.name}.{projection.source}", f"{name}.w", None, np.zeros(shape, self.dtype)]
+            source_key, weights_key = f"{projection.pre.name}.{projection.source}", f"{name}.w"
+            self._contribution[name] = [
+                source_key, weights_key, None, np.zeros(shape, self.dtype), projection.shared,
+                self.arrays[source_key], self.arrays[weights_key], self.arrays[f"{projection.post.name}.{projection.target}"],
+            ]
+        self._feedbacks = {
+            name: (
+                projection.shared,
+                self.arrays[f"{name}.w"],
+                self.arrays[f"{projection.post.name}.{projection.feedback[0]}"],
+                self.arrays[f"{projection.pre.name}.{projection.feedback[1]}"],
+            )
+            for name, projection in network.projections.items()
+            if projection.feedback is not None
+        }
+        self._plan = self._program_plan()
+        self._verified: dict[str, int] = {}
         self.fused_steps = 0
         self.cached_drives = 0
         self.provenance = {
@@ -222,6 +239,22 @@ class NumbaEngine:
             found += [step[0] for step in steps if len(step) == 1]
         return found + [_matvec, _matvec_transposed, _scale, _all_finite]
 
+    def _program_plan(self) -> list[tuple[int, Any, tuple[str, ...]]]:
+        """The step program with every lookup done once: (operation code, what it needs, keys it writes)."""
+        plan = []
+        for operation in self.network.program:
+            kind = operation.kind
+            if kind == "reset":
+                keys = tuple(f"{population}.{var}" for population, var in operation.targets)
+                plan.append((_RESET, [self.arrays[key] for key in keys], keys))
+            elif kind == "units":
+                plan.append((_UNITS, self._units[(operation.population, operation.stage)],
+                             self._writes[("units", operation.population, operation.stage)]))
+            else:
+                code = {"drive": _DRIVE, "feedback": _FEEDBACK, "plasticity": _PLASTICITY}[kind]
+                plan.append((code, operation.projection, self._writes[(kind, operation.projection)]))
+        return plan
+
     # state access -----------------------------------------------------------------------
     def get(self, key: str) -> np.ndarray:
         return self.arrays[key].copy()
@@ -231,14 +264,17 @@ class NumbaEngine:
         self._version[key] += 1
         self._ready.clear()
 
-    def is_finite(self, key: str) -> bool:
-        """Whether state ``key`` holds no NaN or infinite value (checked in place, no copy)."""
-        return bool(_all_finite(self.arrays[key].reshape(-1)))
-
-    def _wrote(self, keys) -> None:
-        version = self._version
+    def nonfinite(self, keys: Iterable[str]) -> str | None:
+        """The first of ``keys`` holding a NaN or infinite value, or None; checked in place (no copy),
+        skipping arrays not written since they were last found finite."""
         for key in keys:
-            version[key] += 1
+            written = self._version[key]
+            if self._verified.get(key) == written:
+                continue
+            if not _all_finite(self.arrays[key].reshape(-1)):
+                return key
+            self._verified[key] = written
+        return None
 
     # the step -----------------------------------------------------------------------------
     def step(
@@ -253,48 +289,41 @@ class NumbaEngine:
         ``next_inputs`` are the inputs of the following step of the same run, or ``None``;
         they let the plasticity pass precompute the next drive.
         """
+        arrays, version = self.arrays, self._version
         for key, value in inputs.items():
-            self.arrays[key][...] = value
-        self._wrote(inputs)
-        writes = self._writes
-        for operation in self.network.program:
-            kind = operation.kind
-            if kind == "reset":
-                for population, var in operation.targets:
-                    key = f"{population}.{var}"
-                    self.arrays[key].fill(0.0)
-                    self._version[key] += 1
-            elif kind == "drive":
-                self._drive(operation.projection)
-                self._wrote(writes[("drive", operation.projection)])
-            elif kind == "feedback":
-                self._feedback(operation.projection)
-                self._wrote(writes[("feedback", operation.projection)])
-            elif kind == "units":
-                function, params, arrays = self._units[(operation.population, operation.stage)]
-                function(t, self.dt, params, *arrays)
-                self._wrote(writes[("units", operation.population, operation.stage)])
-            elif operation.projection in plastic:
-                self._plasticity_step(operation.projection, t, next_inputs)
-                self._wrote(writes[("plasticity", operation.projection)])
+            arrays[key][...] = value
+            version[key] += 1
+        for code, payload, writes in self._plan:
+            if code == _UNITS:
+                function, params, state = payload
+                function(t, self.dt, params, *state)
+            elif code == _RESET:
+                for array in payload:
+                    array.fill(0.0)
+            elif code == _DRIVE:
+                self._drive(payload)
+            elif code == _FEEDBACK:
+                self._feedback(payload)
+            elif payload in plastic:
+                self._plasticity_step(payload, t, next_inputs)
+            else:
+                continue
+            for key in writes:
+                version[key] += 1
 
     def _drive(self, name: str) -> None:
-        projection = self.network.projections[name]
-        target = self.arrays[f"{projection.post.name}.{projection.target}"]
+        cache = self._contribution[name]
+        source_key, weights_key, stamp, contribution, shared, source, weights, target = cache
         ready = self._ready.pop(name, None)
         if ready is not None:
             target += ready
             self.fused_steps += 1
             return
-        cache = self._contribution[name]
-        source_key, weights_key, stamp, contribution = cache
         now = (self._version[source_key], self._version[weights_key])
         if stamp == now:
             self.cached_drives += 1
         else:
-            weights = self.arrays[weights_key]
-            source = self.arrays[source_key]
-            if projection.shared:
+            if shared:
                 gemm(1.0, source, weights.T, 0.0, contribution)
             else:
                 contribution.fill(0.0)
@@ -303,12 +332,8 @@ class NumbaEngine:
         target += contribution
 
     def _feedback(self, name: str) -> None:
-        projection = self.network.projections[name]
-        post_var, pre_target = projection.feedback
-        weights = self.arrays[f"{name}.w"]
-        source = self.arrays[f"{projection.post.name}.{post_var}"]
-        target = self.arrays[f"{projection.pre.name}.{pre_target}"]
-        if projection.shared:
+        shared, weights, source, target = self._feedbacks[name]
+        if shared:
             gemm(1.0, source, weights, 1.0, target)
         else:
             _matvec_transposed(weights, source, target)

@@ -124,9 +124,9 @@ class NumpyEngine:
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key][...] = value
 
-    def is_finite(self, key: str) -> bool:
-        """Whether state ``key`` holds no NaN or infinite value (checked in place, no copy)."""
-        return bool(np.isfinite(self.arrays[key]).all())
+    def nonfinite(self, keys) -> str | None:
+        """The first of ``keys`` holding a NaN or infinite value, or None (checked in place, no copy)."""
+        return next((key for key in keys if not bool(np.isfinite(self.arrays[key]).all())), None)
 
     # the step -----------------------------------------------------------------------------
     def step(

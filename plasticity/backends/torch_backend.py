@@ -294,9 +294,9 @@ class TorchEngine:
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key].copy_(self._host_tensor(value))
 
-    def is_finite(self, key: str) -> bool:
-        """Whether state ``key`` holds no NaN or infinite value (checked on the device, no host copy)."""
-        return bool(torch.isfinite(self.arrays[key]).all())
+    def nonfinite(self, keys) -> str | None:
+        """The first of ``keys`` holding a NaN or infinite value, or None (checked in place, no copy)."""
+        return next((key for key in keys if not bool(torch.isfinite(self.arrays[key]).all())), None)
 
     def _host_tensor(self, value: Any) -> torch.Tensor:
         return torch.from_numpy(np.array(value, dtype=self.numpy_dtype, copy=True))
