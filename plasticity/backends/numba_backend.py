@@ -113,6 +113,13 @@ def gemm(alpha: float, a: np.ndarray, b: np.ndarray, beta: float, c: np.ndarray)
         c[...] = result.T
 
 
+def _accumulate(target: np.ndarray, value: np.ndarray, assign: bool) -> None:
+    if assign:
+        np.copyto(target, value)
+    else:
+        target += value
+
+
 def written_keys(network: Network) -> dict:
     """The state keys each kind of operation writes, for drive caching.
 
@@ -211,6 +218,7 @@ class NumbaEngine:
             self._contribution[name] = [
                 source_key, weights_key, None, np.zeros(shape, self.dtype), projection.shared,
                 self.arrays[source_key], self.arrays[weights_key], self.arrays[f"{projection.post.name}.{projection.target}"],
+                None, False,
             ]
         self._feedbacks = {
             name: (
@@ -240,20 +248,48 @@ class NumbaEngine:
         return found + [_matvec, _matvec_transposed, _scale, _all_finite]
 
     def _program_plan(self) -> list[tuple[int, Any, tuple[str, ...]]]:
-        """The step program with every lookup done once: (operation code, what it needs, keys it writes)."""
+        """The step program with every lookup done once: (operation code, what it needs, keys it writes).
+
+        A summed input reset and then first written by a drive or feedback, with nothing
+        between them reading it, is not zeroed: that first product assigns instead of adding.
+        """
+        program = self.network.program
+        assigns: set[int] = set()
+        for position, operation in enumerate(program):
+            if operation.kind != "reset":
+                continue
+            for population, var in operation.targets:
+                key = f"{population}.{var}"
+                for later in range(position + 1, len(program)):
+                    other = program[later]
+                    if other.kind not in ("drive", "feedback") or key in self._reads(other):
+                        break
+                    if self._writes[(other.kind, other.projection)] == (key,):
+                        assigns.add(later)
+                        break
+        assigned = {self._writes[(program[k].kind, program[k].projection)][0] for k in assigns}
         plan = []
-        for operation in self.network.program:
+        for position, operation in enumerate(program):
             kind = operation.kind
             if kind == "reset":
                 keys = tuple(f"{population}.{var}" for population, var in operation.targets)
-                plan.append((_RESET, [self.arrays[key] for key in keys], keys))
+                plan.append((_RESET, [self.arrays[key] for key in keys if key not in assigned], keys))
             elif kind == "units":
                 plan.append((_UNITS, self._units[(operation.population, operation.stage)],
                              self._writes[("units", operation.population, operation.stage)]))
+            elif kind == "plasticity":
+                plan.append((_PLASTICITY, operation.projection, self._writes[(kind, operation.projection)]))
             else:
-                code = {"drive": _DRIVE, "feedback": _FEEDBACK, "plasticity": _PLASTICITY}[kind]
-                plan.append((code, operation.projection, self._writes[(kind, operation.projection)]))
+                code = _DRIVE if kind == "drive" else _FEEDBACK
+                plan.append((code, (operation.projection, position in assigns), self._writes[(kind, operation.projection)]))
         return plan
+
+    def _reads(self, operation) -> tuple[str, ...]:
+        """State keys a drive or feedback reads."""
+        if operation.kind == "drive":
+            return tuple(self._contribution[operation.projection][:2])
+        projection = self.network.projections[operation.projection]
+        return (f"{projection.post.name}.{projection.feedback[0]}", f"{operation.projection}.w")
 
     # state access -----------------------------------------------------------------------
     def get(self, key: str) -> np.ndarray:
@@ -301,9 +337,9 @@ class NumbaEngine:
                 for array in payload:
                     array.fill(0.0)
             elif code == _DRIVE:
-                self._drive(payload)
+                self._drive(*payload)
             elif code == _FEEDBACK:
-                self._feedback(payload)
+                self._feedback(*payload)
             elif payload in plastic:
                 self._plasticity_step(payload, t, next_inputs)
             else:
@@ -311,31 +347,53 @@ class NumbaEngine:
             for key in writes:
                 version[key] += 1
 
-    def _drive(self, name: str) -> None:
+    def _drive(self, name: str, assign: bool) -> None:
+        """Add (``assign``: write) projection ``name``'s drive into its target.
+
+        The product is kept as the projection's contribution and reused while neither
+        source nor weights are written. A projection whose source changed at its previous
+        drive too (and again now) computes straight into the target instead.
+        """
         cache = self._contribution[name]
-        source_key, weights_key, stamp, contribution, shared, source, weights, target = cache
+        source_key, weights_key, stamp, contribution, shared, source, weights, target, last, missed = cache
         ready = self._ready.pop(name, None)
         if ready is not None:
-            target += ready
+            _accumulate(target, ready, assign)
             self.fused_steps += 1
+            cache[9] = True
             return
         now = (self._version[source_key], self._version[weights_key])
+        cache[8] = now
         if stamp == now:
             self.cached_drives += 1
-        else:
+            cache[9] = False
+            _accumulate(target, contribution, assign)
+            return
+        cache[9] = True
+        if missed and now != last:  # changes every step: no buffer
+            cache[2] = None
             if shared:
-                gemm(1.0, source, weights.T, 0.0, contribution)
+                gemm(1.0, source, weights.T, 0.0 if assign else 1.0, target)
             else:
-                contribution.fill(0.0)
-                _matvec(weights, source, contribution)
-            cache[2] = now
-        target += contribution
+                if assign:
+                    target.fill(0.0)
+                _matvec(weights, source, target)
+            return
+        if shared:
+            gemm(1.0, source, weights.T, 0.0, contribution)
+        else:
+            contribution.fill(0.0)
+            _matvec(weights, source, contribution)
+        cache[2] = now
+        _accumulate(target, contribution, assign)
 
-    def _feedback(self, name: str) -> None:
+    def _feedback(self, name: str, assign: bool) -> None:
         shared, weights, source, target = self._feedbacks[name]
         if shared:
-            gemm(1.0, source, weights, 1.0, target)
+            gemm(1.0, source, weights, 0.0 if assign else 1.0, target)
         else:
+            if assign:
+                target.fill(0.0)
             _matvec_transposed(weights, source, target)
 
     def _plasticity_step(self, name: str, t: float, next_inputs: Mapping[str, np.ndarray] | None) -> None:
