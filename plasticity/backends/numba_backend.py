@@ -432,11 +432,11 @@ class NumbaEngine:
                     env[var] = self.arrays[f"{name}.{var}"]
         trials, npost, npre = self.trials, projection.post.n, projection.pre.n
 
-        def product(coefficient: float, factors, n: int) -> np.ndarray:
+        def product(coefficient: float, factors, n: int, dtype=np.float64) -> np.ndarray:
             value: Any = coefficient
             for factor in factors:
                 value = value * evaluate(factor, env)
-            return np.broadcast_to(np.asarray(value, dtype=np.float64), (trials, n))
+            return np.broadcast_to(np.asarray(value, dtype=dtype), (trials, n))
 
         weights = self.arrays[f"{name}.{equation.var}"]
         step = 1.0 if update.sign == 0 else float(update.sign)
@@ -450,8 +450,9 @@ class NumbaEngine:
         if update.row_scale or update.column_scale or base != 1.0:
             _scale(weights, base, rows, columns)
         if update.outer:
-            left = np.concatenate([product(c, post, npost) for c, post, _ in update.outer]).astype(self.dtype)
-            right = np.concatenate([product(1.0, pre, npre) for _, _, pre in update.outer]).astype(self.dtype)
+            # the factors as evaluated (the state's dtype, or float64 where a float64 value entered), cast once
+            left = np.concatenate([product(c, post, npost, None) for c, post, _ in update.outer]).astype(self.dtype, copy=False)
+            right = np.concatenate([product(1.0, pre, npre, None) for _, _, pre in update.outer]).astype(self.dtype, copy=False)
             gemm(step / trials, left.T, right, 1.0, weights)
         if projection.mask is not None:
             np.multiply(weights, self.arrays[f"{name}.__mask__"], out=weights)
