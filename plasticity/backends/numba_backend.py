@@ -107,10 +107,16 @@ def gemm(alpha: float, a: np.ndarray, b: np.ndarray, beta: float, c: np.ndarray)
     """
     left, trans_a = _fortran(b)
     right, trans_b = _fortran(a)
-    function = blas.get_blas_funcs("gemm", (c,))
-    result = function(alpha, left, right, beta=beta, c=c.T, trans_a=trans_a, trans_b=trans_b, overwrite_c=True)
-    if not np.shares_memory(result, c):  # BLAS refused to write in place
+    function = _GEMM.get(c.dtype)
+    if function is None:
+        function = _GEMM[c.dtype] = blas.get_blas_funcs("gemm", (c,))
+    out = c.T
+    result = function(alpha, left, right, beta=beta, c=out, trans_a=trans_a, trans_b=trans_b, overwrite_c=True)
+    if result is not out:  # BLAS refused to write in place
         c[...] = result.T
+
+
+_GEMM: dict[np.dtype, Any] = {}
 
 
 def _accumulate(target: np.ndarray, value: np.ndarray, assign: bool) -> None:
