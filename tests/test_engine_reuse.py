@@ -145,3 +145,20 @@ def test_float32_tanh_propagates_nan():
     simulation.set("p.x", np.array([[0.5, np.nan, 2.0]]))
     with pytest.raises(DivergenceError):
         simulation.advance(1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_population_equations_match_numpy(dtype):
+    """Consecutive equations share one loop over the units; one with a reduction waits for all units
+    of those before it. Each equation sees the previous ones' results, as in the reference."""
+    equations = ["a = tanh(x) * 2", "b = a + x", "x = b - a * 0.5", "c = sum(x * a) / n_units + b", "d = c * x - max(a)"]
+    results = {}
+    for backend in ("numpy", "numba"):
+        pop = pl.Population(9, equations, init={"x": 0.0, "a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0}, params={"n_units": 9.0}, name="p")
+        simulation = pl.Simulation(pl.Network([pop], []), trials=2, backend=backend, seed=0, dtype=dtype)
+        simulation.set("p.x", np.linspace(-0.9, 0.9, 18).reshape(2, 9))
+        simulation.advance(3)
+        results[backend] = {key: simulation.get(key) for key in simulation.shapes}
+    tolerance = {"float32": 2e-6, "float64": 1e-12}[dtype]
+    for key, expected in results["numpy"].items():
+        np.testing.assert_allclose(results["numba"][key], expected, rtol=tolerance, atol=tolerance, err_msg=key)

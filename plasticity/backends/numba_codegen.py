@@ -17,7 +17,9 @@ here is only how:
   accumulate in float64 (inner loops run over blocks of 1024 columns through views
   indexed from 0, which LLVM vectorises; a block's sum is the dtype's vector partial
   sums, added into the float64 total once per block);
-* one pass per equation: ``sum_pre`` of a synapse term is a loop over the row just
+* a population stage is one kernel; consecutive equations without reductions share one
+  loop over the units (each still sees the previous ones' results: they are elementwise);
+* one pass per synapse equation: ``sum_pre`` of a synapse term is a loop over the row just
   before the row is updated (it is in cache), ``sum_post`` a column pass before the
   equation, ``cumsum_post`` a running carry that makes rows go in order (the pass is
   then parallel over trials and chunks of columns, or over trials only when a row
@@ -330,6 +332,17 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
     parallel = trials * population.n >= PARALLEL_MIN_ELEMENTS and trials > 1
     body = _Lines()
     body.depth = 2
+    pending: list[str] = []  # element statements of consecutive equations: one loop over the units
+
+    def flush() -> None:
+        if pending:
+            body("for u in range(n):")
+            body.indent()
+            for line in pending:
+                body(line)
+            body.dedent()
+            pending.clear()
+
     for number, equation in enumerate(equations):
         names: dict[Node, str] = {}
 
@@ -346,8 +359,11 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
                 return f"{arrays[node.var]}[tr, u]"
             return None
 
-        body(f"# {_comment(equation.text)}")
-        for index, reduce in enumerate(_reductions(equation.expr)):
+        reductions = _reductions(equation.expr)
+        if reductions:  # they read every unit of the equations before: those loops end first
+            flush()
+            body(f"# {_comment(equation.text)}")
+        for index, reduce in enumerate(reductions):
             label = f"r{number}_{index}"
             argument = emitter.emit(reduce.arg, lookup)
             if reduce.func in ("sum", "mean"):
@@ -379,9 +395,9 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
                 names[reduce] = f"(np.exp({argument} - {label}m) / {label}s)"
         value = emitter.emit(equation.expr, lookup)
         target = f"{arrays[equation.var]}[tr, u]"
-        body("for u in range(n):")
-        body.indent()(_assign(target, equation.op, value))
-        body.dedent()
+        pending.append(f"# {_comment(equation.text)}")
+        pending.append(_assign(target, equation.op, value))
+    flush()
     lines = _Lines()
     lines(f"# population {name}, stage {_comment(stage)!r}")
     lines(_decorator(parallel))
