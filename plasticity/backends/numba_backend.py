@@ -19,6 +19,27 @@ dropped on :meth:`NumbaEngine.set` and after the last step of a run (``next_inpu
 
 Shared weights (a minibatch) drive with BLAS, and apply separable updates as row/column
 scalings and one in-place GEMM (see :func:`~plasticity.backends.numba_codegen.separable_terms`).
+Every product is one in-place BLAS call without copies (:func:`gemm`; feedback accumulates
+with ``beta = 1``).
+
+Work a step can skip. The engine counts writes to every state array (inputs, :meth:`NumbaEngine.set`,
+unit stages, drives and feedback into their summed inputs, a projection's plasticity). A drive
+keeps its product (the projection's contribution) and reuses it while neither its source nor
+its weights were written since: a clamped input layer's drive is computed once per clamp, not
+once per step (:attr:`NumbaEngine.cached_drives` counts reuses). The summed input is still reset
+and re-accumulated from the contributions, so the result is the reference's. A projection whose
+source changed at its previous drive as well computes straight into the target. The first
+product into a summed input after its reset assigns instead of adding to zeros.
+:meth:`NumbaEngine.nonfinite` checks arrays in place and skips those not written since they were
+last found finite.
+
+Threads. numba kernels run threaded only from
+:data:`~plasticity.backends.numba_codegen.PARALLEL_MIN_ELEMENTS` elements; every BLAS call of a
+step goes to scipy's OpenBLAS (numpy's pool stays idle, so two pools never spin against each
+other). Both use every core by default. On a machine whose cores other programs share, limit
+both to one thread (``threadpoolctl.threadpool_limits(1)`` and ``numba.set_num_threads(1)``, or
+``OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1``): spinning worker threads then cost more than
+they bring (``benchmarks/results/pc.md``).
 """
 
 from __future__ import annotations
