@@ -19,8 +19,8 @@ cores). Target from the issue: pc at T = 20 >= 20,000 samples/s on the default b
 oversubscription (BLAS and numba worker threads spinning against each other), which otherwise
 slows every backend several-fold and makes the figures irreproducible.
 
-Usage: ``python benchmarks/bench_pc.py [--backends numba torch] [--batches 6] [--repeats 3] [--threads 1]``;
-writes ``benchmarks/results/pc.json`` and ``benchmarks/results/pc.md``.
+Usage: ``python benchmarks/bench_pc.py [--backends numba torch] [--batches 6] [--repeats 3] [--threads 1] [--name pc]``;
+writes ``benchmarks/results/pc.json`` and ``benchmarks/results/pc.md`` (``--name`` changes the stem).
 """
 
 from __future__ import annotations
@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="threads for BLAS, numba and torch (default: theirs)")
+    parser.add_argument("--name", default="pc", help="results file stem (benchmarks/results/<name>.json and .md)")
     args = parser.parse_args()
     if args.threads is not None:
         import numba
@@ -205,7 +206,7 @@ def main() -> None:
         "target_pc_samples_per_s": 20000,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pc.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Predictive coding training throughput",
         "",
@@ -228,7 +229,7 @@ def main() -> None:
         f"{floor['ms_per_batch']:.2f} ms per batch, {floor['samples_per_s']:.0f} samples/s: the ceiling for pc on these threads.",
         "",
     ]
-    (RESULTS / "pc.md").write_text("\n".join(lines))
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
