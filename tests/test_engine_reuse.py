@@ -62,7 +62,7 @@ def phases(simulation: pl.Simulation, rng: np.random.Generator) -> list[dict[str
 
 
 @pytest.mark.parametrize("shared", [False, True])
-@pytest.mark.parametrize("backend", ["numba"])
+@pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_cached_drives_match_numpy(backend, shared):
     results = {}
     engines = {}

@@ -52,6 +52,7 @@ from scipy.linalg import blas
 
 from plasticity.backends.numba_codegen import COLUMN_CHUNK, FASTMATH, SeparableUpdate, generate, load_module
 from plasticity.backends.numpy_backend import evaluate
+from plasticity.backends.writes import written_keys
 from plasticity.equations import Equation
 from plasticity.network import Network
 
@@ -147,24 +148,6 @@ def _accumulate(target: np.ndarray, value: np.ndarray, assign: bool) -> None:
         target += value
 
 
-def written_keys(network: Network) -> dict:
-    """The state keys each kind of operation writes, for drive caching.
-
-    ``("units", population, stage)``: the variables its equations assign; ``("plasticity", name)``:
-    every variable of the projection; ``("drive", name)`` and ``("feedback", name)``: their summed
-    targets.
-    """
-    found: dict = {}
-    for name, population in network.populations.items():
-        for stage, equations in population.stages.items():
-            found[("units", name, stage)] = tuple(dict.fromkeys(f"{name}.{eq.var}" for eq in equations))
-    for name, projection in network.projections.items():
-        found[("drive", name)] = (f"{projection.post.name}.{projection.target}",)
-        if projection.feedback is not None:
-            found[("feedback", name)] = (f"{projection.pre.name}.{projection.feedback[1]}",)
-    return found
-
-
 def fusion_mode(network: Network, name: str) -> bool | None:
     """Whether projection ``name``'s plasticity may precompute its next drive.
 
@@ -233,11 +216,7 @@ class NumbaEngine:
         # drive caching: a write counter per state key; a projection's drive contribution is
         # reused while neither its source nor its weights were written since it was computed
         self._version = dict.fromkeys(self.arrays, 0)
-        self._writes = written_keys(network)
-        for name in network.projections:
-            self._writes[("plasticity", name)] = tuple(
-                key for key in self.arrays if key.startswith(f"{name}.") and not key.endswith(".__mask__")
-            )
+        self._writes = written_keys(network, self.arrays)
         self._contribution: dict[str, list] = {}
         for name, projection in network.projections.items():
             shape = (trials, projection.post.n)

@@ -33,6 +33,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from plasticity.backends.writes import written_keys
 from plasticity.backends.torch_codegen import Monomial, compile_node, compile_number, expand, side_of
 from plasticity.equations import Binary, Call, Equation, Node, Reduce, walk
 from plasticity.errors import BackendError, ConfigError
@@ -258,6 +259,15 @@ class TorchEngine:
             if projection.rule is not None
         }
         self._prefetched: dict[str, tuple[Any, torch.Tensor]] = {}
+        # drive caching (as the numba backend): write counters per state key; a projection's
+        # product is reused while neither its source nor its weights were written since
+        self._version = dict.fromkeys(self.arrays, 0)
+        self._writes = written_keys(network, self.arrays)
+        self._contribution = {
+            name: [None, torch.zeros((trials, projection.post.n), dtype=self.dtype, device=self.device)]
+            for name, projection in network.projections.items()
+        }
+        self.cached_drives = 0
 
     def _compile_equation(self, equation: Equation, shared: bool) -> _EquationProgram:
         reductions = _synapse_reductions(equation)
@@ -293,6 +303,7 @@ class TorchEngine:
 
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key].copy_(self._host_tensor(value))
+        self._version[key] += 1
 
     def nonfinite(self, keys) -> str | None:
         """The first of ``keys`` holding a NaN or infinite value, or None (checked in place, no copy)."""
@@ -314,18 +325,31 @@ class TorchEngine:
             staged = self._prefetched.get(key)
             self.arrays[key].copy_(staged[1] if staged is not None and staged[0] is value else self._host_tensor(value))
         self._prefetched = {}
+        version = self._version
+        for key in inputs:
+            version[key] += 1
         for operation in self.network.program:
             if operation.kind == "reset":
                 for population, var in operation.targets:
-                    self.arrays[f"{population}.{var}"].zero_()
-            elif operation.kind == "drive":
+                    key = f"{population}.{var}"
+                    self.arrays[key].zero_()
+                    version[key] += 1
+                continue
+            if operation.kind == "drive":
                 self._drive(operation.projection)
             elif operation.kind == "feedback":
                 self._feedback(operation.projection)
             elif operation.kind == "units":
                 self._run_units(operation.population, operation.stage, t)
+                for key in self._writes[("units", operation.population, operation.stage)]:
+                    version[key] += 1
+                continue
             elif operation.projection in plastic:
                 self._plasticity(operation.projection, t)
+            else:
+                continue
+            for key in self._writes[(operation.kind, operation.projection)]:
+                version[key] += 1
         if next_inputs and self.device.type == "cuda":
             # copy the next step's inputs while this step's kernels run
             self._prefetched = {
@@ -334,10 +358,23 @@ class TorchEngine:
             }
 
     def _drive(self, name: str) -> None:
+        """Add projection ``name``'s product to its target, reusing it while neither source nor weights changed."""
+        projection = self.network.projections[name]
+        source_key = f"{projection.pre.name}.{projection.source}"
+        target = self.arrays[f"{projection.post.name}.{projection.target}"]
+        cache = self._contribution[name]
+        now = (self._version[source_key], self._version[f"{name}.w"])
+        if cache[0] == now:
+            self.cached_drives += 1
+        else:
+            cache[1].zero_()
+            self._drive_product(name, self.arrays[source_key], cache[1])
+            cache[0] = now
+        target.add_(cache[1])
+
+    def _drive_product(self, name: str, source: torch.Tensor, target: torch.Tensor) -> None:
         projection = self.network.projections[name]
         weights = self.arrays[f"{name}.w"]
-        source = self.arrays[f"{projection.pre.name}.{projection.source}"]
-        target = self.arrays[f"{projection.post.name}.{projection.target}"]
         if self.half:  # float32 products over blocks of rows of the half-precision weights
             for rows in self._row_blocks(name):
                 block = (weights[rows] if projection.shared else weights[:, rows]).to(self.dtype)
