@@ -5,7 +5,9 @@ host only when asked (recording). The step follows :mod:`plasticity.network` and
 :mod:`plasticity.backends.numpy_backend`, the reference semantics:
 
 * drives and feedback are batched matrix products (``baddbmm_`` over trials, ``addmm_`` for
-  shared weights), accumulated in place into the summed inputs;
+  shared weights), accumulated in place into the summed inputs; a drive's product is kept and
+  reused while neither its source nor its weights were written since (write counters per
+  state key, :mod:`plasticity.backends.writes`; :attr:`TorchEngine.cached_drives` counts reuses);
 * unit equations are closures generated from the expression trees
   (:mod:`plasticity.backends.torch_codegen`);
 * a synapse equation whose right side expands into separable monomials
