@@ -9,11 +9,11 @@ import plasticity as pl
 
 n = 10
 rng = np.random.default_rng(0)
-scales = np.linspace(2.0, 0.5, n)  # input variances 4 ... 0.25: PC1 is the first axis
+scales = 0.8 ** np.arange(n)  # input standard deviations: PC1 is the first axis
 
 inputs = pl.Population(n, init={"x": 0.0}, name="inputs")
 output = pl.Population(1, ["y = I"], name="output")
-oja = pl.Rule(["w += eta * y_post * (x_pre - y_post * w)"], params={"eta": 0.005}, name="my_oja")
+oja = pl.Rule(["w += eta * y_post * (x_pre - y_post * w)"], params={"eta": 0.01}, name="my_oja")
 network = pl.Network([inputs, output], [pl.Projection(inputs, output, oja, name="w")])
 
 simulation = pl.Simulation(network, trials=8, seed=1)  # numba backend by default
