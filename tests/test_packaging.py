@@ -1,5 +1,6 @@
 """The wheel installs rules/, networks/ and analysis/ only inside the plasticity namespace."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -9,8 +10,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_wheel_maps_top_level_folders_into_the_plasticity_namespace(tmp_path):
+    # build from a copy of the sources, so no stale build/ folder can add or hide files
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("plasticity", "rules", "networks", "analysis"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.zarr"))
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(source)],
         check=True, capture_output=True, text=True,
     )
     (wheel,) = tmp_path.glob("plasticity-*.whl")
