@@ -181,6 +181,23 @@ def _cue(pattern: np.ndarray, cue: str, level: float, rng: np.random.Generator) 
     return pattern + level * rng.standard_normal(pattern.size)
 
 
+#: Overlaps (range -1..1) closer than this to the largest one count as a tie: far above float32
+#: rounding (~1e-6), far below the 2 / n that separates distinct +-1 patterns.
+TIE_TOLERANCE = 1e-4
+
+
+def _retrieved_index(overlaps: np.ndarray) -> np.ndarray:
+    """Per trial, the pattern with the largest overlap, or -1 where several share it.
+
+    A state that mixes patterns (a metastable state of Ramsauer et al. 2020, e.g. about the
+    mean of two patterns the cue is nearly equally close to) has equal or nearly equal
+    overlaps with them; a plain argmax would name one by rounding and differ between
+    backends and dtypes.
+    """
+    tied = overlaps >= overlaps.max(1, keepdims=True) - TIE_TOLERANCE
+    return np.where(tied.sum(1) == 1, overlaps.argmax(1), -1)
+
+
 @protocol("modern.retrieval")
 def retrieval(
     *,
@@ -202,8 +219,9 @@ def retrieval(
     with the first one corrupted by ``cue``: "flip" (a fraction ``level`` of signs
     flipped), "mask" (a fraction ``level`` set to 0) or "noise" (Gaussian noise of
     standard deviation ``level``). Records the ``overlap`` xi_1 . out / n, the mean
-    squared ``error`` per unit, the ``retrieved`` pattern index (largest overlap) and
-    whether it is ``correct``.
+    squared ``error`` per unit, the ``retrieved`` pattern index (largest overlap; -1 for a
+    metastable mixture, where several patterns share the largest overlap) and whether it is
+    ``correct`` (the cued pattern alone has the largest overlap).
     """
     n = check_int("n", n, minimum=2)
     count = check_int("patterns", patterns)
@@ -226,12 +244,15 @@ def retrieval(
     out = _run(xs, cues, beta, steps, backend, np_dtype, dev).astype(np.float64)
     overlaps = np.einsum("tpi,ti->tp", xs, out) / n
     dims = ("trial",)
-    retrieved = overlaps.argmax(1)
+    retrieved = _retrieved_index(overlaps)
     return xr.Dataset(
         {
             "overlap": (dims, overlaps[:, 0], {"long_name": "overlap xi_1 . out / n with the cued pattern"}),
             "error": (dims, ((out - xs[:, 0]) ** 2).mean(1), {"long_name": "mean squared error per unit"}),
-            "retrieved": (dims, retrieved, {"long_name": "index of the pattern with the largest overlap"}),
+            "retrieved": (
+                dims, retrieved,
+                {"long_name": "index of the pattern with the largest overlap; -1 where several share it (a mixture state)"},
+            ),
             "correct": (dims, retrieved == 0, {"long_name": "the cued pattern has the largest overlap"}),
         },
         coords={"trial": np.arange(trials)},
