@@ -16,8 +16,11 @@ synapse updates per second (N^2 / seconds per step):
 
 Every figure is the best of several repeats (other programs share the cores).
 
-Usage: ``python benchmarks/bench_torch.py [--n 4096] [--gpu-n 16384] [--repeats 5]``; writes
-``benchmarks/results/torch.json`` and ``benchmarks/results/torch.md``.
+Usage: ``python benchmarks/bench_torch.py [--n 4096] [--gpu-n 16384] [--repeats 5] [--part cpu|cuda]``;
+writes ``benchmarks/results/torch.json`` and ``benchmarks/results/torch.md``. ``--part`` measures one
+section and keeps the other from the existing results file, so the CPU figure can come from the
+2-core development machine and the CUDA figure from a GPU machine; each section records the
+machine, date and torch version it was measured with.
 """
 
 from __future__ import annotations
@@ -64,10 +67,20 @@ def best_seconds(function, repeats: int, inner: int, synchronize=lambda: None) -
     return min(times), times
 
 
+def machine_record() -> dict:
+    """Where and when a section was measured."""
+    return {
+        "date": now_iso(),
+        "machine": f"{platform.machine()} {platform.platform()}",
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+    }
+
+
 def measure_cpu(n: int, repeats: int) -> dict:
     x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
     inputs, plastic = {"inp.x": x}, frozenset({"ff"})
-    row: dict = {"n": n, "synapses": n * n, "torch_threads": torch.get_num_threads()}
+    row: dict = {**machine_record(), "n": n, "synapses": n * n, "torch_threads": torch.get_num_threads()}
     backends = ["torch", "torch_compiled", "numpy"] + (["numba"] if "numba" in available_backends() else [])
     engines = {
         name: oja_engine(n, name.split("_")[0], "cpu" if name.startswith("torch") else None, compile=name == "torch_compiled")
@@ -97,7 +110,7 @@ def measure_cuda(n: int, repeats: int) -> dict:
             "reason": "no CUDA device on this machine",
         }
     device = torch.device("cuda", 0)
-    row: dict = {"n": n, "synapses": n * n, "device": torch.cuda.get_device_name(device)}
+    row: dict = {**machine_record(), "n": n, "synapses": n * n, "device": torch.cuda.get_device_name(device)}
     seconds, row["copy_times_s"] = _copy_seconds(n, device, repeats)
     row["copy_GBps"] = 8 * n * n / seconds / 1e9
     for label, compile in (("oja", False), ("oja_compiled", True)):
@@ -131,10 +144,11 @@ def markdown(report: dict) -> str:
     lines = [
         "# Torch backend benchmark: Oja projection, float32, trials = 1",
         "",
-        f"{report['date']} on {report['machine']}, {report['cores']} cores, torch {report['torch']} "
-        f"({cpu['torch_threads']} threads); best of the repeats; synapse updates per second.",
+        "Best of the repeats; synapse updates per second.",
         "",
         "## CPU: torch step against the numpy backend",
+        "",
+        f"{cpu['date']} on {cpu['machine']}, {cpu['cores']} cores, torch {cpu['torch']} ({cpu['torch_threads']} threads).",
         "",
         "| N | torch (cpu) | torch, compile=True | numpy backend | numba backend | torch / numpy "
         "| torch compiled / numpy | torch / numba |",
@@ -152,6 +166,8 @@ def markdown(report: dict) -> str:
         lines.append(f"N = {gpu['n']}: **{NOT_MEASURED}** ({gpu['reason']}). Target: >= 0.6x the copy bandwidth.")
     else:
         lines += [
+            f"{gpu['date']} on {gpu['machine']}, {gpu['cores']} cores, torch {gpu['torch']}.",
+            "",
             "| N | device | copy (GB/s) | step | updates/s | 8 bytes per synapse (GB/s) | step / copy |",
             "|---|---|---|---|---|---|---|",
             *(
@@ -173,14 +189,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=4096, help="N for the CPU comparison")
     parser.add_argument("--gpu-n", type=int, default=16384, help="N for the CUDA comparison")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--part", choices=("all", "cpu", "cuda"), default="all",
+        help="measure one section only and keep the other from the existing results file",
+    )
     args = parser.parse_args()
+    previous = json.loads((RESULTS / "torch.json").read_text()) if (RESULTS / "torch.json").exists() else {}
+    if args.part != "all" and {"cpu", "cuda"} - {args.part} - previous.keys():
+        parser.error(f"--part {args.part} keeps the other section from {RESULTS / 'torch.json'}, which has none")
     report = {
-        "date": now_iso(),
-        "machine": f"{platform.machine()} {platform.platform()}",
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "cpu": measure_cpu(args.n, args.repeats),
-        "cuda": measure_cuda(args.gpu_n, args.repeats),
+        "cpu": measure_cpu(args.n, args.repeats) if args.part in ("all", "cpu") else previous["cpu"],
+        "cuda": measure_cuda(args.gpu_n, args.repeats) if args.part in ("all", "cuda") else previous["cuda"],
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "torch.json").write_text(json.dumps(report, indent=2) + "\n")

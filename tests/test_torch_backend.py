@@ -305,13 +305,21 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 
 @pytest.mark.gpu
 @needs_cuda
-@pytest.mark.parametrize("name", ["oja", "sanger", "bcm", "three_factor"])
-def test_cuda_agrees_with_numpy(name):
-    network = rule_network(name, shared=name == "bcm")
+@pytest.mark.parametrize("shared, mask", [(False, False), (True, True)], ids=["per-trial", "shared-masked"])
+@pytest.mark.parametrize("name", sorted(list_rules()))
+def test_builtin_rules_on_cuda_agree_with_numpy(name, shared, mask):
+    network = rule_network(name, shared=shared, mask=mask)
     assert_backends_agree(
-        lambda: rule_network(name, shared=name == "bcm"), steps=STEPS, trials=TRIALS,
+        lambda: rule_network(name, shared=shared, mask=mask), steps=STEPS, trials=TRIALS,
         inputs=random_inputs(network), backends=TORCH, device="cuda",
     )
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("name", sorted(pl.list_protocols()))
+def test_protocols_on_cuda_agree_with_numpy(name):
+    assert_protocol_backends_agree(name, SMALL_PARAMS[name], backends=TORCH, device="cuda")
 
 
 @pytest.mark.gpu
