@@ -236,6 +236,7 @@ class PredictiveCodingModel:
         self.gamma = gamma
         self.depth = len(self.sizes) - 1
         self.bias = bias
+        self.infer_bottom = infer_bottom
         self.network = pc_network(
             self.sizes, activation=activation, mode=mode, gamma=gamma, lr=lr, optimizer=optimizer,
             bias=bias, infer_bottom=infer_bottom,
@@ -335,11 +336,15 @@ class PredictiveCodingModel:
         Inference does not change the weights, and the sweep's result depends only on them and the
         clamps, so the replay reproduces the run.
         """
+        # which ends were inferred (predict frees the top, infer_latent the bottom) after the sweep
+        free = {layer: self.sim.get(f"{layer}.free") for layer in ("layer0", self.top)}
         for key in self.sim.shapes:  # clear the non-finite values the failed run left behind
             owner, var = key.split(".", 1)
             if owner.startswith("layer") and var in ("x", "e", "fx", "fp"):
                 self.sim.set(key, 0.0)
         self.forward(*self._clamped)
+        for layer, value in free.items():
+            self.sim.set(f"{layer}.free", value)
         if self.mode == "fpa":
             self._switch(self.hidden, "hold", 1.0)
         for step in range(1, steps + 1):
@@ -398,6 +403,36 @@ class PredictiveCodingModel:
             out.append(prediction)
         return np.concatenate(out) if out else np.zeros((0, self.sizes[-1]))
 
+    def infer_latent(self, observed: np.ndarray, steps: int, latent: np.ndarray | None = None) -> np.ndarray:
+        """Generative use: clamp ``observed`` at the top, infer the bottom layer (the latent) and
+        every hidden layer for ``steps`` steps; the inferred latent values, for any number of rows.
+
+        Needs ``infer_bottom=True`` (so that errors reach the bottom layer). The latent starts at
+        ``latent`` (default zeros) and the hidden layers at the predictions it makes. Trained with
+        :meth:`train_batch` (latent or label as ``data``, observation as ``target``), the network
+        generates observations from latents; inferring the latent of an observation then encodes
+        or classifies it (Rao & Ballard 1999; Whittington & Bogacz 2017).
+        """
+        if not self.infer_bottom:
+            raise ConfigError("infer_latent needs a model built with infer_bottom=True")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        observed = np.asarray(observed, dtype=np.float64)
+        rows = len(observed)
+        start = np.zeros((rows, self.sizes[0])) if latent is None else np.asarray(latent, dtype=np.float64)
+        if start.shape != (rows, self.sizes[0]):
+            raise ConfigError(f"latent must have shape ({rows}, {self.sizes[0]}), got {start.shape}")
+        out = []
+        for first in range(0, rows, self.batch):
+            chunk = slice(first, first + self.batch)
+            self.forward(start[chunk], observed[chunk])
+            self.sim.set("layer0.free", 1.0)
+            try:
+                self.infer(steps)
+            finally:
+                self.sim.set("layer0.free", 0.0)
+            out.append(self.sim.get("layer0.x")[: len(start[chunk])])
+        return np.concatenate(out) if out else np.zeros((0, self.sizes[0]))
 
 def _one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
     out = np.zeros((len(labels), classes))
