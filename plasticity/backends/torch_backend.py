@@ -264,6 +264,7 @@ class TorchEngine:
         # drive caching (as the numba backend): write counters per state key; a projection's
         # product is reused while neither its source nor its weights were written since
         self._version = dict.fromkeys(self.arrays, 0)
+        self._verified: dict[str, int] = {}  # key -> its write count when last found finite
         self._writes = written_keys(network, self.arrays)
         self._contribution = {
             name: [None, torch.zeros((trials, projection.post.n), dtype=self.dtype, device=self.device)]
@@ -308,8 +309,22 @@ class TorchEngine:
         self._version[key] += 1
 
     def nonfinite(self, keys) -> str | None:
-        """The first of ``keys`` holding a NaN or infinite value, or None (checked in place, no copy)."""
-        return next((key for key in keys if not bool(torch.isfinite(self.arrays[key]).all())), None)
+        """The first of ``keys`` holding a NaN or infinite value, or None.
+
+        Checked on the device without a temporary the size of an array (an array is finite
+        exactly when its minimum and maximum are: both reductions propagate NaN), skipping
+        arrays not written since they were last found finite, with one transfer to the host.
+        """
+        pending = [key for key in keys if self._verified.get(key) != self._version[key]]
+        if not pending:
+            return None
+        extremes = torch.stack([torch.stack(torch.aminmax(self.arrays[key])).float() for key in pending])
+        finite = torch.isfinite(extremes).all(dim=1).tolist()
+        for key, ok in zip(pending, finite):
+            if not ok:
+                return key
+            self._verified[key] = self._version[key]
+        return None
 
     def _host_tensor(self, value: Any) -> torch.Tensor:
         return torch.from_numpy(np.array(value, dtype=self.numpy_dtype, copy=True))
