@@ -454,6 +454,7 @@ def train(
     epochs: int = 10,
     dataset: str = "digits",
     test_fraction: float = 0.2,
+    trajectory: bool = True,
     backend: str = "numba",
     seed: int | np.random.SeedSequence = 0,
     dtype: str = "float32",
@@ -468,6 +469,8 @@ def train(
     energy at the weight update: after ``T`` inference steps for pc and fpa, after the sweep for zil
     and bp); and ``energy_trajectory``, the mean energy of the last batch before each of its ``T``
     inference steps and after the last (pc and fpa; NaN for zil and bp, which do not relax).
+    ``trajectory = False`` leaves the trajectory out, so that the output has the same shape
+    for every ``T`` and a sweep may vary ``T``.
     """
     sizes = _check_sizes(sizes)
     _choice("activation", activation, ACTIVATIONS)
@@ -478,6 +481,8 @@ def train(
     _positive("lr", lr)
     _positive("batch", batch, integer=True)
     _positive("epochs", epochs, integer=True)
+    if not isinstance(trajectory, (bool, np.bool_)):
+        raise ConfigError(f"trajectory must be true or false, got {trajectory!r}")
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     split_seed, init_seed, order_seed = root.spawn(3)
     data = load_dataset(dataset, test_fraction=test_fraction, seed=split_seed)
@@ -501,19 +506,19 @@ def train(
     rng = np.random.default_rng(order_seed)
     n_batches = len(data.y_train) // batch
     results = {name: np.zeros(epochs) for name in ("train_loss", "train_accuracy", "test_accuracy", "energy")}
-    trajectory = np.full(T + 1, np.nan)
+    path_energy = np.full(T + 1, np.nan)
     for epoch in range(epochs):
         order = rng.permutation(len(data.y_train))
         loss = correct = energy = 0.0
         for index in range(n_batches):
             chosen = order[index * batch : (index + 1) * batch]
             last = epoch == epochs - 1 and index == n_batches - 1
-            prediction, batch_energy, path = model.train_batch(x_train[chosen], targets[chosen], T, record=last)
+            prediction, batch_energy, path = model.train_batch(x_train[chosen], targets[chosen], T, record=last and trajectory)
             loss += 0.5 * np.sum((targets[chosen] - prediction) ** 2)
             correct += np.sum(prediction.argmax(axis=1) == data.y_train[chosen])
             energy += batch_energy.sum()
             if path is not None:
-                trajectory = path
+                path_energy = path
         seen = n_batches * batch
         results["train_loss"][epoch] = loss / seen
         results["train_accuracy"][epoch] = correct / seen
@@ -522,9 +527,12 @@ def train(
     epoch_coord = ("epoch", np.arange(1, epochs + 1), {"long_name": "epoch"})
     units = {"train_loss": "squared error / 2", "train_accuracy": "fraction", "test_accuracy": "fraction", "energy": "energy"}
     data_vars = {name: ("epoch", values, {"units": units[name]}) for name, values in results.items()}
-    data_vars["energy_trajectory"] = ("inference_step", trajectory, {"units": "energy", "long_name": "energy of the last batch"})
+    coords = {"epoch": epoch_coord}
+    if trajectory:
+        data_vars["energy_trajectory"] = ("inference_step", path_energy, {"units": "energy", "long_name": "energy of the last batch"})
+        coords["inference_step"] = np.arange(T + 1)
     return xr.Dataset(
         data_vars,
-        coords={"epoch": epoch_coord, "inference_step": np.arange(T + 1)},
+        coords=coords,
         attrs={"model": "predictive coding", "dataset": data.name, "train_examples": len(data.y_train), "test_examples": len(data.y_test)},
     )

@@ -193,6 +193,17 @@ def test_protocol_small_run_records_everything():
     assert np.isnan(zil.energy_trajectory).all() and zil.sizes["inference_step"] == 6
 
 
+
+def test_protocol_without_trajectory_has_the_same_shape_for_every_T():
+    """``trajectory = false`` drops the per-step energy, so a sweep may vary T."""
+    small = {"sizes": [2, 6, 2], "dataset": "xor", "batch": 4, "epochs": 2, "trajectory": False}
+    runs = [pl.run_protocol("pc.train", {**small, "T": T}, backend="numpy", seed=0) for T in (2, 7)]
+    assert all(ds.sizes == {"epoch": 2} and "energy_trajectory" not in ds for ds in runs)
+    with_path = pl.run_protocol("pc.train", {**small, "T": 2, "trajectory": True}, backend="numpy", seed=0)
+    np.testing.assert_array_equal(with_path.train_loss, runs[0].train_loss)  # recording changes nothing else
+    with pytest.raises(ConfigError, match="trajectory must be true or false"):
+        pl.run_protocol("pc.train", {**small, "trajectory": "no"}, backend="numpy")
+
 def test_generative_inference_recovers_the_latent():
     """A linear generative network: the latent at the bottom generates data at the top; inference with the
     data clamped and the latent free recovers the least-squares latent."""
