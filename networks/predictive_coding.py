@@ -434,6 +434,7 @@ class PredictiveCodingModel:
             out.append(self.sim.get("layer0.x")[: len(start[chunk])])
         return np.concatenate(out) if out else np.zeros((0, self.sizes[0]))
 
+
 def _one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
     out = np.zeros((len(labels), classes))
     out[np.arange(len(labels)), labels] = 1.0

@@ -98,7 +98,7 @@ def test_cached_drive_follows_weight_updates():
 def test_nonfinite_in_place(backend):
     if backend == "torch":
         pytest.importorskip("torch")
-    simulation = pl.Simulation(layered_network(False), trials=2, backend=backend, seed=0)
+    simulation = pl.Simulation(layered_network(False), trials=2, backend=backend, seed=0, dtype="float64")
     engine = simulation.engine
     assert engine.nonfinite(simulation.shapes) is None
     for bad in (np.nan, np.inf, -np.inf):
@@ -112,6 +112,11 @@ def test_nonfinite_in_place(backend):
         assert error.value.variable == "p2.w"
         simulation.set("p2.w", np.zeros_like(weights))
         assert engine.nonfinite(simulation.shapes) is None
+    weights = simulation.get("p2.w")
+    weights[0, 0, 0] = 1e300  # finite in float64, infinite if narrowed to float32
+    simulation.set("p2.w", weights)
+    assert engine.nonfinite(simulation.shapes) is None
+    simulation.set("p2.w", np.zeros_like(weights))
     simulation.advance(2)  # a kernel writing NaN is seen although the array was verified finite before
     simulation.set("hid.v", np.full((2, 5), np.inf))
     with pytest.raises(DivergenceError):

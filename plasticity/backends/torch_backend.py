@@ -318,8 +318,7 @@ class TorchEngine:
         pending = [key for key in keys if self._verified.get(key) != self._version[key]]
         if not pending:
             return None
-        extremes = torch.stack([torch.stack(torch.aminmax(self.arrays[key])).float() for key in pending])
-        finite = torch.isfinite(extremes).all(dim=1).tolist()
+        finite = torch.stack([torch.isfinite(torch.stack(torch.aminmax(self.arrays[key]))).all() for key in pending]).tolist()
         for key, ok in zip(pending, finite):
             if not ok:
                 return key
