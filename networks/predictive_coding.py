@@ -63,6 +63,7 @@ from plasticity.networks.datasets import load_dataset
 
 __all__ = [
     "ACTIVATIONS",
+    "DIRECTIONS",
     "MODES",
     "OPTIMIZERS",
     "STAGES",
@@ -81,6 +82,7 @@ _RATES = {
 }
 ACTIVATIONS = tuple(_RATES)
 MODES = ("pc", "zil", "fpa", "bp")
+DIRECTIONS = ("discriminative", "generative")
 OPTIMIZERS = ("sgd", "adam")
 STAGES = ("rates", "drive", "errors", "feedback", "plasticity", "values")
 #: Slope of the leaky relu for negative inputs.
@@ -447,7 +449,9 @@ def train(
     sizes: Sequence[int] = (64, 128, 10),
     activation: str = "tanh",
     mode: str = "pc",
+    direction: str = "discriminative",
     T: int = 20,
+    test_T: int | None = None,
     gamma: float = 0.1,
     lr: float = 0.003,
     optimizer: str = "adam",
@@ -464,20 +468,42 @@ def train(
     """Train a predictive coding network (or its ``bp`` baseline) to classify ``dataset``.
 
     Inputs are standardised with the training set's mean and standard deviation per feature;
-    labels are one-hot targets clamped at the top layer; the loss is ``|target - prediction|^2 / 2``
-    of the feedforward prediction. Records per epoch ``train_loss`` and ``train_accuracy`` (over the
-    epoch's batches, before each update), ``test_accuracy`` (after the epoch) and ``energy`` (mean
-    energy at the weight update: after ``T`` inference steps for pc and fpa, after the sweep for zil
-    and bp); and ``energy_trajectory``, the mean energy of the last batch before each of its ``T``
-    inference steps and after the last (pc and fpa; NaN for zil and bp, which do not relax).
-    ``trajectory = False`` leaves the trajectory out, so that the output has the same shape
-    for every ``T`` and a sweep may vary ``T``.
+    labels are one-hot vectors. ``direction``:
+
+    * ``"discriminative"``: the input is clamped at the bottom (``sizes[0]`` features) and the
+      label at the top (``sizes[-1]`` > every label); the loss is ``|label - prediction|^2 / 2``
+      of the feedforward prediction. A test input is classified by the feedforward prediction,
+      followed by ``test_T`` inference steps with the output free (default 0; with only the
+      input clamped the feedforward state has zero energy, so inference keeps it: a check).
+    * ``"generative"`` (``mode = "pc"``): the label at the bottom (``sizes[0]`` > every label)
+      generates the input at the top (``sizes[-1]`` features); the loss is the reconstruction
+      error ``|input - prediction|^2 / 2``. An input is classified by clamping it at the top and
+      inferring the bottom layer for ``test_T`` steps (default 100) from zero (Rao & Ballard 1999).
+
+    Records per epoch ``train_loss`` (over the epoch's batches, before each update),
+    ``train_accuracy`` (discriminative: over the epoch's batches, before each update;
+    generative: the training set classified after the epoch), ``test_accuracy`` (after the
+    epoch) and ``energy`` (mean energy at the weight update: after ``T`` inference steps for pc
+    and fpa, after the sweep for zil and bp); and ``energy_trajectory``, the mean energy of the
+    last batch before each of its ``T`` inference steps and after the last (pc and fpa; NaN for
+    zil and bp, which do not relax). ``trajectory = False`` leaves the trajectory out, so that
+    the output has the same shape for every ``T`` and a sweep may vary ``T``.
     """
     sizes = _check_sizes(sizes)
     _choice("activation", activation, ACTIVATIONS)
     _choice("mode", mode, MODES)
+    _choice("direction", direction, DIRECTIONS)
     _choice("optimizer", optimizer, OPTIMIZERS)
     _positive("T", T, integer=True)
+    generative = direction == "generative"
+    if generative and mode != "pc":
+        raise ConfigError(f"direction='generative' needs mode='pc' (a label is inferred by pc inference), got mode={mode!r}")
+    if test_T is None:
+        test_T = 100 if generative else 0
+    elif generative:
+        _positive("test_T", test_T, integer=True)
+    elif isinstance(test_T, bool) or not isinstance(test_T, (int, np.integer)) or test_T < 0:
+        raise ConfigError(f"test_T must be a non-negative integer, got {test_T!r}")
     _positive("gamma", gamma)
     _positive("lr", lr)
     _positive("batch", batch, integer=True)
@@ -487,23 +513,30 @@ def train(
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     split_seed, init_seed, order_seed = root.spawn(3)
     data = load_dataset(dataset, test_fraction=test_fraction, seed=split_seed)
-    if data.n_features != sizes[0]:
-        raise ConfigError(f"sizes[0] = {sizes[0]} but the {data.name} inputs have {data.n_features} features")
+    inputs, labels = (-1, 0) if generative else (0, -1)
+    names = ("sizes[-1]", "sizes[0]") if generative else ("sizes[0]", "sizes[-1]")
+    if data.n_features != sizes[inputs]:
+        raise ConfigError(f"{names[0]} = {sizes[inputs]} but the {data.name} inputs have {data.n_features} features")
     top = max(int(data.y_train.max()), int(data.y_test.max()))
-    if top >= sizes[-1]:
+    if top >= sizes[labels]:
         raise ConfigError(
-            f"labels go up to {top} but the output layer has {sizes[-1]} units (sizes[-1] must exceed every label)"
+            f"labels go up to {top} but the label layer has {sizes[labels]} units ({names[1]} must exceed every label)"
         )
     if batch > len(data.y_train):
         raise ConfigError(f"batch {batch} is larger than the {len(data.y_train)} training examples")
     model = PredictiveCodingModel(
         sizes, activation=activation, mode=mode, gamma=gamma, lr=lr, optimizer=optimizer, batch=batch,
-        backend=backend, seed=init_seed, dtype=dtype, device=device,
+        infer_bottom=generative, backend=backend, seed=init_seed, dtype=dtype, device=device,
     )
     mean, std = data.x_train.mean(axis=0), data.x_train.std(axis=0)
     std[std < 1e-8] = 1.0  # constant features (blank pixels) stay zero
     x_train, x_test = (data.x_train - mean) / std, (data.x_test - mean) / std
-    targets = _one_hot(data.y_train, sizes[-1])
+    targets = _one_hot(data.y_train, sizes[labels])
+
+    def classify(x: np.ndarray) -> np.ndarray:
+        scores = model.infer_latent(x, test_T) if generative else model.predict(x, steps=test_T)
+        return scores.argmax(axis=1)
+
     rng = np.random.default_rng(order_seed)
     n_batches = len(data.y_train) // batch
     results = {name: np.zeros(epochs) for name in ("train_loss", "train_accuracy", "test_accuracy", "energy")}
@@ -514,17 +547,19 @@ def train(
         for index in range(n_batches):
             chosen = order[index * batch : (index + 1) * batch]
             last = epoch == epochs - 1 and index == n_batches - 1
-            prediction, batch_energy, path = model.train_batch(x_train[chosen], targets[chosen], T, record=last and trajectory)
-            loss += 0.5 * np.sum((targets[chosen] - prediction) ** 2)
-            correct += np.sum(prediction.argmax(axis=1) == data.y_train[chosen])
+            bottom, clamped_top = (targets[chosen], x_train[chosen]) if generative else (x_train[chosen], targets[chosen])
+            prediction, batch_energy, path = model.train_batch(bottom, clamped_top, T, record=last and trajectory)
+            loss += 0.5 * np.sum((clamped_top - prediction) ** 2)
+            if not generative:
+                correct += np.sum(prediction.argmax(axis=1) == data.y_train[chosen])
             energy += batch_energy.sum()
             if path is not None:
                 path_energy = path
         seen = n_batches * batch
         results["train_loss"][epoch] = loss / seen
-        results["train_accuracy"][epoch] = correct / seen
+        results["train_accuracy"][epoch] = np.mean(classify(x_train) == data.y_train) if generative else correct / seen
         results["energy"][epoch] = energy / seen
-        results["test_accuracy"][epoch] = np.mean(model.predict(x_test).argmax(axis=1) == data.y_test)
+        results["test_accuracy"][epoch] = np.mean(classify(x_test) == data.y_test)
     epoch_coord = ("epoch", np.arange(1, epochs + 1), {"long_name": "epoch"})
     units = {"train_loss": "squared error / 2", "train_accuracy": "fraction", "test_accuracy": "fraction", "energy": "energy"}
     data_vars = {name: ("epoch", values, {"units": units[name]}) for name, values in results.items()}
@@ -535,5 +570,5 @@ def train(
     return xr.Dataset(
         data_vars,
         coords=coords,
-        attrs={"model": "predictive coding", "dataset": data.name, "train_examples": len(data.y_train), "test_examples": len(data.y_test)},
+        attrs={"model": "predictive coding", "direction": direction, "dataset": data.name, "train_examples": len(data.y_train), "test_examples": len(data.y_test)},
     )
