@@ -15,6 +15,7 @@ from plasticity.errors import ConfigError, DivergenceError
 from plasticity.networks.datasets import load_dataset, read_idx
 from plasticity.networks.predictive_coding import ACTIVATIONS, PredictiveCodingModel, pc_network
 from plasticity.rules import get_rule
+from backends import assert_protocol_backends_agree
 from tests import reference
 
 BACKENDS = [b for b in ("numpy", "numba", "torch") if b in available_backends()]
@@ -237,6 +238,11 @@ def test_generative_direction_classifies_digits_by_inferring_the_label():
         pl.run_protocol("pc.train", {**xor, "sizes": [2, 4, 3], "direction": "generative"}, backend="numpy")
     with pytest.raises(ConfigError, match=r"test_T"):
         pl.run_protocol("pc.train", {**xor, "direction": "generative", "test_T": 0}, backend="numpy")
+
+
+def test_generative_direction_same_on_every_backend():
+    params = {"sizes": [2, 4, 2], "dataset": "xor", "batch": 4, "epochs": 2, "T": 3, "test_T": 5, "direction": "generative"}
+    assert_protocol_backends_agree("pc.train", params)
 
 
 def test_test_time_inference_keeps_the_feedforward_prediction():
