@@ -114,6 +114,11 @@ def _positive(name: str, value, *, integer: bool = False) -> None:
         raise ConfigError(f"{name} must be {what}, got {value!r}")
 
 
+def _non_negative_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+
+
 def _rate_equations(activation: str, hold: bool) -> list[str]:
     rate, slope = _RATES[activation]
     if hold:
@@ -391,8 +396,7 @@ class PredictiveCodingModel:
     def predict(self, data: np.ndarray, steps: int = 0) -> np.ndarray:
         """Output values for any number of examples: the feedforward prediction, then ``steps``
         inference steps with the input clamped and the output free (test-time iterative inference)."""
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise ConfigError(f"steps must be a non-negative integer, got {steps!r}")
+        _non_negative_count("steps", steps)
         data = np.asarray(data, dtype=np.float64)
         out = []
         for start in range(0, len(data), self.batch):
@@ -417,8 +421,7 @@ class PredictiveCodingModel:
         """
         if not self.infer_bottom:
             raise ConfigError("infer_latent needs a model built with infer_bottom=True")
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        _positive("steps", steps, integer=True)
         observed = np.asarray(observed, dtype=np.float64)
         rows = len(observed)
         start = np.zeros((rows, self.sizes[0])) if latent is None else np.asarray(latent, dtype=np.float64)
@@ -502,8 +505,8 @@ def train(
         test_T = 100 if generative else 0
     elif generative:
         _positive("test_T", test_T, integer=True)
-    elif isinstance(test_T, bool) or not isinstance(test_T, (int, np.integer)) or test_T < 0:
-        raise ConfigError(f"test_T must be a non-negative integer, got {test_T!r}")
+    else:
+        _non_negative_count("test_T", test_T)
     _positive("gamma", gamma)
     _positive("lr", lr)
     _positive("batch", batch, integer=True)

@@ -57,9 +57,9 @@ def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
         )
     last = axes[-1]
     last.axhline(AGS, color="k", lw=0.8, ls="--", label="0.138 (AGS, Hebbian)")
-    sizes = sorted({int(n) for rule in rules for n in stores[rule]["n"].values})
+    every_size = sorted({int(n) for rule in rules for n in stores[rule]["n"].values})
     last.set(xscale="log", xlabel="network size N (units)", ylabel="critical load at 50% success", title="critical load (95% bootstrap CI)")
-    last.set_xticks(sizes, [str(n) for n in sizes])
+    last.set_xticks(every_size, [str(n) for n in every_size])
     last.minorticks_off()
     last.legend(fontsize=7)
     fig.tight_layout()
