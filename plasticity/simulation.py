@@ -229,8 +229,19 @@ class Simulation:
             key: np.empty((self._record_count(first, steps, every), *self.shapes[key]), dtype=self._record_dtype)
             for key, every in record.items()
         }
-        filled = dict.fromkeys(record, 0)
         start, clock = now_iso(), _time.perf_counter()
+        compiled = getattr(self.engine, "run_compiled", None)  # optional: runs with no inputs or recording in one call
+        if not readers and not record and compiled is not None and compiled(self.steps_done, steps, plastic_set):
+            self.steps_done += steps
+        else:
+            self._step_by_step(steps, readers, record, buffers, plastic_set)
+        bad = self.engine.nonfinite(self.shapes)  # in place: copying every weight per short phase costs more than the phase
+        if bad is not None:
+            self._check_finite(bad, self.engine.get(bad), self.steps_done)
+        return buffers, record, first, start, _time.perf_counter() - clock
+
+    def _step_by_step(self, steps, readers, record, buffers, plastic_set) -> None:
+        filled = dict.fromkeys(record, 0)
         upcoming = {key: read(0) for key, read in readers.items()} if steps else {}
         for step in range(steps):
             current = upcoming
@@ -243,10 +254,6 @@ class Simulation:
                     self._check_finite(key, value, self.steps_done)
                     buffers[key][filled[key]] = value
                     filled[key] += 1
-        bad = self.engine.nonfinite(self.shapes)  # in place: copying every weight per short phase costs more than the phase
-        if bad is not None:
-            self._check_finite(bad, self.engine.get(bad), self.steps_done)
-        return buffers, record, first, start, _time.perf_counter() - clock
 
     def _plastic_set(self, plastic: bool | Iterable[str]) -> frozenset[str]:
         names = frozenset(self.network.projections)

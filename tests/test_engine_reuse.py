@@ -1,6 +1,7 @@
 """Work the engines skip or do faster, against the numpy reference: cached drive contributions
-(reused while neither the source nor the weights were written), the in-place finiteness check,
-and the numba backend's vectorisable float32 tanh."""
+(reused while neither the source nor the weights were written), the numba backend's compiled
+step programs (runs without rules, inputs or recording as one call), the in-place finiteness
+check, and the numba backend's vectorisable float32 tanh."""
 
 from __future__ import annotations
 
@@ -92,6 +93,42 @@ def test_cached_drive_follows_weight_updates():
     assert simulation.engine.cached_drives == before
     for key in simulation.shapes:
         np.testing.assert_allclose(simulation.get(key), reference.get(key), rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_compiled_runs_equal_step_by_step(shared, dtype):
+    """A numba run without rules, inputs or recording is one compiled call; it leaves exactly the
+    state, write counts and drive reuse that the same steps taken one by one leave."""
+    simulations = {}
+    for compiled in (True, False):
+        simulation = pl.Simulation(layered_network(shared), trials=3, backend="numba", seed=4, dtype=dtype)
+        if not compiled:
+            simulation.engine.run_compiled = lambda *args: False
+        simulations[compiled] = (simulation, phases(simulation, np.random.default_rng(9)))
+    (fast, fast_states), (slow, slow_states) = simulations[True], simulations[False]
+    for number, (expected, actual) in enumerate(zip(slow_states, fast_states)):
+        for key in expected:
+            np.testing.assert_array_equal(actual[key], expected[key], err_msg=f"phase {number}: {key}")
+    # phases 1, 2, 4 and 6 have neither rules, inputs nor recording: 5 + 4 + 2 + 3 steps
+    assert fast.engine.compiled_steps == 14 and slow.engine.compiled_steps == 0
+    assert fast.engine.cached_drives == slow.engine.cached_drives > 0
+    assert fast.engine._version == slow.engine._version
+    assert fast.steps_done == slow.steps_done == 20
+
+
+def test_compiled_runs_only_without_rules_inputs_or_recording():
+    simulation = pl.Simulation(layered_network(True), trials=2, backend="numba", seed=0)
+    engine = simulation.engine
+    simulation.advance(2, plastic=True)
+    simulation.advance(2, plastic=False, inputs={"inp.x": np.ones(6)})
+    simulation.run(2, plastic=False, record={"out.y": 1})
+    assert engine.compiled_steps == 0
+    simulation.advance(2, plastic={"p1"})
+    assert engine.compiled_steps == 0
+    simulation.advance(3, plastic=False)
+    assert engine.compiled_steps == 3
+    assert simulation.steps_done == 11 and simulation.t == 11.0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

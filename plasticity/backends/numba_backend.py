@@ -51,6 +51,7 @@ import numpy as np
 from scipy.linalg import blas
 
 from plasticity.backends.numba_codegen import COLUMN_CHUNK, FASTMATH, SeparableUpdate, generate, load_module
+from plasticity.backends.numba_program import StepProgram, step_program
 from plasticity.backends.numpy_backend import evaluate
 from plasticity.backends.writes import written_keys
 from plasticity.equations import Equation
@@ -237,9 +238,12 @@ class NumbaEngine:
             if projection.feedback is not None
         }
         self._plan = self._program_plan()
+        self._learning = {op.projection for op in network.program if op.kind == "plasticity"}
+        self._compiled: StepProgram | None | bool = False  # generated on the first run that can use it
         self._verified: dict[str, int] = {}
         self.fused_steps = 0
         self.cached_drives = 0
+        self.compiled_steps = 0
         self.provenance = {
             "numba_version": numba.__version__,
             "numba_kernels": self.module.__file__.rsplit("/", 1)[-1],
@@ -352,6 +356,40 @@ class NumbaEngine:
                 continue
             for key in writes:
                 version[key] += 1
+
+    def run_compiled(self, first_step: int, steps: int, plastic: frozenset[str]) -> bool:
+        """Run ``steps`` steps without inputs as one compiled call (:mod:`~plasticity.backends.numba_program`)
+        when no rule runs in them; the first step is step ``first_step + 1``.
+
+        Returns False, having done nothing, when the run needs the step-by-step path (a rule
+        runs, or a drive precomputed by a fused plasticity pass is pending).
+        """
+        if steps < 1 or plastic & self._learning or self._ready:
+            return False
+        if self._compiled is False:
+            self._compiled = step_program(self, _RESET, _UNITS, _DRIVE, _FEEDBACK)
+        program = self._compiled
+        if program is None:
+            return False
+        versions = np.array([self._version[key] for key in program.keys], dtype=np.int64)
+        drives = np.zeros((len(program.projections), 7), dtype=np.int64)
+        for row, name in enumerate(program.projections):
+            cache = self._contribution[name]
+            if cache[2] is not None:
+                drives[row, 0:3] = (1, *cache[2])
+            if cache[8] is not None:
+                drives[row, 3:6] = (1, *cache[8])
+            drives[row, 6] = cache[9]
+        self.cached_drives += program.function(first_step, steps, self.dt, versions, drives, *program.params, *program.arrays)
+        self._version.update(zip(program.keys, versions.tolist()))
+        for row, name in enumerate(program.projections):
+            cache = self._contribution[name]
+            stamped, stamp_source, stamp_weights, seen, seen_source, seen_weights, missed = drives[row].tolist()
+            cache[2] = (stamp_source, stamp_weights) if stamped else None
+            cache[8] = (seen_source, seen_weights) if seen else None
+            cache[9] = bool(missed)
+        self.compiled_steps += steps
+        return True
 
     def _drive(self, name: str, assign: bool) -> None:
         """Add (``assign``: write) projection ``name``'s drive into its target.
