@@ -4,11 +4,17 @@ Training samples per second on sizes [784, 256, 256, 10], tanh, batch 128, rando
 
 1. ``pc`` (standard PC, T inference steps, default 20), ``zil`` and ``bp`` (backpropagation on the
    engine) with :class:`~plasticity.networks.predictive_coding.PredictiveCodingModel`, on each
-   backend asked for (numba and torch by default; numpy optionally);
+   backend asked for (numba and torch by default; numpy optionally); on numba also ``pc`` with
+   compiled step programs switched off (every step dispatched from Python), for their gain;
 2. ``torch autograd``: a plain torch loop (forward, MSE loss, ``backward``, SGD step) on the same
-   network, the baseline every ratio is taken against.
+   network, the baseline every ratio is taken against;
+3. ``hand-written``: the same pc training written by hand as one numba function per batch (the
+   input's drive once, each inference step two BLAS products per layer pair and one fused pass
+   per layer for errors, values, rates and slopes, the update as three products), with the same
+   BLAS and tanh; checked to give the engine's weights after a batch. The engine's ratio to it
+   says what the engine's generality costs.
 
-Also reported: the engine's share, the seconds inside ``engine.step`` against the whole
+Also reported: the engine's share, the seconds inside ``engine.step`` (and numba's compiled runs) against the whole
 training step (the rest is Simulation bookkeeping: finiteness checks over all state after each
 phase, setting clamps). Every figure is the best of several repeats (other programs share the
 cores). Target from the issue: pc at T = 20 >= 20,000 samples/s on the default backend of a
@@ -32,16 +38,19 @@ import platform
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import torch
 
 from plasticity.backends import available_backends
+from plasticity.backends.numba_codegen import FASTMATH
 from plasticity.networks.predictive_coding import PredictiveCodingModel
 from plasticity.provenance import now_iso
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = [784, 256, 256, 10]
 BATCH = 128
+GAMMA, LR = 0.1, 0.01
 
 
 def _data(batches: int, seed: int = 0):
@@ -51,21 +60,33 @@ def _data(batches: int, seed: int = 0):
     return x, y
 
 
-def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int) -> dict:
-    model = PredictiveCodingModel(SIZES, activation="tanh", mode=mode, gamma=0.1, lr=0.01, optimizer="sgd",
-                                  batch=BATCH, backend=backend, dtype="float32", seed=0)
+def _model(mode: str, backend: str) -> PredictiveCodingModel:
+    return PredictiveCodingModel(SIZES, activation="tanh", mode=mode, gamma=GAMMA, lr=LR, optimizer="sgd",
+                                 batch=BATCH, backend=backend, dtype="float32", seed=0)
+
+
+def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int, compiled: bool = True) -> dict:
+    model = _model(mode, backend)
     x, y = _data(batches)
-    model.train_batch(x[0], y[0], steps)  # compile / warm up
     engine = model.sim.engine
-    original = engine.step
+    if not compiled:
+        engine.run_compiled = lambda *args: False
+    model.train_batch(x[0], y[0], steps)  # compile / warm up
     inside = [0.0]
 
-    def timed_step(*args, **kwargs):
-        start = time.perf_counter()
-        original(*args, **kwargs)
-        inside[0] += time.perf_counter() - start
+    def timed(method):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            result = method(*args, **kwargs)
+            inside[0] += time.perf_counter() - start
+            return result
 
-    engine.step = timed_step
+        return call
+
+    entries = [name for name in ("step", "run_compiled") if hasattr(engine, name)]  # compiled runs: numba only
+    original = {name: getattr(engine, name) for name in entries}
+    for name, method in original.items():
+        setattr(engine, name, timed(method))
     reused = getattr(engine, "cached_drives", 0)
     best, best_share = float("inf"), 0.0
     for _ in range(repeats):
@@ -76,7 +97,8 @@ def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int
         elapsed = time.perf_counter() - start
         if elapsed < best:
             best, best_share = elapsed, inside[0] / elapsed
-    engine.step = original
+    for name, method in original.items():
+        setattr(engine, name, method)
     reused = (getattr(engine, "cached_drives", 0) - reused) / (repeats * batches)
     engine_steps = model.depth + (steps + 1 if mode == "pc" else model.depth)
     return {
@@ -86,6 +108,98 @@ def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int
         "engine_steps_per_batch": engine_steps,
         "ms_per_engine_step": 1e3 * best * best_share / (batches * engine_steps),
     }
+
+
+def _hand_written_kernel(tanh):
+    """One pc training batch on SIZES written by hand (see the module docstring), built around the
+    engine's float32 ``tanh`` so that both compute the same function."""
+    fastmath = set(FASTMATH)
+    one = np.float32(1.0)
+
+    @numba.njit(fastmath=fastmath, error_model="numpy")
+    def relax_layer(x, bias_drive, mu, b, feedback, slope, gamma, rate, error, with_bias):
+        """e = x - mu (- b); x += gamma * (slope * feedback - e); rate, slope = tanh(x), 1 - tanh(x)^2."""
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                e = x[i, j] - (bias_drive[i, j] if with_bias else mu[i, j] + b[j])
+                error[i, j] = e
+                v = x[i, j] + gamma * (slope[i, j] * feedback[i, j] - e)
+                x[i, j] = v
+                f = tanh(v)
+                rate[i, j] = f
+                slope[i, j] = one - f * f
+
+    @numba.njit(fastmath=fastmath, error_model="numpy")
+    def train_batch(x0, target, w1, b1, w2, b2, w3, b3, steps, gamma, lr, scratch):
+        drive1, x1, e1, fx1, fp1, g1, mu2, x2, e2, fx2, fp2, g2, mu3, e3 = scratch
+        g = np.float32(gamma)
+        np.dot(x0, w1.T, drive1)  # constant while the input is clamped
+        for i in range(x1.shape[0]):
+            for j in range(x1.shape[1]):
+                drive1[i, j] += b1[j]
+                x1[i, j] = drive1[i, j]
+                f = tanh(x1[i, j])
+                fx1[i, j] = f
+                fp1[i, j] = one - f * f
+        np.dot(fx1, w2.T, mu2)
+        for i in range(x2.shape[0]):
+            for j in range(x2.shape[1]):
+                x2[i, j] = mu2[i, j] + b2[j]
+                f = tanh(x2[i, j])
+                fx2[i, j] = f
+                fp2[i, j] = one - f * f
+        np.dot(fx2, w3.T, mu3)
+        prediction = mu3 + b3
+        for step in range(steps + 1):  # the last pass computes the errors of the relaxed state
+            np.dot(fx1, w2.T, mu2)
+            np.dot(fx2, w3.T, mu3)
+            for i in range(e3.shape[0]):
+                for j in range(e3.shape[1]):
+                    e3[i, j] = target[i, j] - mu3[i, j] - b3[j]
+            np.dot(e3, w3, g2)
+            if step == steps:
+                for i in range(e2.shape[0]):
+                    for j in range(e2.shape[1]):
+                        e2[i, j] = x2[i, j] - mu2[i, j] - b2[j]
+                        e1[i, j] = x1[i, j] - drive1[i, j]
+                break
+            relax_layer(x2, mu2, mu2, b2, g2, fp2, g, fx2, e2, False)  # e2 from the state before the step
+            np.dot(e2, w2, g1)
+            relax_layer(x1, drive1, drive1, b1, g1, fp1, g, fx1, e1, True)
+        scale = np.float32(lr / x0.shape[0])
+        w1 += scale * np.dot(e1.T, x0)
+        w2 += scale * np.dot(e2.T, fx1)
+        w3 += scale * np.dot(e3.T, fx2)
+        b1 += scale * e1.sum(axis=0)
+        b2 += scale * e2.sum(axis=0)
+        b3 += scale * e3.sum(axis=0)
+        return prediction
+
+    return train_batch
+
+
+def bench_hand_written(steps: int, batches: int, repeats: int) -> dict:
+    """The hand-written pc batch; raises if it does not give the engine's weights after one batch."""
+    model = _model("pc", "numba")
+    kernel = _hand_written_kernel(model.sim.engine.module.tanh32)
+    names = ("w1", "b1", "w2", "b2", "w3", "b3")
+    weights = [np.ascontiguousarray(model.weights()[name], dtype=np.float32) for name in names]
+    hidden = SIZES[1]
+    scratch = tuple(np.zeros((BATCH, n), np.float32) for n in [hidden] * 12 + [SIZES[-1]] * 2)
+    x, y = _data(batches)
+    kernel(x[0], y[0], *weights, steps, GAMMA, LR, scratch)
+    model.train_batch(x[0], y[0], steps)
+    engine_weights = model.weights()
+    difference = max(float(np.abs(engine_weights[name] - value).max()) for name, value in zip(names, weights))
+    if difference > 1e-5:
+        raise AssertionError(f"the hand-written pc batch differs from the engine's by {difference:.2e}")
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for b in range(batches):
+            kernel(x[b], y[b], *weights, steps, GAMMA, LR, scratch)
+        best = min(best, time.perf_counter() - start)
+    return {"samples_per_s": batches * BATCH / best, "max_weight_difference_to_engine": difference}
 
 
 def bench_products(steps: int, repeats: int) -> dict:
@@ -162,7 +276,6 @@ def main() -> None:
     parser.add_argument("--name", default="pc", help="results file stem (benchmarks/results/<name>.json and .md)")
     args = parser.parse_args()
     if args.threads is not None:
-        import numba
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)
@@ -173,20 +286,27 @@ def main() -> None:
     baseline = bench_torch_autograd(max(args.batches, 20), args.repeats)
     floor = bench_products(args.T, args.repeats)
     print(f"matrix products alone (pc, T = {args.T}): {floor['ms_per_batch']:.2f} ms per batch = {floor['samples_per_s']:.0f} samples/s", flush=True)
+    hand = bench_hand_written(args.T, args.batches, args.repeats)
+    print(f"hand-written pc {hand['samples_per_s']:.0f} samples/s", flush=True)
     rows = []
-    for backend in backends:
-        for mode in args.modes:
-            result = bench_engine(mode, backend, args.T, args.batches, args.repeats)
-            result.update(backend=backend, mode=mode, ratio_to_torch_autograd=result["samples_per_s"] / baseline["samples_per_s"])
-            rows.append(result)
-            print(f"{backend:6s} {mode:4s} {result['samples_per_s']:10.0f} samples/s  "
-                  f"({result['ratio_to_torch_autograd']:.3f}x autograd, engine {100 * result['engine_share']:.0f}% of the time, "
-                  f"{result['ms_per_engine_step']:.2f} ms per engine step)", flush=True)
+    runs = [(backend, mode, True) for backend in backends for mode in args.modes]
+    if "numba" in backends and "pc" in args.modes:
+        runs.insert(runs.index(("numba", "pc", True)) + 1, ("numba", "pc", False))
+    for backend, mode, compiled in runs:
+        result = bench_engine(mode, backend, args.T, args.batches, args.repeats, compiled=compiled)
+        result.update(backend=backend, mode=mode if compiled else f"{mode} (step by step)",
+                      ratio_to_torch_autograd=result["samples_per_s"] / baseline["samples_per_s"],
+                      ratio_to_hand_written=result["samples_per_s"] / hand["samples_per_s"])
+        rows.append(result)
+        print(f"{backend:6s} {result['mode']:4s} {result['samples_per_s']:10.0f} samples/s  "
+              f"({result['ratio_to_torch_autograd']:.3f}x autograd, {result['ratio_to_hand_written']:.2f}x hand-written, "
+              f"engine {100 * result['engine_share']:.0f}% of the time, {result['ms_per_engine_step']:.2f} ms per engine step)", flush=True)
     again = bench_torch_autograd(max(args.batches, 20), args.repeats)  # before and after: the best of both
     if again["samples_per_s"] > baseline["samples_per_s"]:
         baseline = again
         for row in rows:
             row["ratio_to_torch_autograd"] = row["samples_per_s"] / baseline["samples_per_s"]
+    hand["ratio_to_torch_autograd"] = hand["samples_per_s"] / baseline["samples_per_s"]
     print(f"torch autograd {baseline['samples_per_s']:.0f} samples/s")
     report = {
         "benchmark": "pc",
@@ -202,6 +322,7 @@ def main() -> None:
         "dtype": "float32",
         "torch_autograd_samples_per_s": baseline["samples_per_s"],
         "pc_matrix_products_only": floor,
+        "pc_hand_written": hand,
         "results": rows,
         "target_pc_samples_per_s": 20000,
     }
@@ -214,17 +335,21 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, thread limit {args.threads}, measured {report['date']} (best of {args.repeats}); 1-minute load "
         f"average {report['load_average_1min_at_end']:.1f} at the end (other programs shared the cores).",
         "",
-        "| backend | mode | samples/s | x torch autograd | engine share | ms per engine step | drives reused per batch |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| backend | mode | samples/s | x torch autograd | x hand-written | engine share | ms per engine step | drives reused per batch |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['backend']} | {row['mode']} | {row['samples_per_s']:.0f} | {row['ratio_to_torch_autograd']:.3f} | "
+            f"{row['ratio_to_hand_written']:.2f} | "
             f"{100 * row['engine_share']:.0f}% | {row['ms_per_engine_step']:.2f} | {row['drives_reused_per_batch']:.0f} |"
         )
     lines += [
         "",
         f"torch autograd backpropagation loop: {baseline['samples_per_s']:.0f} samples/s (best of a run before and after).",
+        f"Hand-written pc (one numba function per batch, fused elementwise passes, same BLAS and tanh; weights within "
+        f"{hand['max_weight_difference_to_engine']:.1e} of the engine's after a batch): {hand['samples_per_s']:.0f} samples/s, "
+        f"{hand['ratio_to_torch_autograd']:.3f}x torch autograd.",
         f"The matrix products of a pc batch alone (T = {args.T}; layer 1's constant drive once), with the same BLAS: "
         f"{floor['ms_per_batch']:.2f} ms per batch, {floor['samples_per_s']:.0f} samples/s: the ceiling for pc on these threads.",
         "",

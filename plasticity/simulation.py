@@ -230,7 +230,7 @@ class Simulation:
             for key, every in record.items()
         }
         start, clock = now_iso(), _time.perf_counter()
-        compiled = getattr(self.engine, "run_compiled", None)  # optional: runs with no inputs or recording in one call
+        compiled = getattr(self.engine, "run_compiled", None)  # optional: a run without inputs or recording in one call
         if not readers and not record and compiled is not None and compiled(self.steps_done, steps, plastic_set):
             self.steps_done += steps
         else:

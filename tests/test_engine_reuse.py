@@ -98,8 +98,10 @@ def test_cached_drive_follows_weight_updates():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shared", [False, True])
 def test_compiled_runs_equal_step_by_step(shared, dtype):
-    """A numba run without rules, inputs or recording is one compiled call; it leaves exactly the
-    state, write counts and drive reuse that the same steps taken one by one leave."""
+    """A numba run without inputs or recording is one compiled call. It leaves the state, write
+    counts and drive reuse that the same steps taken one by one leave: exactly with shared
+    weights; to rounding with separate weights per trial, whose learning step-by-step also
+    precomputes the next drive (summed in another order)."""
     simulations = {}
     for compiled in (True, False):
         simulation = pl.Simulation(layered_network(shared), trials=3, backend="numba", seed=4, dtype=dtype)
@@ -107,28 +109,28 @@ def test_compiled_runs_equal_step_by_step(shared, dtype):
             simulation.engine.run_compiled = lambda *args: False
         simulations[compiled] = (simulation, phases(simulation, np.random.default_rng(9)))
     (fast, fast_states), (slow, slow_states) = simulations[True], simulations[False]
+    tolerance = 0.0 if shared else {"float32": 1e-6, "float64": 1e-13}[dtype]
     for number, (expected, actual) in enumerate(zip(slow_states, fast_states)):
         for key in expected:
-            np.testing.assert_array_equal(actual[key], expected[key], err_msg=f"phase {number}: {key}")
-    # phases 1, 2, 4 and 6 have neither rules, inputs nor recording: 5 + 4 + 2 + 3 steps
-    assert fast.engine.compiled_steps == 14 and slow.engine.compiled_steps == 0
-    assert fast.engine.cached_drives == slow.engine.cached_drives > 0
+            np.testing.assert_allclose(actual[key], expected[key], rtol=tolerance, atol=tolerance, err_msg=f"phase {number}: {key}")
+    # every phase but the one with inputs: 5 + 4 + 3 + 2 + 3 steps
+    assert fast.engine.compiled_steps == 17 and slow.engine.compiled_steps == 0
+    if shared:
+        assert fast.engine.cached_drives == slow.engine.cached_drives > 0
     assert fast.engine._version == slow.engine._version
     assert fast.steps_done == slow.steps_done == 20
 
 
-def test_compiled_runs_only_without_rules_inputs_or_recording():
+def test_compiled_runs_only_without_inputs_or_recording():
     simulation = pl.Simulation(layered_network(True), trials=2, backend="numba", seed=0)
     engine = simulation.engine
-    simulation.advance(2, plastic=True)
     simulation.advance(2, plastic=False, inputs={"inp.x": np.ones(6)})
     simulation.run(2, plastic=False, record={"out.y": 1})
     assert engine.compiled_steps == 0
     simulation.advance(2, plastic={"p1"})
-    assert engine.compiled_steps == 0
-    simulation.advance(3, plastic=False)
-    assert engine.compiled_steps == 3
-    assert simulation.steps_done == 11 and simulation.t == 11.0
+    simulation.run(3, plastic=False)
+    assert engine.compiled_steps == 5
+    assert simulation.steps_done == 9 and simulation.t == 9.0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

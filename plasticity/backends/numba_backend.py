@@ -17,10 +17,10 @@ and the next drive can change the source (no unit equations run in between), and
 dropped on :meth:`NumbaEngine.set` and after the last step of a run (``next_inputs`` is
 ``None``). :attr:`NumbaEngine.fused_steps` counts the drives that took it.
 
-Shared weights (a minibatch) drive with BLAS, and apply separable updates as row/column
-scalings and one in-place GEMM (see :func:`~plasticity.backends.numba_codegen.separable_terms`).
-Every product is one in-place BLAS call without copies (:func:`gemm`; feedback accumulates
-with ``beta = 1``).
+Shared weights (a minibatch) drive with BLAS, and their separable updates are generated
+kernels that scale rows and columns and add one BLAS product of factor matrices (see
+:func:`~plasticity.backends.numba_codegen.separable_terms`). Every drive and feedback product is
+one in-place BLAS call without copies (:func:`gemm`; feedback accumulates with ``beta = 1``).
 
 Work a step can skip. The engine counts writes to every state array (inputs, :meth:`NumbaEngine.set`,
 unit stages, drives and feedback into their summed inputs, a projection's plasticity). A drive
@@ -50,11 +50,9 @@ import numba
 import numpy as np
 from scipy.linalg import blas
 
-from plasticity.backends.numba_codegen import COLUMN_CHUNK, FASTMATH, SeparableUpdate, generate, load_module
+from plasticity.backends.numba_codegen import COLUMN_CHUNK, FASTMATH, generate, load_module
 from plasticity.backends.numba_program import StepProgram, step_program
-from plasticity.backends.numpy_backend import evaluate
 from plasticity.backends.writes import written_keys
-from plasticity.equations import Equation
 from plasticity.network import Network
 
 __all__ = ["build", "NumbaEngine", "fusion_mode"]
@@ -94,16 +92,6 @@ def _matvec_transposed(weights, source, target):  # pragma: no cover - compiled
         out = target[t, j0:j1]
         for j in range(j1 - j0):
             out[j] += acc[j]
-
-
-@numba.njit(parallel=True, **_JIT)
-def _scale(weights, base, rows, columns):  # pragma: no cover - compiled
-    """weights[i, j] *= base + rows[i] + columns[j], in place."""
-    npost, npre = weights.shape
-    for i in numba.prange(npost):
-        b = base + rows[i]
-        for j in range(npre):
-            weights[i, j] = weights[i, j] * (b + columns[j])
 
 
 @numba.njit(**_JIT)
@@ -199,7 +187,7 @@ class NumbaEngine:
                 "npost": projection.post.n,
                 "chunks": -(-projection.pre.n // COLUMN_CHUNK),
             }
-            buffers = [np.zeros([sizes[d] for d in shape], dtype=kind) for _, shape, kind in spec.buffers]
+            buffers = [np.zeros([sizes.get(d, d) for d in shape], dtype=kind) for _, shape, kind in spec.buffers]
             fixed = (
                 np.array(spec.params, dtype=np.float64),
                 trials,
@@ -209,11 +197,7 @@ class NumbaEngine:
             self._fusion[name] = fusion_mode(network, name) if spec.fusable else None
             scratch = (np.zeros((trials, projection.pre.n), self.dtype), np.zeros((trials, projection.post.n), self.dtype))
             arrays = [self.arrays[k] for k in spec.arrays] + buffers
-            steps = [
-                (getattr(self.module, step[1]),) if step[0] == "kernel" else step[1:]
-                for step in spec.steps
-            ]
-            self._plasticity[name] = (steps, fixed, scratch, arrays)
+            self._plasticity[name] = (getattr(self.module, spec.function), fixed, scratch, arrays)
         # drive caching: a write counter per state key; a projection's drive contribution is
         # reused while neither its source nor its weights were written since it was computed
         self._version = dict.fromkeys(self.arrays, 0)
@@ -238,7 +222,6 @@ class NumbaEngine:
             if projection.feedback is not None
         }
         self._plan = self._program_plan()
-        self._learning = {op.projection for op in network.program if op.kind == "plasticity"}
         self._compiled: StepProgram | None | bool = False  # generated on the first run that can use it
         self._verified: dict[str, int] = {}
         self.fused_steps = 0
@@ -253,9 +236,8 @@ class NumbaEngine:
     def dispatchers(self) -> list[Any]:
         """Every numba dispatcher this engine calls (to count compilations and cache hits)."""
         found = [function for function, *_ in self._units.values()]
-        for steps, *_ in self._plasticity.values():
-            found += [step[0] for step in steps if len(step) == 1]
-        return found + [_matvec, _matvec_transposed, _scale, _all_finite]
+        found += [kernel for kernel, *_ in self._plasticity.values()]
+        return found + [_matvec, _matvec_transposed, _all_finite]
 
     def _program_plan(self) -> list[tuple[int, Any, tuple[str, ...]]]:
         """The step program with every lookup done once: (operation code, what it needs, keys it writes).
@@ -358,13 +340,13 @@ class NumbaEngine:
                 version[key] += 1
 
     def run_compiled(self, first_step: int, steps: int, plastic: frozenset[str]) -> bool:
-        """Run ``steps`` steps without inputs as one compiled call (:mod:`~plasticity.backends.numba_program`)
-        when no rule runs in them; the first step is step ``first_step + 1``.
+        """Run ``steps`` steps without inputs as one compiled call (:mod:`~plasticity.backends.numba_program`),
+        the rules of ``plastic`` running; the first step is step ``first_step + 1``.
 
-        Returns False, having done nothing, when the run needs the step-by-step path (a rule
-        runs, or a drive precomputed by a fused plasticity pass is pending).
+        Returns False, having done nothing, when the run needs the step-by-step path (a drive
+        precomputed by a fused plasticity pass is pending).
         """
-        if steps < 1 or plastic & self._learning or self._ready:
+        if steps < 1 or self._ready:
             return False
         if self._compiled is False:
             self._compiled = step_program(self, _RESET, _UNITS, _DRIVE, _FEEDBACK)
@@ -380,7 +362,10 @@ class NumbaEngine:
             if cache[8] is not None:
                 drives[row, 3:6] = (1, *cache[8])
             drives[row, 6] = cache[9]
-        self.cached_drives += program.function(first_step, steps, self.dt, versions, drives, *program.params, *program.arrays)
+        learn = np.array([name in plastic for name in program.projections], dtype=np.int64)
+        self.cached_drives += program.function(
+            first_step, steps, self.dt, learn, versions, drives, *program.params, *program.arrays
+        )
         self._version.update(zip(program.keys, versions.tolist()))
         for row, name in enumerate(program.projections):
             cache = self._contribution[name]
@@ -441,7 +426,7 @@ class NumbaEngine:
             _matvec_transposed(weights, source, target)
 
     def _plasticity_step(self, name: str, t: float, next_inputs: Mapping[str, np.ndarray] | None) -> None:
-        steps, fixed, (xn, drive), arrays = self._plasticity[name]
+        kernel, fixed, (xn, drive), arrays = self._plasticity[name]
         mode = self._fusion[name]
         fuse = mode is not None and (mode is False or next_inputs is not None)
         self._ready.pop(name, None)
@@ -452,54 +437,9 @@ class NumbaEngine:
                 xn[...] = next_inputs[key]
             else:
                 xn = self.arrays[key]
-        for step in steps:
-            if len(step) == 1:
-                step[0](t, self.dt, fixed[0], *fixed[1:], fuse, xn, drive, *arrays)
-            else:
-                self._separable(name, step[0], step[1], t)
+        kernel(t, self.dt, *fixed, fuse, xn, drive, *arrays)
         if fuse:
             self._ready[name] = drive
-
-    def _separable(self, name: str, update: SeparableUpdate, equation: Equation, t: float) -> None:
-        """A shared-weight update as row/column scalings and one in-place GEMM."""
-        projection = self.network.projections[name]
-        rule = projection.rule
-        env: dict[str, Any] = dict(rule.params)
-        env.update(t=t, dt=self.dt)
-        for mod in rule.modulators:
-            env[mod] = self.arrays[f"{name}.{mod}"][:, None]
-        for side, population in (("pre", projection.pre), ("post", projection.post)):
-            for var in rule.unit_reads(side):
-                env[f"{var}_{side}"] = self.arrays[f"{population.name}.{var}"]
-            for var in projection.variables:
-                if var.endswith(f"_{side}"):
-                    env[var] = self.arrays[f"{name}.{var}"]
-        trials, npost, npre = self.trials, projection.post.n, projection.pre.n
-
-        def product(coefficient: float, factors, n: int, dtype=np.float64) -> np.ndarray:
-            value: Any = coefficient
-            for factor in factors:
-                value = value * evaluate(factor, env)
-            return np.broadcast_to(np.asarray(value, dtype=dtype), (trials, n))
-
-        weights = self.arrays[f"{name}.{equation.var}"]
-        step = 1.0 if update.sign == 0 else float(update.sign)
-        base = 1.0 if update.sign else 0.0
-        rows = np.zeros(npost)
-        for coefficient, factors in update.row_scale:
-            rows += step * product(coefficient, factors, npost).mean(axis=0)
-        columns = np.zeros(npre)
-        for coefficient, factors in update.column_scale:
-            columns += step * product(coefficient, factors, npre).mean(axis=0)
-        if update.row_scale or update.column_scale or base != 1.0:
-            _scale(weights, base, rows, columns)
-        if update.outer:
-            # the factors as evaluated (the state's dtype, or float64 where a float64 value entered), cast once
-            left = np.concatenate([product(c, post, npost, None) for c, post, _ in update.outer]).astype(self.dtype, copy=False)
-            right = np.concatenate([product(1.0, pre, npre, None) for _, _, pre in update.outer]).astype(self.dtype, copy=False)
-            gemm(step / trials, left.T, right, 1.0, weights)
-        if projection.mask is not None:
-            np.multiply(weights, self.arrays[f"{name}.__mask__"], out=weights)
 
 
 def build(network: Network, state: Mapping[str, np.ndarray], *, trials: int, dtype: str, dt: float, device: str | None = None) -> NumbaEngine:

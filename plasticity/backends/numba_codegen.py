@@ -241,9 +241,8 @@ class KernelSpec:
     """One generated function: its name and what to pass it.
 
     ``arrays`` are state keys, ``buffers`` (name, shape, dtype) scratch arrays the engine
-    allocates once (shape entries ``"trials"``/``"npre"``); ``params`` the parameter
-    values in order. A projection's ``steps`` are ``("kernel", function)`` or
-    ``("separable", SeparableUpdate, equation)``, run in order.
+    allocates once (shape entries ``"trials"``, ``"npost"``, ``"npre"``, ``"chunks"`` or numbers);
+    ``params`` the parameter values in order.
     """
 
     function: str
@@ -252,7 +251,6 @@ class KernelSpec:
     buffers: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
     fusable: bool = False
     parallel: bool = False
-    steps: list[tuple] = field(default_factory=list)
 
 
 @dataclass
@@ -555,24 +553,19 @@ class _PlasticityWriter:
 
     # the kernels -----------------------------------------------------------------------
     def kernel(self, function: str) -> tuple[KernelSpec, str]:
-        """Functions ``function_0, function_1, ...``: runs of equations between separable updates."""
+        """The function ``function``: every equation of the rule in order, one pass (or a few) each."""
         parsed = self.rule.parsed
         w_equations = [k for k, eq in enumerate(parsed) if eq.level == "synapse" and eq.var == "w"]
         fuse_at = w_equations[-1] if w_equations and not self.shared else None
-        bodies: list[list[str]] = []
-        steps: list[tuple] = []
+        self.lines = _Lines()
+        self.lines.depth = 1
+        body = self.lines.lines
         for number, equation in enumerate(parsed):
+            self.lines(f"# {self.name}: {_comment(equation.text)}")
             update = separable_terms(equation) if self.shared and equation.level == "synapse" else None
             if update is not None:
-                steps.append(("separable", update, equation))
-                continue
-            if not steps or steps[-1][0] != "kernel":
-                steps.append(("kernel", f"{function}_{len(bodies)}"))
-                self.lines = _Lines()
-                self.lines.depth = 1
-                bodies.append(self.lines.lines)
-            self.lines(f"# {self.name}: {_comment(equation.text)}")
-            if equation.level == "synapse":
+                self.separable_update(equation, update)
+            elif equation.level == "synapse":
                 self.synapse_equation(number, equation, fused=number == fuse_at)
             else:
                 self.side_equation(number, equation)
@@ -589,28 +582,90 @@ class _PlasticityWriter:
             head(f"p_{param} = {self.scalar}(d_{param})")
         for line in self.emitter.constant_lines() + self.scalars:
             head(line)
-        texts = []
-        for step, body in zip([s for s in steps if s[0] == "kernel"], bodies, strict=True):
-            parallel = self.parallel and any("numba.prange" in line for line in body)
-            texts.append(
-                f"{_decorator(parallel)}\ndef {step[1]}({', '.join(arguments)}):\n"
-                + head.text()
-                + "\n".join(body)
-                + "\n"
-            )
+        parallel = self.parallel and any("numba.prange" in line for line in body)
+        text = f"{_decorator(parallel)}\ndef {function}({', '.join(arguments)}):\n" + head.text() + "\n".join(body) + "\n"
         spec = KernelSpec(
             function,
             list(self.keys),
             list(self.rule.params.values()),
             list(self.buffers),
             fusable=fuse_at is not None,
-            parallel=self.parallel,
-            steps=steps,
+            parallel=parallel,
         )
-        return spec, "\n\n".join(texts)
+        return spec, text
 
     def array_mask(self) -> str:
         return self.array(f"{self.name}.__mask__")
+
+    # separable updates of shared weights ---------------------------------------------------
+    def term(self, coefficient: float, factors: tuple[Node, ...]) -> str:
+        """``coefficient * product(factors)`` in the state's dtype; the coefficient and the pure scalar
+        factors multiply in float64 first, as Python floats do in the reference."""
+        pure = [self.emitter.emit(f, _pure_lookup) for f in factors if _pure(f)]
+        scalar = f"{self.scalar}({' * '.join([repr(coefficient), *pure])})"
+        return " * ".join([scalar, *(self.emitter.emit(f, self.name_lookup) for f in factors if not _pure(f))])
+
+    def separable_update(self, equation: Equation, update: SeparableUpdate) -> None:
+        """``w_new = w * (base + rows[i] + columns[j]) + (step / trials) * L^T R`` (see
+        :class:`SeparableUpdate`): the scales as trial means in float64, the outer terms as
+        factor matrices ``L`` (terms x trials, post) and ``R`` (terms x trials, pre) in the state's
+        dtype, multiplied by one BLAS call; then the mask."""
+        lines = self.lines
+        step = 1.0 if update.sign == 0 else float(update.sign)
+        base = 1.0 if update.sign else 0.0
+        weights = self.array(f"{self.name}.{equation.var}")
+        dtype = self.scalar[len("np."):]
+        scales = []
+        for terms, index, count in ((update.row_scale, "i", "npost"), (update.column_scale, "j", "npre")):
+            if not terms:
+                scales.append(None)
+                continue
+            total = self.buffer((count,))
+            lines(f"{total}[:] = 0.0")
+            lines("for t in range(trials):")
+            lines.indent()(f"for {index} in range({count}):")
+            lines.indent()(f"{total}[{index}] += " + " + ".join(f"np.float64({self.term(c, f)})" for c, f in terms))
+            lines.dedent()
+            lines.dedent()
+            lines(f"{total}[:] = {step!r} * ({total} / trials)")
+            scales.append(total)
+        rows, columns = scales
+        if rows or columns or base != 1.0:
+            lines("for i in range(npost):")
+            lines.indent()(f"b = {base!r}" + (f" + {rows}[i]" if rows else ""))
+            lines("for j in range(npre):")
+            lines.indent()(f"{weights}[i, j] = {weights}[i, j] * (b" + (f" + {columns}[j])" if columns else ")"))
+            lines.dedent()
+            lines.dedent()
+        if update.outer:
+            terms = len(update.outer)
+            left = self.buffer((terms, "trials", "npost"), dtype)
+            right = self.buffer((terms, "trials", "npre"), dtype)
+            product = self.buffer(("npost", "npre"), dtype)
+            lines("for t in range(trials):")
+            lines.indent()
+            for k, (coefficient, post, pre) in enumerate(update.outer):
+                lines("for i in range(npost):")
+                lines.indent()(f"{left}[{k}, t, i] = {self.term(coefficient, post)}")
+                lines.dedent()
+                lines("for j in range(npre):")
+                lines.indent()(f"{right}[{k}, t, j] = {self.term(1.0, pre)}")
+                lines.dedent()
+            lines.dedent()
+            lines(f"np.dot({left}.reshape({terms} * trials, npost).T, {right}.reshape({terms} * trials, npre), {product})")
+            lines(f"alpha = {self.scalar}({step!r} / trials)")
+            lines("for i in range(npost):")
+            lines.indent()("for j in range(npre):")
+            lines.indent()(f"{weights}[i, j] += alpha * {product}[i, j]")
+            lines.dedent()
+            lines.dedent()
+        if self.projection.mask is not None:
+            mask = self.array_mask()
+            lines("for i in range(npost):")
+            lines.indent()("for j in range(npre):")
+            lines.indent()(f"{weights}[i, j] *= {mask}[i, j]")
+            lines.dedent()
+            lines.dedent()
 
     # reductions ------------------------------------------------------------------------
     def classify(self, reduce: Reduce) -> str:

@@ -1,15 +1,19 @@
-"""Compiled step programs: a run of steps without rules, inputs or recording as one numba call.
+"""Compiled step programs: a run of steps without inputs or recording as one numba call.
 
 Inference in a predictive coding network, a relaxation or a recall phase runs many short
-steps with the weights fixed. Dispatching each stage from Python costs about as much as the
-stage itself at the sizes such phases use (a (128 x 256) @ (256 x 256) product is ~100 us,
-the Python call around it ~25 us, and each elementwise stage a few more), so the numba
-engine also writes the whole step program, looped over the steps of a run, as one generated
-function: the population kernels called in order, every product a BLAS call made from
-compiled code (``np.dot`` into a preallocated output), summed inputs reset and accumulated
-in place. It keeps the engine's write counters and reuses a drive while neither its source
-nor its weights were written, exactly as :meth:`~plasticity.backends.numba_backend.NumbaEngine.step`
-does, so the state after a compiled run is what the same steps taken one by one leave.
+steps. Dispatching each stage from Python costs about as much as the stage itself at the
+sizes such phases often use (each stage call ~5-25 us of Python around kernels of a few to
+a hundred us), so the numba engine also writes the whole step program, looped over the
+steps of a run, as one generated function: the population kernels and the plasticity
+kernels of the projections that learn (an array of flags, so one program serves every
+choice of ``plastic``) called in order, every product a BLAS call made from compiled code
+(``np.dot`` into a preallocated output), summed inputs reset and accumulated in place. It
+keeps the engine's write counters and reuses a drive while neither its source nor its
+weights were written, as :meth:`~plasticity.backends.numba_backend.NumbaEngine.step` does.
+Without learning the state after a compiled run is exactly what the same steps taken one by
+one leave; with learning, a projection with separate weights per trial does not precompute
+its next drive inside its update (the step-by-step path may), so drives are summed in
+another order (equal to rounding).
 
 The source is written to the kernel cache beside the network's kernels (``<cache>/k<hash>.py``)
 and compiled with ``cache=True``: a second process loads the machine code.
@@ -36,10 +40,11 @@ DRIVE_FIELDS = ("stamped", "stamp_source", "stamp_weights", "seen", "seen_source
 class StepProgram:
     """A generated run function and what to pass it.
 
-    ``function(first, steps, dt, versions, drives, *params, *arrays)`` runs ``steps`` steps
-    (the first at time ``(first + 1) * dt``) and returns the number of drives reused.
-    ``versions`` holds the write count of every key in ``keys``, ``drives`` the drive-cache
-    table (:data:`DRIVE_FIELDS`) of every projection in ``projections``; both are updated in place.
+    ``function(first, steps, dt, learn, versions, drives, *params, *arrays)`` runs ``steps``
+    steps (the first at time ``(first + 1) * dt``) and returns the number of drives reused.
+    ``learn`` flags (1 or 0) the projections in ``projections`` whose rules run, ``versions``
+    holds the write count of every key in ``keys``, ``drives`` the drive-cache table
+    (:data:`DRIVE_FIELDS`) of every projection; both are updated in place.
     """
 
     function: Callable[..., int]
@@ -65,8 +70,8 @@ class _Arguments:
 
 
 def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int) -> StepProgram | None:
-    """The compiled step program of ``engine`` (a :class:`~plasticity.backends.numba_backend.NumbaEngine`)
-    for runs in which no rule runs; the operation codes are the engine's plan codes.
+    """The compiled step program of ``engine`` (a :class:`~plasticity.backends.numba_backend.NumbaEngine`);
+    the operation codes are the engine's plan codes (any other is plasticity).
 
     ``None`` when the step has nothing to run.
     """
@@ -94,7 +99,18 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
         elif code == feedback:
             _feedback(body, engine, *payload, arguments)
         else:
-            continue  # plasticity: no rule runs in these runs, and nothing is written
+            kernel, (values, *sizes), (xn, next_drive), state = engine._plasticity[payload]
+            name = kernel.py_func.__name__
+            kernels[name] = name
+            params.append(values)
+            body(f"if learn[{row[payload]}]:  # {payload}")
+            body.indent()
+            passed = [f"p{len(params) - 1}", *map(str, sizes), "False", arguments(xn), arguments(next_drive), *map(arguments, state)]
+            body(f"{name}(t, dt, {', '.join(passed)})")
+            for key in writes:
+                body(f"versions[{index[key]}] += 1")
+            body.dedent()
+            continue
         for key in writes:
             body(f"versions[{index[key]}] += 1")
     if not body.lines:
@@ -113,7 +129,7 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     lines("")
     lines("")
     lines("@numba.njit(cache=True, nogil=True, error_model='numpy')")
-    signature = ["first", "steps", "dt", "versions", "drives"]
+    signature = ["first", "steps", "dt", "learn", "versions", "drives"]
     signature += [f"p{k}" for k in range(len(params))] + [f"a{k}" for k in range(len(arguments.arrays))]
     lines(f"def run({', '.join(signature)}):")
     lines.indent()
