@@ -21,6 +21,10 @@ DTYPES = ("float32", "float64")
 #: Weight dtypes of the torch backend (other state float32); recorded as float32.
 HALF_DTYPES = ("bfloat16", "float16")
 
+#: Steps per call of an engine's compiled run: between calls Ctrl-C stops a long run with the
+#: state and ``steps_done`` consistent.
+COMPILED_CHUNK = 256
+
 #: An input: an array ``(steps, trials, n)``, ``(steps, n)`` (the same for every trial) or
 #: ``(n,)`` (constant); a leading axis of length 1 repeats over steps. Modulators have no unit
 #: axis: ``(steps, trials)``, ``(steps,)`` or a number. Or a callable ``f(step, rng) -> array``
@@ -231,10 +235,12 @@ class Simulation:
         }
         start, clock = now_iso(), _time.perf_counter()
         compiled = getattr(self.engine, "run_compiled", None)  # optional: a run without inputs or recording in one call
-        if not readers and not record and compiled is not None and compiled(self.steps_done, steps, plastic_set):
-            self.steps_done += steps
-        else:
-            self._step_by_step(steps, readers, record, buffers, plastic_set)
+        if not readers and not record and compiled is not None:
+            while steps and compiled(self.steps_done, min(steps, COMPILED_CHUNK), plastic_set):
+                done = min(steps, COMPILED_CHUNK)
+                self.steps_done += done
+                steps -= done
+        self._step_by_step(steps, readers, record, buffers, plastic_set)  # what the engine did not compile
         bad = self.engine.nonfinite(self.shapes)  # in place: copying every weight per short phase costs more than the phase
         if bad is not None:
             self._check_finite(bad, self.engine.get(bad), self.steps_done)

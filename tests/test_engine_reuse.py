@@ -10,6 +10,7 @@ import pytest
 
 import plasticity as pl
 from plasticity.errors import DivergenceError
+from plasticity.simulation import COMPILED_CHUNK
 
 BACKENDS = ["numpy", "numba", "torch"]
 
@@ -131,6 +132,9 @@ def test_compiled_runs_only_without_inputs_or_recording():
     simulation.run(3, plastic=False)
     assert engine.compiled_steps == 5
     assert simulation.steps_done == 9 and simulation.t == 9.0
+    simulation.advance(2 * COMPILED_CHUNK + 3, plastic=True)  # in chunks, so that Ctrl-C can stop it between them
+    assert engine.compiled_steps == 5 + 2 * COMPILED_CHUNK + 3
+    assert simulation.steps_done == 12 + 2 * COMPILED_CHUNK
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
