@@ -5,7 +5,9 @@ Training samples per second on sizes [784, 256, 256, 10], tanh, batch 128, rando
 1. ``pc`` (standard PC, T inference steps, default 20), ``zil`` and ``bp`` (backpropagation on the
    engine) with :class:`~plasticity.networks.predictive_coding.PredictiveCodingModel`, on each
    backend asked for (numba and torch by default; numpy optionally); on numba also ``pc`` with
-   compiled step programs switched off (every step dispatched from Python), for their gain;
+   compiled step programs against the same model with them switched off (every step dispatched
+   from Python), in alternating rounds, here and on the ``pc.train`` default network
+   ([64, 128, 10], batch 32), where dispatch weighs more;
 2. ``torch autograd``: a plain torch loop (forward, MSE loss, ``backward``, SGD step) on the same
    network, the baseline every ratio is taken against;
 3. ``hand-written``: the same pc training written by hand as one numba function per batch (the
@@ -51,26 +53,25 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = [784, 256, 256, 10]
 BATCH = 128
 GAMMA, LR = 0.1, 0.01
+SMALL_SIZES, SMALL_BATCH = [64, 128, 10], 32
 
 
-def _data(batches: int, seed: int = 0):
+def _data(batches: int, seed: int = 0, sizes=SIZES, batch=BATCH):
     rng = np.random.default_rng(seed)
-    x = rng.random((batches, BATCH, SIZES[0])).astype(np.float32)
-    y = np.eye(SIZES[-1], dtype=np.float32)[rng.integers(0, SIZES[-1], (batches, BATCH))]
+    x = rng.random((batches, batch, sizes[0])).astype(np.float32)
+    y = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], (batches, batch))]
     return x, y
 
 
-def _model(mode: str, backend: str) -> PredictiveCodingModel:
-    return PredictiveCodingModel(SIZES, activation="tanh", mode=mode, gamma=GAMMA, lr=LR, optimizer="sgd",
-                                 batch=BATCH, backend=backend, dtype="float32", seed=0)
+def _model(mode: str, backend: str, sizes=SIZES, batch=BATCH) -> PredictiveCodingModel:
+    return PredictiveCodingModel(sizes, activation="tanh", mode=mode, gamma=GAMMA, lr=LR, optimizer="sgd",
+                                 batch=batch, backend=backend, dtype="float32", seed=0)
 
 
-def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int, compiled: bool = True) -> dict:
+def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int) -> dict:
     model = _model(mode, backend)
     x, y = _data(batches)
     engine = model.sim.engine
-    if not compiled:
-        engine.run_compiled = lambda *args: False
     model.train_batch(x[0], y[0], steps)  # compile / warm up
     inside = [0.0]
 
@@ -108,6 +109,28 @@ def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int
         "engine_steps_per_batch": engine_steps,
         "ms_per_engine_step": 1e3 * best * best_share / (batches * engine_steps),
     }
+
+
+def bench_compiled_gain(sizes, batch: int, steps: int, batches: int, rounds: int) -> dict:
+    """numba pc with compiled step programs against the same model stepping from Python, in
+    alternating rounds (so that both see the same machine), best round of each."""
+    x, y = _data(batches, sizes=sizes, batch=batch)
+    models = {}
+    for compiled in (True, False):
+        models[compiled] = _model("pc", "numba", sizes, batch)
+        if not compiled:
+            models[compiled].sim.engine.run_compiled = lambda *args: False
+        models[compiled].train_batch(x[0], y[0], steps)
+    best = dict.fromkeys(models, float("inf"))
+    for _ in range(rounds):
+        for compiled, model in models.items():
+            start = time.perf_counter()
+            for b in range(batches):
+                model.train_batch(x[b], y[b], steps)
+            best[compiled] = min(best[compiled], time.perf_counter() - start)
+    return {"sizes": list(sizes), "batch": batch, "rounds": rounds,
+            "compiled_samples_per_s": batches * batch / best[True],
+            "step_by_step_samples_per_s": batches * batch / best[False], "gain": best[False] / best[True]}
 
 
 def _hand_written_kernel(tanh):
@@ -202,13 +225,18 @@ def bench_hand_written(steps: int, batches: int, repeats: int) -> dict:
     return {"samples_per_s": batches * BATCH / best, "max_weight_difference_to_engine": difference}
 
 
-def bench_products(steps: int, repeats: int) -> dict:
-    """The matrix products a pc training batch cannot avoid, timed alone with the engine's BLAS call:
-    per inference step the drives and feedbacks of layers 2..L (layer 1's drive is constant and hoisted),
-    the feedforward sweep, and the weight updates. A lower bound for any implementation of the same
-    algorithm with this BLAS; its samples/s is the ceiling the engine is compared against."""
-    from plasticity.backends.numba_backend import gemm
+@numba.njit
+def _products(lefts, rights, outs, repeats):  # pragma: no cover - compiled
+    for _ in range(repeats):
+        for k in range(len(outs)):
+            np.dot(lefts[k], rights[k], outs[k])
 
+
+def bench_products(steps: int, repeats: int) -> dict:
+    """The matrix products a pc training batch cannot avoid, timed alone, called from compiled code
+    with the same BLAS: per inference step the drives and feedbacks of layers 2..L (layer 1's drive
+    is constant and hoisted), the feedforward sweep, and the weight updates. A lower bound for any
+    implementation of the same algorithm with this BLAS; its samples/s is the ceiling for pc."""
     rng = np.random.default_rng(0)
     products = []  # (m, k, n): an (m, k) @ (k, n) product
 
@@ -223,18 +251,12 @@ def bench_products(steps: int, repeats: int) -> dict:
         add(n_out, BATCH, n_in, 1)  # weight update
     operands = {shape: (rng.standard_normal(shape[:2]).astype(np.float32), rng.standard_normal(shape[1:]).astype(np.float32),
                         np.zeros((shape[0], shape[2]), np.float32)) for shape in set(products)}
-
-    def batch():
-        for shape in products:
-            a, b, c = operands[shape]
-            gemm(1.0, a, b, 0.0, c)
-
-    batch()
+    lefts, rights, outs = (numba.typed.List([operands[shape][k] for shape in products]) for k in range(3))
+    _products(lefts, rights, outs, 1)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(5):
-            batch()
+        _products(lefts, rights, outs, 5)
         best = min(best, (time.perf_counter() - start) / 5)
     return {"ms_per_batch": 1e3 * best, "samples_per_s": BATCH / best}
 
@@ -289,18 +311,22 @@ def main() -> None:
     hand = bench_hand_written(args.T, args.batches, args.repeats)
     print(f"hand-written pc {hand['samples_per_s']:.0f} samples/s", flush=True)
     rows = []
-    runs = [(backend, mode, True) for backend in backends for mode in args.modes]
-    if "numba" in backends and "pc" in args.modes:
-        runs.insert(runs.index(("numba", "pc", True)) + 1, ("numba", "pc", False))
-    for backend, mode, compiled in runs:
-        result = bench_engine(mode, backend, args.T, args.batches, args.repeats, compiled=compiled)
-        result.update(backend=backend, mode=mode if compiled else f"{mode} (step by step)",
+    for backend, mode in [(backend, mode) for backend in backends for mode in args.modes]:
+        result = bench_engine(mode, backend, args.T, args.batches, args.repeats)
+        result.update(backend=backend, mode=mode,
                       ratio_to_torch_autograd=result["samples_per_s"] / baseline["samples_per_s"],
-                      ratio_to_hand_written=result["samples_per_s"] / hand["samples_per_s"])
+                      ratio_to_hand_written=result["samples_per_s"] / hand["samples_per_s"] if mode == "pc" else None)
         rows.append(result)
+        versus = f"{result['ratio_to_hand_written']:.2f}x hand-written, " if mode == "pc" else ""
         print(f"{backend:6s} {result['mode']:4s} {result['samples_per_s']:10.0f} samples/s  "
-              f"({result['ratio_to_torch_autograd']:.3f}x autograd, {result['ratio_to_hand_written']:.2f}x hand-written, "
+              f"({result['ratio_to_torch_autograd']:.3f}x autograd, {versus}"
               f"engine {100 * result['engine_share']:.0f}% of the time, {result['ms_per_engine_step']:.2f} ms per engine step)", flush=True)
+    gains = []
+    if "numba" in backends:
+        for sizes, batch in ((SIZES, BATCH), (SMALL_SIZES, SMALL_BATCH)):
+            gains.append(bench_compiled_gain(sizes, batch, args.T, args.batches, 4 * args.repeats))
+            print(f"numba pc {sizes} batch {batch}: {gains[-1]['compiled_samples_per_s']:.0f} samples/s compiled, "
+                  f"{gains[-1]['step_by_step_samples_per_s']:.0f} step by step", flush=True)
     again = bench_torch_autograd(max(args.batches, 20), args.repeats)  # before and after: the best of both
     if again["samples_per_s"] > baseline["samples_per_s"]:
         baseline = again
@@ -323,6 +349,7 @@ def main() -> None:
         "torch_autograd_samples_per_s": baseline["samples_per_s"],
         "pc_matrix_products_only": floor,
         "pc_hand_written": hand,
+        "numba_pc_compiled_against_step_by_step": gains,
         "results": rows,
         "target_pc_samples_per_s": 20000,
     }
@@ -341,7 +368,7 @@ def main() -> None:
     for row in rows:
         lines.append(
             f"| {row['backend']} | {row['mode']} | {row['samples_per_s']:.0f} | {row['ratio_to_torch_autograd']:.3f} | "
-            f"{row['ratio_to_hand_written']:.2f} | "
+            f"{'' if row['ratio_to_hand_written'] is None else format(row['ratio_to_hand_written'], '.2f')} | "
             f"{100 * row['engine_share']:.0f}% | {row['ms_per_engine_step']:.2f} | {row['drives_reused_per_batch']:.0f} |"
         )
     lines += [
@@ -350,6 +377,9 @@ def main() -> None:
         f"Hand-written pc (one numba function per batch, fused elementwise passes, same BLAS and tanh; weights within "
         f"{hand['max_weight_difference_to_engine']:.1e} of the engine's after a batch): {hand['samples_per_s']:.0f} samples/s, "
         f"{hand['ratio_to_torch_autograd']:.3f}x torch autograd.",
+        *[f"numba pc, sizes {gain['sizes']}, batch {gain['batch']}, T = {args.T}, best of {gain['rounds']} alternating rounds: "
+          f"{gain['compiled_samples_per_s']:.0f} samples/s with compiled step programs, "
+          f"{gain['step_by_step_samples_per_s']:.0f} step by step ({gain['gain']:.2f}x)." for gain in gains],
         f"The matrix products of a pc batch alone (T = {args.T}; layer 1's constant drive once), with the same BLAS: "
         f"{floor['ms_per_batch']:.2f} ms per batch, {floor['samples_per_s']:.0f} samples/s: the ceiling for pc on these threads.",
         "",

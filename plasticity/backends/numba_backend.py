@@ -33,6 +33,11 @@ product into a summed input after its reset assigns instead of adding to zeros.
 :meth:`NumbaEngine.nonfinite` checks arrays in place and skips those not written since they were
 last found finite.
 
+Compiled runs. A run without inputs or recording goes through :meth:`NumbaEngine.run_compiled`:
+the step program generated as one numba function (:mod:`~plasticity.backends.numba_program`),
+looped over the steps, with the same write counts and drive reuse, so no stage is dispatched
+from Python (:attr:`NumbaEngine.compiled_steps` counts the steps run so).
+
 Threads. numba kernels run threaded only from
 :data:`~plasticity.backends.numba_codegen.PARALLEL_MIN_ELEMENTS` elements; every BLAS call of a
 step goes to scipy's OpenBLAS (numpy's pool stays idle, so two pools never spin against each
@@ -51,7 +56,7 @@ import numpy as np
 from scipy.linalg import blas
 
 from plasticity.backends.numba_codegen import COLUMN_CHUNK, FASTMATH, generate, load_module
-from plasticity.backends.numba_program import StepProgram, step_program
+from plasticity.backends.numba_program import DRIVE_FIELDS, StepProgram, step_program
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network
 
@@ -354,7 +359,7 @@ class NumbaEngine:
         if program is None:
             return False
         versions = np.array([self._version[key] for key in program.keys], dtype=np.int64)
-        drives = np.zeros((len(program.projections), 7), dtype=np.int64)
+        drives = np.zeros((len(program.projections), len(DRIVE_FIELDS)), dtype=np.int64)
         for row, name in enumerate(program.projections):
             cache = self._contribution[name]
             if cache[2] is not None:

@@ -70,8 +70,9 @@ class _Arguments:
 
 
 def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int) -> StepProgram | None:
-    """The compiled step program of ``engine`` (a :class:`~plasticity.backends.numba_backend.NumbaEngine`);
-    the operation codes are the engine's plan codes (any other is plasticity).
+    """The compiled step program of ``engine`` (a :class:`~plasticity.backends.numba_backend.NumbaEngine`,
+    whose plan, arrays and drive caches it reads); the operation codes are the engine's plan codes
+    (any other is plasticity).
 
     ``None`` when the step has nothing to run.
     """
@@ -81,7 +82,7 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     row = {name: position for position, name in enumerate(projections)}
     arguments = _Arguments()
     params: list[np.ndarray] = []
-    kernels: dict[str, str] = {}  # generated function -> its name in the program
+    kernels: set[str] = set()  # the generated functions the program calls
     body = _Lines()
     body.depth = 2
     for code, payload, writes in engine._plan:
@@ -91,7 +92,7 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
         elif code == units:
             function, values, state = payload
             name = function.py_func.__name__
-            kernels[name] = name
+            kernels.add(name)
             params.append(values)
             body(f"{name}(t, dt, p{len(params) - 1}, {', '.join(arguments(a) for a in state)})")
         elif code == drive:
@@ -101,7 +102,7 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
         else:
             kernel, (values, *sizes), (xn, next_drive), state = engine._plasticity[payload]
             name = kernel.py_func.__name__
-            kernels[name] = name
+            kernels.add(name)
             params.append(values)
             body(f"if learn[{row[payload]}]:  # {payload}")
             body.indent()
@@ -124,7 +125,7 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     lines("from plasticity.backends.numba_backend import _matvec, _matvec_transposed")
     lines("")
     lines(f"kernels = sys.modules[{engine.module.__name__!r}]")
-    for name in kernels:
+    for name in sorted(kernels):
         lines(f"{name} = kernels.{name}")
     lines("")
     lines("")
