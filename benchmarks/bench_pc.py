@@ -111,26 +111,32 @@ def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int
     }
 
 
-def bench_compiled_gain(sizes, batch: int, steps: int, batches: int, rounds: int) -> dict:
-    """numba pc with compiled step programs against the same model stepping from Python, in
-    alternating rounds (so that both see the same machine), best round of each."""
+def bench_alternating(sizes, batch: int, steps: int, batches: int, rounds: int) -> dict:
+    """numba pc with compiled step programs, the same model stepping from Python and, on SIZES, the
+    hand-written pc batch, in alternating rounds (so that all see the same machine); best round of each."""
     x, y = _data(batches, sizes=sizes, batch=batch)
-    models = {}
+    runs = {}
     for compiled in (True, False):
-        models[compiled] = _model("pc", "numba", sizes, batch)
+        model = _model("pc", "numba", sizes, batch)
         if not compiled:
-            models[compiled].sim.engine.run_compiled = lambda *args: False
-        models[compiled].train_batch(x[0], y[0], steps)
-    best = dict.fromkeys(models, float("inf"))
+            model.sim.engine.run_compiled = lambda *args: False
+        model.train_batch(x[0], y[0], steps)
+        runs["compiled" if compiled else "step_by_step"] = lambda b, model=model: model.train_batch(x[b], y[b], steps)
+    found = {"sizes": list(sizes), "batch": batch, "rounds": rounds}
+    if list(sizes) == SIZES and batch == BATCH:
+        runs["hand_written"], found["max_weight_difference_to_engine"] = _hand_written_run(x, y, steps)
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(rounds):
-        for compiled, model in models.items():
+        for name, run in runs.items():
             start = time.perf_counter()
             for b in range(batches):
-                model.train_batch(x[b], y[b], steps)
-            best[compiled] = min(best[compiled], time.perf_counter() - start)
-    return {"sizes": list(sizes), "batch": batch, "rounds": rounds,
-            "compiled_samples_per_s": batches * batch / best[True],
-            "step_by_step_samples_per_s": batches * batch / best[False], "gain": best[False] / best[True]}
+                run(b)
+            best[name] = min(best[name], time.perf_counter() - start)
+    found.update({f"{name}_samples_per_s": batches * batch / seconds for name, seconds in best.items()})
+    found["compiled_gain"] = best["step_by_step"] / best["compiled"]
+    if "hand_written" in best:
+        found["compiled_to_hand_written"] = best["hand_written"] / best["compiled"]
+    return found
 
 
 def _hand_written_kernel(tanh):
@@ -201,28 +207,22 @@ def _hand_written_kernel(tanh):
     return train_batch
 
 
-def bench_hand_written(steps: int, batches: int, repeats: int) -> dict:
-    """The hand-written pc batch; raises if it does not give the engine's weights after one batch."""
+def _hand_written_run(x: np.ndarray, y: np.ndarray, steps: int):
+    """The hand-written pc batch as ``run(b)`` on batch ``b`` of ``x, y``, and the largest weight
+    difference to the engine after one batch from the same weights (raises above 1e-5)."""
     model = _model("pc", "numba")
     kernel = _hand_written_kernel(model.sim.engine.module.tanh32)
     names = ("w1", "b1", "w2", "b2", "w3", "b3")
     weights = [np.ascontiguousarray(model.weights()[name], dtype=np.float32) for name in names]
     hidden = SIZES[1]
     scratch = tuple(np.zeros((BATCH, n), np.float32) for n in [hidden] * 12 + [SIZES[-1]] * 2)
-    x, y = _data(batches)
     kernel(x[0], y[0], *weights, steps, GAMMA, LR, scratch)
     model.train_batch(x[0], y[0], steps)
     engine_weights = model.weights()
     difference = max(float(np.abs(engine_weights[name] - value).max()) for name, value in zip(names, weights))
     if difference > 1e-5:
         raise AssertionError(f"the hand-written pc batch differs from the engine's by {difference:.2e}")
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for b in range(batches):
-            kernel(x[b], y[b], *weights, steps, GAMMA, LR, scratch)
-        best = min(best, time.perf_counter() - start)
-    return {"samples_per_s": batches * BATCH / best, "max_weight_difference_to_engine": difference}
+    return (lambda b: kernel(x[b], y[b], *weights, steps, GAMMA, LR, scratch)), difference
 
 
 @numba.njit
@@ -308,31 +308,25 @@ def main() -> None:
     baseline = bench_torch_autograd(max(args.batches, 20), args.repeats)
     floor = bench_products(args.T, args.repeats)
     print(f"matrix products alone (pc, T = {args.T}): {floor['ms_per_batch']:.2f} ms per batch = {floor['samples_per_s']:.0f} samples/s", flush=True)
-    hand = bench_hand_written(args.T, args.batches, args.repeats)
-    print(f"hand-written pc {hand['samples_per_s']:.0f} samples/s", flush=True)
     rows = []
     for backend, mode in [(backend, mode) for backend in backends for mode in args.modes]:
         result = bench_engine(mode, backend, args.T, args.batches, args.repeats)
         result.update(backend=backend, mode=mode,
-                      ratio_to_torch_autograd=result["samples_per_s"] / baseline["samples_per_s"],
-                      ratio_to_hand_written=result["samples_per_s"] / hand["samples_per_s"] if mode == "pc" else None)
+                      ratio_to_torch_autograd=result["samples_per_s"] / baseline["samples_per_s"])
         rows.append(result)
-        versus = f"{result['ratio_to_hand_written']:.2f}x hand-written, " if mode == "pc" else ""
         print(f"{backend:6s} {result['mode']:4s} {result['samples_per_s']:10.0f} samples/s  "
-              f"({result['ratio_to_torch_autograd']:.3f}x autograd, {versus}"
+              f"({result['ratio_to_torch_autograd']:.3f}x autograd, "
               f"engine {100 * result['engine_share']:.0f}% of the time, {result['ms_per_engine_step']:.2f} ms per engine step)", flush=True)
-    gains = []
+    alternating = []
     if "numba" in backends:
         for sizes, batch in ((SIZES, BATCH), (SMALL_SIZES, SMALL_BATCH)):
-            gains.append(bench_compiled_gain(sizes, batch, args.T, args.batches, 4 * args.repeats))
-            print(f"numba pc {sizes} batch {batch}: {gains[-1]['compiled_samples_per_s']:.0f} samples/s compiled, "
-                  f"{gains[-1]['step_by_step_samples_per_s']:.0f} step by step", flush=True)
+            alternating.append(bench_alternating(sizes, batch, args.T, args.batches, 4 * args.repeats))
+            print({key: round(value, 3) if isinstance(value, float) else value for key, value in alternating[-1].items()}, flush=True)
     again = bench_torch_autograd(max(args.batches, 20), args.repeats)  # before and after: the best of both
     if again["samples_per_s"] > baseline["samples_per_s"]:
         baseline = again
         for row in rows:
             row["ratio_to_torch_autograd"] = row["samples_per_s"] / baseline["samples_per_s"]
-    hand["ratio_to_torch_autograd"] = hand["samples_per_s"] / baseline["samples_per_s"]
     print(f"torch autograd {baseline['samples_per_s']:.0f} samples/s")
     report = {
         "benchmark": "pc",
@@ -348,8 +342,7 @@ def main() -> None:
         "dtype": "float32",
         "torch_autograd_samples_per_s": baseline["samples_per_s"],
         "pc_matrix_products_only": floor,
-        "pc_hand_written": hand,
-        "numba_pc_compiled_against_step_by_step": gains,
+        "numba_pc_alternating_rounds": alternating,
         "results": rows,
         "target_pc_samples_per_s": 20000,
     }
@@ -362,24 +355,30 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, thread limit {args.threads}, measured {report['date']} (best of {args.repeats}); 1-minute load "
         f"average {report['load_average_1min_at_end']:.1f} at the end (other programs shared the cores).",
         "",
-        "| backend | mode | samples/s | x torch autograd | x hand-written | engine share | ms per engine step | drives reused per batch |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| backend | mode | samples/s | x torch autograd | engine share | ms per engine step | drives reused per batch |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['backend']} | {row['mode']} | {row['samples_per_s']:.0f} | {row['ratio_to_torch_autograd']:.3f} | "
-            f"{'' if row['ratio_to_hand_written'] is None else format(row['ratio_to_hand_written'], '.2f')} | "
             f"{100 * row['engine_share']:.0f}% | {row['ms_per_engine_step']:.2f} | {row['drives_reused_per_batch']:.0f} |"
         )
     lines += [
         "",
         f"torch autograd backpropagation loop: {baseline['samples_per_s']:.0f} samples/s (best of a run before and after).",
-        f"Hand-written pc (one numba function per batch, fused elementwise passes, same BLAS and tanh; weights within "
-        f"{hand['max_weight_difference_to_engine']:.1e} of the engine's after a batch): {hand['samples_per_s']:.0f} samples/s, "
-        f"{hand['ratio_to_torch_autograd']:.3f}x torch autograd.",
-        *[f"numba pc, sizes {gain['sizes']}, batch {gain['batch']}, T = {args.T}, best of {gain['rounds']} alternating rounds: "
-          f"{gain['compiled_samples_per_s']:.0f} samples/s with compiled step programs, "
-          f"{gain['step_by_step_samples_per_s']:.0f} step by step ({gain['gain']:.2f}x)." for gain in gains],
+        "",
+        f"numba pc in alternating rounds (best of {4 * args.repeats}), samples/s:",
+        "",
+        "| sizes | batch | compiled step programs | step by step | gain | hand-written | compiled / hand-written |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *[f"| {run['sizes']} | {run['batch']} | {run['compiled_samples_per_s']:.0f} | {run['step_by_step_samples_per_s']:.0f} | "
+          f"{run['compiled_gain']:.2f} | " + (f"{run['hand_written_samples_per_s']:.0f} | {run['compiled_to_hand_written']:.2f} |"
+                                              if "hand_written_samples_per_s" in run else "- | - |") for run in alternating],
+        "",
+        "Hand-written: one numba function per batch, the input's drive once, fused elementwise passes, the same "
+        "BLAS and tanh; its weights after a batch are within "
+        f"{alternating[0]['max_weight_difference_to_engine']:.1e} of the engine's." if alternating else "",
+        "",
         f"The matrix products of a pc batch alone (T = {args.T}; layer 1's constant drive once), with the same BLAS: "
         f"{floor['ms_per_batch']:.2f} ms per batch, {floor['samples_per_s']:.0f} samples/s: the ceiling for pc on these threads.",
         "",

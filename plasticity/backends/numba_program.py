@@ -26,9 +26,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from plasticity.backends.numba_codegen import _Lines, load_module
+from plasticity.backends.numba_codegen import _Lines, _population_kernel, load_module
+from plasticity.equations import Name, walk
 
-__all__ = ["DRIVE_FIELDS", "StepProgram", "step_program"]
+__all__ = ["DRIVE_FIELDS", "StepProgram", "fuse_stages", "step_program"]
 
 #: Columns of the drive-cache table passed to the program, one row per projection:
 #: whether a stamp is held, the (source, weights) write counts it was computed at, whether the
@@ -44,7 +45,8 @@ class StepProgram:
     steps (the first at time ``(first + 1) * dt``) and returns the number of drives reused.
     ``learn`` flags (1 or 0) the projections in ``projections`` whose rules run, ``versions``
     holds the write count of every key in ``keys``, ``drives`` the drive-cache table
-    (:data:`DRIVE_FIELDS`) of every projection; both are updated in place.
+    (:data:`DRIVE_FIELDS`) of every projection; both are updated in place. ``fused`` lists the
+    (population, stages) run as one kernel.
     """
 
     function: Callable[..., int]
@@ -52,6 +54,7 @@ class StepProgram:
     projections: list[str]
     params: list[np.ndarray]
     arrays: list[np.ndarray]
+    fused: list[tuple[str, tuple[str, ...]]]
 
 
 class _Arguments:
@@ -69,32 +72,209 @@ class _Arguments:
         return name
 
 
+@dataclass
+class _Operation:
+    """One entry of the step program with the state keys it reads and writes (for reordering).
+
+    ``stages`` are the population stages a unit operation runs, in order (several once fused).
+    """
+
+    code: int
+    payload: Any
+    writes: tuple[str, ...]
+    reads: frozenset[str]
+    population: str | None = None
+    stages: tuple[str, ...] = ()
+
+    def conflicts(self, later: "_Operation") -> bool:
+        """Whether ``later`` must stay after this operation (one writes what the other reads or writes)."""
+        written, later_written = set(self.writes), set(later.writes)
+        return bool(written & (later.reads | later_written) or self.reads & later_written)
+
+
+def _operations(engine: Any, units: int, drive: int, feedback: int) -> list[_Operation]:
+    """The engine's plan with read sets: unit variables named in the equations, a product's source,
+    weights (and target when it accumulates), a rule's unit reads and its projection's variables."""
+    network = engine.network
+    found = []
+    for operation, (code, payload, writes) in zip(network.program, engine._plan, strict=True):
+        reads: set[str] = set()
+        if code == units:
+            population = operation.population
+            for equation in network.populations[population].stages[operation.stage]:
+                reads.update(f"{population}.{node.var}" for node in walk(equation.expr) if isinstance(node, Name) and node.kind == "unit")
+                if equation.op != "=":
+                    reads.add(f"{population}.{equation.var}")
+            found.append(_Operation(code, payload, writes, frozenset(reads), population, (operation.stage,)))
+            continue
+        if code in (drive, feedback):
+            name, assign = payload
+            projection = network.projections[name]
+            reads.add(f"{name}.w")
+            reads.add(f"{projection.pre.name}.{projection.source}" if code == drive else f"{projection.post.name}.{projection.feedback[0]}")
+            if not assign:
+                reads.update(writes)
+        elif operation.kind == "plasticity":
+            projection = network.projections[payload]
+            reads.update(key for key in engine.arrays if key.split(".", 1)[0] == payload)
+            for side, population in (("pre", projection.pre), ("post", projection.post)):
+                reads.update(f"{population.name}.{var}" for var in projection.rule.unit_reads(side))
+        found.append(_Operation(code, payload, writes, frozenset(reads)))
+    return found
+
+
+def fuse_stages(operations: list[_Operation]) -> list[_Operation]:
+    """Bring unit stages of one population together and fuse them into one operation wherever the
+    dependencies allow (one pass over the units instead of several).
+
+    For consecutive unit operations ``A`` and ``B`` of a population, the operations between them
+    that depend on ``A`` (transitively) move after ``B`` and the rest before ``A``; this is
+    possible unless one of them also leads to ``B``. Every pair of operations that conflict keeps
+    its order, so the step computes what it computed.
+    """
+    operations = list(operations)
+    fused = True
+    while fused:
+        fused = False
+        for position in reversed(range(len(operations))):  # later pairs first: a stage joins the one after it
+            first = operations[position]
+            if first.population is None:
+                continue
+            later = next((k for k in range(position + 1, len(operations)) if operations[k].population == first.population), None)
+            if later is None:
+                continue
+            window, second = operations[position + 1 : later], operations[later]
+            after: list[int] = []
+            for k, operation in enumerate(window):
+                if first.conflicts(operation) or any(window[j].conflicts(operation) for j in after):
+                    after.append(k)
+            before: set[int] = set()
+            for k in reversed(range(len(window))):
+                if window[k].conflicts(second) or any(window[k].conflicts(window[j]) for j in before):
+                    before.add(k)
+            if before.intersection(after):
+                continue
+            merged = _Operation(
+                first.code, first.payload, tuple(dict.fromkeys(first.writes + second.writes)), first.reads | second.reads,
+                first.population, first.stages + second.stages,
+            )
+            operations[position : later + 1] = (
+                [op for k, op in enumerate(window) if k not in after] + [merged] + [window[k] for k in after]
+            )
+            fused = True
+            break
+    return operations
+
+
+def _cross_step(operations: list[_Operation], network: Any) -> dict[str, tuple[int, int]]:
+    """Populations whose first unit operation of a step can join their last one of the step before:
+    population -> (index of the first, index of the last).
+
+    That first operation then runs at the end of the previous step, fused, for every step but
+    the first of a run (and the last keeps its operation unfused, so that a run ends in the state
+    the same steps taken one by one leave). Allowed when it conflicts with none of the
+    operations after the last or before itself, and neither reads the time, which differs by a step.
+    """
+    found = {}
+    for population in {op.population for op in operations if op.population is not None}:
+        where = [k for k, op in enumerate(operations) if op.population == population]
+        first, last = where[0], where[-1]
+        moved = operations[first]
+        if first == last or any(
+            moved.conflicts(other) or other.conflicts(moved) for other in operations[last + 1 :] + operations[:first]
+        ):
+            continue
+        stages = operations[first].stages + operations[last].stages
+        equations = [eq for stage in stages for eq in network.populations[population].stages[stage]]
+        if any(isinstance(node, Name) and node.kind == "time" for eq in equations for node in walk(eq.expr)):
+            continue
+        found[population] = (first, last)
+    return found
+
+
+class _ProgramWriter:
+    """The source of one step program (see :func:`step_program`)."""
+
+    def __init__(self, engine: Any):
+        self.engine = engine
+        self.keys = list(engine._version)
+        self.index = {key: position for position, key in enumerate(self.keys)}
+        self.projections = list(engine._contribution)
+        self.row = {name: position for position, name in enumerate(self.projections)}
+        self.arguments = _Arguments()
+        self.params: list[np.ndarray] = []
+        self.kernels: set[str] = {"tanh32"}  # the network's generated functions the program calls
+        self.fused: dict[tuple[str, tuple[str, ...]], str] = {}  # (population, stages) -> fused kernel
+        self.fused_text: list[str] = []
+        self.body = _Lines()
+        self.body.depth = 2
+
+    def versions(self, writes: tuple[str, ...]) -> None:
+        for key in writes:
+            self.body(f"versions[{self.index[key]}] += 1")
+
+    def units(self, operation: _Operation, stages: tuple[str, ...] | None = None, writes: tuple[str, ...] = ()) -> None:
+        """Call the kernel of ``stages`` (default the operation's) of the operation's population."""
+        function, values, state = operation.payload
+        stages = operation.stages if stages is None else stages
+        if len(stages) == 1:
+            name = function.py_func.__name__
+            self.kernels.add(name)
+        else:
+            name = self.fused.get((operation.population, stages))
+            if name is None:
+                name = self.fused[(operation.population, stages)] = f"fused_{len(self.fused)}"
+                population = self.engine.network.populations[operation.population]
+                equations = [eq for stage in stages for eq in population.stages[stage]]
+                _, text = _population_kernel(
+                    self.engine.network, operation.population, " + ".join(stages), equations, name,
+                    self.engine.trials, f"np.{self.engine.dtype.name}",
+                )
+                self.fused_text.append(text)
+        self.params.append(values)
+        self.body(f"{name}(t, dt, p{len(self.params) - 1}, {', '.join(self.arguments(a) for a in state)})")
+        self.versions(writes or operation.writes)
+
+
 def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int) -> StepProgram | None:
     """The compiled step program of ``engine`` (a :class:`~plasticity.backends.numba_backend.NumbaEngine`,
     whose plan, arrays and drive caches it reads); the operation codes are the engine's plan codes
-    (any other is plasticity).
+    (any other is plasticity). Unit stages are fused where :func:`fuse_stages` can, and across
+    steps where :func:`_cross_step` can.
 
     ``None`` when the step has nothing to run.
     """
-    keys = list(engine._version)
-    index = {key: position for position, key in enumerate(keys)}
-    projections = list(engine._contribution)
-    row = {name: position for position, name in enumerate(projections)}
-    arguments = _Arguments()
-    params: list[np.ndarray] = []
-    kernels: set[str] = set()  # the generated functions the program calls
-    body = _Lines()
-    body.depth = 2
-    for code, payload, writes in engine._plan:
+    writer = _ProgramWriter(engine)
+    body, arguments, index, row = writer.body, writer.arguments, writer.index, writer.row
+    operations = fuse_stages(_operations(engine, units, drive, feedback))
+    cross = _cross_step(operations, engine.network)
+    firsts = {first: last for first, last in cross.values()}
+    lasts = {last: first for first, last in cross.values()}
+    for position, operation in enumerate(operations):
+        code, payload, writes = operation.code, operation.payload, operation.writes
         if code == reset:
             for array in payload:
-                body(f"{arguments(array)}[...] = 0.0")
+                body(f"_fill_zero({arguments(array)})")
+        elif code == units and position in firsts:  # later steps ran it at the end of the step before
+            body("if s == 0:")
+            body.indent()
+            writer.units(operation)
+            body.dedent()
+            continue
+        elif code == units and position in lasts:
+            following = operations[lasts[position]]
+            body("if s + 1 < steps:  # and the first stage of the next step")
+            body.indent()
+            writer.units(operation, operation.stages + following.stages, tuple(dict.fromkeys(writes + following.writes)))
+            body.dedent()
+            body("else:")
+            body.indent()
+            writer.units(operation)
+            body.dedent()
+            continue
         elif code == units:
-            function, values, state = payload
-            name = function.py_func.__name__
-            kernels.add(name)
-            params.append(values)
-            body(f"{name}(t, dt, p{len(params) - 1}, {', '.join(arguments(a) for a in state)})")
+            writer.units(operation)
+            continue
         elif code == drive:
             _drive(body, engine, *payload, row, index, arguments)
         elif code == feedback:
@@ -102,18 +282,16 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
         else:
             kernel, (values, *sizes), (xn, next_drive), state = engine._plasticity[payload]
             name = kernel.py_func.__name__
-            kernels.add(name)
-            params.append(values)
+            writer.kernels.add(name)
+            writer.params.append(values)
             body(f"if learn[{row[payload]}]:  # {payload}")
             body.indent()
-            passed = [f"p{len(params) - 1}", *map(str, sizes), "False", arguments(xn), arguments(next_drive), *map(arguments, state)]
+            passed = [f"p{len(writer.params) - 1}", *map(str, sizes), "False", arguments(xn), arguments(next_drive), *map(arguments, state)]
             body(f"{name}(t, dt, {', '.join(passed)})")
-            for key in writes:
-                body(f"versions[{index[key]}] += 1")
+            writer.versions(writes)
             body.dedent()
             continue
-        for key in writes:
-            body(f"versions[{index[key]}] += 1")
+        writer.versions(writes)
     if not body.lines:
         return None
     lines = _Lines()
@@ -124,14 +302,19 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     lines("")
     lines("from plasticity.backends.numba_backend import _matvec, _matvec_transposed")
     lines("")
+    lines.lines.extend(_HELPERS.splitlines())
     lines(f"kernels = sys.modules[{engine.module.__name__!r}]")
-    for name in sorted(kernels):
+    for name in sorted(writer.kernels):
         lines(f"{name} = kernels.{name}")
     lines("")
     lines("")
+    for text in writer.fused_text:
+        lines.lines.extend(text.splitlines())
+        lines("")
+        lines("")
     lines("@numba.njit(cache=True, nogil=True, error_model='numpy')")
     signature = ["first", "steps", "dt", "learn", "versions", "drives"]
-    signature += [f"p{k}" for k in range(len(params))] + [f"a{k}" for k in range(len(arguments.arrays))]
+    signature += [f"p{k}" for k in range(len(writer.params))] + [f"a{k}" for k in range(len(arguments.arrays))]
     lines(f"def run({', '.join(signature)}):")
     lines.indent()
     lines("reused = 0")
@@ -140,11 +323,37 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     lines("t = (first + s + 1) * dt")
     text = lines.text() + body.text() + "    return reused\n"
     module = load_module(text)
-    return StepProgram(module.run, keys, projections, params, arguments.arrays)
+    return StepProgram(module.run, writer.keys, writer.projections, writer.params, arguments.arrays, list(writer.fused))
+
+
+#: Whole-array copies, sums and fills as flat loops: numba's array expressions (``a += b``,
+#: ``a[...] = b``) ran 3x slower than these in a compiled program.
+_HELPERS = """
+@numba.njit(cache=True, nogil=True, inline="always")
+def _copy_into(target, value):
+    flat, source = target.reshape(-1), value.reshape(-1)
+    for k in range(flat.size):
+        flat[k] = source[k]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_into(target, value):
+    flat, source = target.reshape(-1), value.reshape(-1)
+    for k in range(flat.size):
+        flat[k] += source[k]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _fill_zero(target):
+    flat = target.reshape(-1)
+    for k in range(flat.size):
+        flat[k] = 0.0
+
+"""
 
 
 def _accumulate(body: _Lines, target: str, value: str, assign: bool) -> None:
-    body(f"{target}[...] = {value}" if assign else f"{target} += {value}")
+    body(f"{'_copy_into' if assign else '_add_into'}({target}, {value})")
 
 
 def _product(body: _Lines, shared: bool, transposed: bool, weights: str, source: str, out: str) -> None:
@@ -153,7 +362,7 @@ def _product(body: _Lines, shared: bool, transposed: bool, weights: str, source:
     if shared:
         body(f"np.dot({source}, {weights if transposed else weights + '.T'}, {out})")
     else:
-        body(f"{out}[...] = 0.0")
+        body(f"_fill_zero({out})")
         body(f"{'_matvec_transposed' if transposed else '_matvec'}({weights}, {source}, {out})")
 
 
