@@ -42,7 +42,9 @@ class StepProgram:
     """A generated run function and what to pass it.
 
     ``function(first, steps, dt, learn, versions, drives, *params, *arrays)`` runs ``steps``
-    steps (the first at time ``(first + 1) * dt``) and returns the number of drives reused.
+    steps (the first at time ``(first + 1) * dt``) and returns the number of drives reused and
+    whether every array of the keys in ``written`` (those the program may write) is finite: one
+    compiled check instead of one call per array after the run.
     ``learn`` flags (1 or 0) the projections in ``projections`` whose rules run, ``versions``
     holds the write count of every key in ``keys``, ``drives`` the drive-cache table
     (:data:`DRIVE_FIELDS`) of every projection; both are updated in place. ``fused`` lists the
@@ -55,6 +57,7 @@ class StepProgram:
     params: list[np.ndarray]
     arrays: list[np.ndarray]
     fused: list[tuple[str, tuple[str, ...]]]
+    written: list[str]
 
 
 class _Arguments:
@@ -300,7 +303,7 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     lines("import numba")
     lines("import numpy as np")
     lines("")
-    lines("from plasticity.backends.numba_backend import _matvec, _matvec_transposed")
+    lines("from plasticity.backends.numba_backend import _all_finite, _matvec, _matvec_transposed")
     lines("")
     lines.lines.extend(_HELPERS.splitlines())
     lines(f"kernels = sys.modules[{engine.module.__name__!r}]")
@@ -321,9 +324,13 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     lines("for s in range(steps):")
     lines.indent()
     lines("t = (first + s + 1) * dt")
-    text = lines.text() + body.text() + "    return reused\n"
+    written = list(dict.fromkeys(key for operation in operations for key in operation.writes))
+    checks = "".join(
+        f"    if finite:\n        finite = _all_finite({arguments(engine.arrays[key])}.reshape(-1))\n" for key in written
+    )
+    text = lines.text() + body.text() + "    finite = True\n" + checks + "    return reused, finite\n"
     module = load_module(text)
-    return StepProgram(module.run, writer.keys, writer.projections, writer.params, arguments.arrays, list(writer.fused))
+    return StepProgram(module.run, writer.keys, writer.projections, writer.params, arguments.arrays, list(writer.fused), written)
 
 
 #: Whole-array copies, sums and fills as flat loops: numba's array expressions (``a += b``,
