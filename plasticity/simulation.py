@@ -87,6 +87,7 @@ class Simulation:
         self.seed = seed
         root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         init_sequence, self._input_sequence = root.spawn(2)
+        self._runs = 0  # runs so far: run k draws its inputs from child k of _input_sequence
         self.shapes = state_shapes(network, self.trials)
         state = initial_state(network, self.trials, np.random.default_rng(init_sequence))
         self.engine = get_backend(backend).build(
@@ -134,9 +135,15 @@ class Simulation:
         return keys
 
     def _input_readers(self, inputs: Mapping[str, InputSource], steps: int) -> dict[str, Callable[[int], np.ndarray]]:
+        run, self._runs = self._runs, self._runs + 1
+        if not inputs:
+            return {}
         valid = self._input_keys()
+        # child ``run`` of the input sequence, as spawn() makes it, built only when a run has inputs
+        parent = self._input_sequence
+        child = np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, run), pool_size=parent.pool_size)
         readers = {}
-        generators = self._input_sequence.spawn(1)[0].spawn(len(inputs))
+        generators = child.spawn(len(inputs))
         for (key, source), sequence in zip(sorted(inputs.items()), generators):
             if key not in valid:
                 raise ConfigError(
