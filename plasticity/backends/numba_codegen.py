@@ -654,18 +654,17 @@ class _PlasticityWriter:
             lines.dedent()
             lines(f"np.dot({left}.reshape({terms} * trials, npost).T, {right}.reshape({terms} * trials, npre), {product})")
             lines(f"alpha = {self.scalar}({step!r} / trials)")
-            lines("for i in range(npost):")
-            lines.indent()("for j in range(npre):")
-            lines.indent()(f"{weights}[i, j] += alpha * {product}[i, j]")
-            lines.dedent()
-            lines.dedent()
+            self.every_synapse(f"{weights}[i, j] += alpha * {product}[i, j]")
         if self.projection.mask is not None:
-            mask = self.array_mask()
-            lines("for i in range(npost):")
-            lines.indent()("for j in range(npre):")
-            lines.indent()(f"{weights}[i, j] *= {mask}[i, j]")
-            lines.dedent()
-            lines.dedent()
+            self.every_synapse(f"{weights}[i, j] *= {self.array_mask()}[i, j]")
+
+    def every_synapse(self, statement: str) -> None:
+        """``statement`` in a loop over every (post ``i``, pre ``j``) pair of the shared weights."""
+        self.lines("for i in range(npost):")
+        self.lines.indent()("for j in range(npre):")
+        self.lines.indent()(statement)
+        self.lines.dedent()
+        self.lines.dedent()
 
     # reductions ------------------------------------------------------------------------
     def classify(self, reduce: Reduce) -> str:
