@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import plasticity as pl
-from plasticity.backends import numba_codegen
+from plasticity.backends import numba_backend, numba_codegen
 from plasticity.rules import get_rule, list_rules
 
 STEPS = 100
@@ -158,6 +158,16 @@ def test_shared_weights_match_numpy(name, dtype, masked):
     """Separable increments (GEMM path) and the fused (row, column, trial) loop."""
     rule = CUSTOM_RULES.get(name) or get_rule(name)
     assert_agree(lambda: rule_network(rule, shared=True, mask=MASK if masked else None), dtype, trials=4)
+
+
+@pytest.mark.parametrize("name", ["oja", "hebb"])
+def test_separable_update_in_row_blocks_matches_numpy(name, monkeypatch):
+    """A separable shared-weight update computes its product in blocks of rows, so that it keeps no
+    buffer the size of the weights; with several blocks (one of them partial) it agrees with numpy."""
+    monkeypatch.setattr(numba_backend, "SEPARABLE_BLOCK", 64)  # 9 rows of 7 columns per block
+    simulation = assert_agree(lambda: rule_network(get_rule(name), n_post=30, shared=True), "float64", trials=3)
+    *_, buffers = simulation.engine._plasticity["ff"]
+    assert (9, 7) in {buffer.shape for buffer in buffers}
 
 
 def test_separable_updates_are_detected():

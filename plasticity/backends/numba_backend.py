@@ -55,7 +55,7 @@ import numba
 import numpy as np
 from scipy.linalg import blas
 
-from plasticity.backends.numba_codegen import COLUMN_CHUNK, FASTMATH, generate, load_module
+from plasticity.backends.numba_codegen import COLUMN_CHUNK, FASTMATH, SEPARABLE_BLOCK, generate, load_module
 from plasticity.backends.numba_program import DRIVE_FIELDS, StepProgram, step_program
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network
@@ -191,6 +191,7 @@ class NumbaEngine:
                 "npre": projection.pre.n,
                 "npost": projection.post.n,
                 "chunks": -(-projection.pre.n // COLUMN_CHUNK),
+                "rows": min(projection.post.n, max(1, SEPARABLE_BLOCK // projection.pre.n)),
             }
             buffers = [np.zeros([sizes.get(d, d) for d in shape], dtype=kind) for _, shape, kind in spec.buffers]
             fixed = (

@@ -50,6 +50,7 @@ __all__ = [
     "FASTMATH",
     "PARALLEL_MIN_ELEMENTS",
     "COLUMN_CHUNK",
+    "SEPARABLE_BLOCK",
     "cache_dir",
     "load_module",
     "NetworkSource",
@@ -65,6 +66,9 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 PARALLEL_MIN_ELEMENTS = 1 << 18
 #: Columns per task of a column pass (``sum_post``).
 COLUMN_CHUNK = 512
+#: Elements of the buffer a separable update of shared weights computes its product into, in
+#: blocks of rows (so that no buffer the size of the weights is kept).
+SEPARABLE_BLOCK = 1 << 20
 
 _POST = frozenset({"post"})
 _PRE = frozenset({"pre"})
@@ -241,7 +245,8 @@ class KernelSpec:
     """One generated function: its name and what to pass it.
 
     ``arrays`` are state keys, ``buffers`` (name, shape, dtype) scratch arrays the engine
-    allocates once (shape entries ``"trials"``, ``"npost"``, ``"npre"``, ``"chunks"`` or numbers);
+    allocates once (shape entries ``"trials"``, ``"npost"``, ``"npre"``, ``"chunks"``, ``"rows"``
+    (rows per block of a separable update's product) or numbers);
     ``params`` the parameter values in order.
     """
 
@@ -639,31 +644,44 @@ class _PlasticityWriter:
             lines.dedent()
         if update.outer:
             terms = len(update.outer)
-            left = self.buffer((terms, "trials", "npost"), dtype)
-            right = self.buffer((terms, "trials", "npre"), dtype)
-            product = self.buffer(("npost", "npre"), dtype)
+            # L is kept transposed, (post, terms x trials), so that both operands of the product are
+            # C-ordered (a transposed operand made OpenBLAS's sgemm a third slower at these shapes); a
+            # single pre factor that is a unit variable is R itself, not a copy
+            left = self.buffer(("npost", terms, "trials"), dtype)
+            only = update.outer[0][2] if terms == 1 else ()
+            plain = len(only) == 1 and isinstance(only[0], Name) and only[0].kind == "pre"
+            right = self.array(self.side_key(only[0])) if plain else self.buffer((terms, "trials", "npre"), dtype)
+            product = self.buffer(("rows", "npre"), dtype)
             lines("for t in range(trials):")
             lines.indent()
             for k, (coefficient, post, pre) in enumerate(update.outer):
                 lines("for i in range(npost):")
-                lines.indent()(f"{left}[{k}, t, i] = {self.term(coefficient, post)}")
+                lines.indent()(f"{left}[i, {k}, t] = {self.term(coefficient, post)}")
                 lines.dedent()
-                lines("for j in range(npre):")
-                lines.indent()(f"{right}[{k}, t, j] = {self.term(1.0, pre)}")
-                lines.dedent()
+                if not plain:
+                    lines("for j in range(npre):")
+                    lines.indent()(f"{right}[{k}, t, j] = {self.term(1.0, pre)}")
+                    lines.dedent()
             lines.dedent()
-            lines(f"np.dot({left}.reshape({terms} * trials, npost).T, {right}.reshape({terms} * trials, npre), {product})")
             lines(f"alpha = {self.scalar}({step!r} / trials)")
-            self.every_synapse(f"{weights}[i, j] += alpha * {product}[i, j]")
+            lines(f"factors = {left}.reshape(npost, {terms} * trials)")
+            lines(f"for i0 in range(0, npost, {product}.shape[0]):  # blocks of rows: the product needs no W-sized buffer")
+            lines.indent()(f"i1 = min(i0 + {product}.shape[0], npost)")
+            lines(f"block = {product}[: i1 - i0]")
+            lines(f"np.dot(factors[i0:i1], {right}.reshape({terms} * trials, npre), block)")
+            lines(f"rows = {weights}[i0:i1]")
+            self.every_synapse("rows[k] += alpha * block[k]", "rows", "block")
+            lines.dedent()
         if self.projection.mask is not None:
-            self.every_synapse(f"{weights}[i, j] *= {self.array_mask()}[i, j]")
+            self.every_synapse(f"{weights}[k] *= {self.array_mask()}[k]", weights, self.array_mask())
 
-    def every_synapse(self, statement: str) -> None:
-        """``statement`` in a loop over every (post ``i``, pre ``j``) pair of the shared weights."""
-        self.lines("for i in range(npost):")
-        self.lines.indent()("for j in range(npre):")
-        self.lines.indent()(statement)
-        self.lines.dedent()
+    def every_synapse(self, statement: str, *matrices: str) -> None:
+        """``statement`` for every synapse ``k`` of the shared weights, over flat views of ``matrices``
+        (C-ordered, post x pre; a flat loop vectorises where a loop over rows and columns did not)."""
+        for matrix in matrices:
+            self.lines(f"{matrix}_flat = {matrix}.reshape(-1)")
+        self.lines(f"for k in range({matrices[0]}_flat.size):")
+        self.lines.indent()(statement.replace("[k]", "_flat[k]"))
         self.lines.dedent()
 
     # reductions ------------------------------------------------------------------------
