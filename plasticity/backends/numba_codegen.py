@@ -28,8 +28,11 @@ here is only how:
   drive of the next step (``fuse=True``), so a step reads and writes each weight once;
 * shared weights (a minibatch): the update averaged over trials, in one loop over
   (row, trial, column) into a float64 row total, or, for increments that are sums of separable terms
-  ``scalar * f(post) * g(pre) * w**k`` (``k`` 0 or 1), as row/column scalings and one
-  GEMM applied in place (see :func:`separable_terms`).
+  ``scalar * f(post) * g(pre) * w**k`` (``k`` 0 or 1), as row/column scalings and the
+  BLAS product of two factor matrices (post x trials, trials x pre) added to ``w`` in
+  blocks of rows (see :func:`separable_terms`);
+* a population kernel can also run the equations of several stages in one loop: the
+  compiled step programs of :mod:`plasticity.backends.numba_program` fuse stages so.
 """
 
 from __future__ import annotations
