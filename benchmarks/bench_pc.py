@@ -44,12 +44,15 @@ import numba
 import numpy as np
 import torch
 
-from plasticity.backends import available_backends
+from plasticity.backends import available_backends, numba_backend
 from plasticity.backends.numba_codegen import FASTMATH
 from plasticity.networks.predictive_coding import PredictiveCodingModel
 from plasticity.provenance import now_iso
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# the steady state: numba engines compile their step program at once instead of after
+# COMPILE_AFTER_STEPS steps (a few hundred batches here would otherwise run step by step first)
+numba_backend.COMPILE_AFTER_STEPS = 0
 SIZES = [784, 256, 256, 10]
 BATCH = 128
 GAMMA, LR = 0.1, 0.01

@@ -96,9 +96,31 @@ def test_cached_drive_follows_weight_updates():
         np.testing.assert_allclose(simulation.get(key), reference.get(key), rtol=1e-12, atol=1e-12, err_msg=key)
 
 
+@pytest.fixture
+def compile_at_once(monkeypatch):
+    """numba engines compile their step program at the first run that can use it."""
+    from plasticity.backends import numba_backend
+
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_STEPS", 0)
+
+
+def test_step_program_compiled_after_enough_steps(monkeypatch):
+    from plasticity.backends import numba_backend
+
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_STEPS", 10)
+    simulation = pl.Simulation(layered_network(True), trials=2, backend="numba", seed=0)
+    simulation.advance(4, plastic=False)
+    simulation.advance(5, plastic=False, inputs={"inp.x": np.ones(6)})  # runs with inputs do not count
+    simulation.advance(4, plastic=True)
+    assert simulation.engine.compiled_steps == 0
+    simulation.advance(2, plastic=False)  # the 10th step without inputs: compiled from this run on
+    simulation.advance(3, plastic=False)
+    assert simulation.engine.compiled_steps == 5
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shared", [False, True])
-def test_compiled_runs_equal_step_by_step(shared, dtype):
+def test_compiled_runs_equal_step_by_step(shared, dtype, compile_at_once):
     """A numba run without inputs or recording is one compiled call. It leaves the state, write
     counts and drive reuse that the same steps taken one by one leave: exactly with shared
     weights; to rounding with separate weights per trial, whose learning step-by-step also
@@ -122,7 +144,7 @@ def test_compiled_runs_equal_step_by_step(shared, dtype):
     assert fast.steps_done == slow.steps_done == 20
 
 
-def test_compiled_runs_only_without_inputs_or_recording():
+def test_compiled_runs_only_without_inputs_or_recording(compile_at_once):
     simulation = pl.Simulation(layered_network(True), trials=2, backend="numba", seed=0)
     engine = simulation.engine
     simulation.advance(2, plastic=False, inputs={"inp.x": np.ones(6)})
@@ -139,7 +161,7 @@ def test_compiled_runs_only_without_inputs_or_recording():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("mode", ["pc", "fpa", "zil"])
-def test_compiled_program_fuses_stages(mode, dtype):
+def test_compiled_program_fuses_stages(mode, dtype, compile_at_once):
     """In predictive coding each layer's errors and values stages run as one pass, joined by the next
     step's rates where no product or rule reads the rates in between; inside a step the rates stay
     apart from the errors (the drive reads the one and writes what the other reads). Training with

@@ -34,9 +34,10 @@ product into a summed input after its reset assigns instead of adding to zeros.
 last found finite.
 
 Compiled runs. A run without inputs or recording goes through :meth:`NumbaEngine.run_compiled`:
-the step program generated as one numba function (:mod:`~plasticity.backends.numba_program`),
-looped over the steps, with the same write counts and drive reuse, so no stage is dispatched
-from Python (:attr:`NumbaEngine.compiled_steps` counts the steps run so).
+once the engine has taken :data:`COMPILE_AFTER_STEPS` such steps, the step program generated as
+one numba function (:mod:`~plasticity.backends.numba_program`), looped over the steps, with
+the same write counts and drive reuse, so no stage is dispatched from Python
+(:attr:`NumbaEngine.compiled_steps` counts the steps run so).
 
 Threads. numba kernels run threaded only from
 :data:`~plasticity.backends.numba_codegen.PARALLEL_MIN_ELEMENTS` elements; every BLAS call of a
@@ -55,57 +56,19 @@ import numba
 import numpy as np
 from scipy.linalg import blas
 
-from plasticity.backends.numba_codegen import COLUMN_CHUNK, FASTMATH, SEPARABLE_BLOCK, generate, load_module
+from plasticity.backends.numba_codegen import COLUMN_CHUNK, SEPARABLE_BLOCK, generate, load_module
+from plasticity.backends.numba_kernels import _all_finite, _matvec, _matvec_transposed
 from plasticity.backends.numba_program import DRIVE_FIELDS, StepProgram, step_program
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network
 
-__all__ = ["build", "NumbaEngine", "fusion_mode"]
+__all__ = ["COMPILE_AFTER_STEPS", "build", "NumbaEngine", "fusion_mode"]
 
 _RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
-_JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True)
-
-
-@numba.njit(parallel=True, **_JIT)
-def _matvec(weights, source, target):  # pragma: no cover - compiled
-    """target[t, i] += sum_j weights[t, i, j] * source[t, j], accumulated in float64."""
-    trials, npost, npre = weights.shape
-    for k in numba.prange(trials * npost):
-        t = k // npost
-        i = k % npost
-        acc = 0.0
-        for j in range(npre):
-            acc += weights[t, i, j] * source[t, j]
-        target[t, i] += acc
-
-
-@numba.njit(parallel=True, **_JIT)
-def _matvec_transposed(weights, source, target):  # pragma: no cover - compiled
-    """target[t, j] += sum_i weights[t, i, j] * source[t, i], columns in chunks of 256."""
-    trials, npost, npre = weights.shape
-    chunks = (npre + 255) // 256
-    for k in numba.prange(trials * chunks):
-        t = k // chunks
-        j0 = (k % chunks) * 256
-        j1 = min(j0 + 256, npre)
-        acc = np.zeros(j1 - j0)
-        for i in range(npost):
-            a = source[t, i]
-            row = weights[t, i, j0:j1]  # a view indexed from 0: the loop vectorises
-            for j in range(j1 - j0):
-                acc[j] += row[j] * a
-        out = target[t, j0:j1]
-        for j in range(j1 - j0):
-            out[j] += acc[j]
-
-
-@numba.njit(**_JIT)
-def _all_finite(values):  # pragma: no cover - compiled
-    """Whether no element of the flat array ``values`` is NaN or infinite (``x * 0`` is NaN exactly then)."""
-    acc = values.dtype.type(0.0)
-    for j in range(values.size):
-        acc += values[j] * 0
-    return acc == 0
+#: Steps without inputs or recording an engine takes one by one before it compiles its step
+#: program: compiling takes seconds per network (once; the machine code is cached on disk) and
+#: saves tens of microseconds per step, so short runs do not wait for it.
+COMPILE_AFTER_STEPS = 1000
 
 
 def _fortran(matrix: np.ndarray) -> tuple[np.ndarray, int]:
@@ -233,6 +196,7 @@ class NumbaEngine:
         self.fused_steps = 0
         self.cached_drives = 0
         self.compiled_steps = 0
+        self._compilable_steps = 0
         self.provenance = {
             "numba_version": numba.__version__,
             "numba_kernels": self.module.__file__.rsplit("/", 1)[-1],
@@ -349,12 +313,16 @@ class NumbaEngine:
         """Run ``steps`` steps without inputs as one compiled call (:mod:`~plasticity.backends.numba_program`),
         the rules of ``plastic`` running; the first step is step ``first_step + 1``.
 
-        Returns False, having done nothing, when the run needs the step-by-step path (a drive
-        precomputed by a fused plasticity pass is pending).
+        Returns False, having done nothing, when the run takes the step-by-step path: a drive
+        precomputed by a fused plasticity pass is pending, or the program is not compiled yet and
+        fewer than :data:`COMPILE_AFTER_STEPS` steps could have used it, counting this run.
         """
         if steps < 1 or self._ready:
             return False
         if self._compiled is False:
+            self._compilable_steps += steps
+            if self._compilable_steps < COMPILE_AFTER_STEPS:
+                return False
             self._compiled = step_program(self, _RESET, _UNITS, _DRIVE, _FEEDBACK)
         program = self._compiled
         if program is None:

@@ -7,16 +7,20 @@ a hundred us), so the numba engine also writes the whole step program, looped ov
 steps of a run, as one generated function: the population kernels and the plasticity
 kernels of the projections that learn (an array of flags, so one program serves every
 choice of ``plastic``) called in order, every product a BLAS call made from compiled code
-(``np.dot`` into a preallocated output), summed inputs reset and accumulated in place. It
-keeps the engine's write counters and reuses a drive while neither its source nor its
-weights were written, as :meth:`~plasticity.backends.numba_backend.NumbaEngine.step` does.
+(``np.dot`` into a preallocated output), summed inputs reset and accumulated in place (the
+helpers of :mod:`plasticity.backends.numba_kernels`). It keeps the engine's write counters
+and reuses a drive while neither its source nor its weights were written, as
+:meth:`~plasticity.backends.numba_backend.NumbaEngine.step` does. Unit stages of a population
+are fused into one pass where the dependencies allow (:func:`fuse_stages`).
 Without learning the state after a compiled run is exactly what the same steps taken one by
 one leave; with learning, a projection with separate weights per trial does not precompute
 its next drive inside its update (the step-by-step path may), so drives are summed in
 another order (equal to rounding).
 
 The source is written to the kernel cache beside the network's kernels (``<cache>/k<hash>.py``)
-and compiled with ``cache=True``: a second process loads the machine code.
+and compiled with ``cache=True``: a second process loads the machine code. Compiling takes a few
+seconds per network, so an engine compiles its program only once it has taken
+:data:`~plasticity.backends.numba_backend.COMPILE_AFTER_STEPS` steps that could use it.
 """
 
 from __future__ import annotations
@@ -279,9 +283,9 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
             writer.units(operation)
             continue
         elif code == drive:
-            _drive(body, engine, *payload, row, index, arguments)
+            _emit_drive(body, engine, *payload, row, index, arguments)
         elif code == feedback:
-            _feedback(body, engine, *payload, arguments)
+            _emit_feedback(body, engine, *payload, arguments)
         else:
             kernel, (values, *sizes), (xn, next_drive), state = engine._plasticity[payload]
             name = kernel.py_func.__name__
@@ -303,9 +307,8 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     lines("import numba")
     lines("import numpy as np")
     lines("")
-    lines("from plasticity.backends.numba_backend import _all_finite, _matvec, _matvec_transposed")
+    lines("from plasticity.backends.numba_kernels import _all_finite, _drive, _feedback, _fill_zero")
     lines("")
-    lines.lines.extend(_HELPERS.splitlines())
     lines(f"kernels = sys.modules[{engine.module.__name__!r}]")
     for name in sorted(writer.kernels):
         lines(f"{name} = kernels.{name}")
@@ -333,93 +336,17 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     return StepProgram(module.run, writer.keys, writer.projections, writer.params, arguments.arrays, list(writer.fused), written)
 
 
-#: Whole-array copies, sums and fills as flat loops: numba's array expressions (``a += b``,
-#: ``a[...] = b``) ran 3x slower than these in a compiled program.
-_HELPERS = """
-@numba.njit(cache=True, nogil=True, inline="always")
-def _copy_into(target, value):
-    flat, source = target.reshape(-1), value.reshape(-1)
-    for k in range(flat.size):
-        flat[k] = source[k]
+def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, row: dict, index: dict, arguments: _Arguments) -> None:
+    """A call of :func:`~plasticity.backends.numba_kernels._drive` for projection ``name``."""
+    source_key, weights_key, _, contribution, _, source, weights, target, _, _ = engine._contribution[name]
+    passed = [arguments(source), arguments(weights), arguments(target), arguments(contribution)]
+    body(f"reused += _drive(drives, {row[name]}, versions[{index[source_key]}], versions[{index[weights_key]}], "
+         f"{assign}, {', '.join(passed)})  # drive {name}")
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _add_into(target, value):
-    flat, source = target.reshape(-1), value.reshape(-1)
-    for k in range(flat.size):
-        flat[k] += source[k]
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _fill_zero(target):
-    flat = target.reshape(-1)
-    for k in range(flat.size):
-        flat[k] = 0.0
-
-"""
-
-
-def _accumulate(body: _Lines, target: str, value: str, assign: bool) -> None:
-    body(f"{'_copy_into' if assign else '_add_into'}({target}, {value})")
-
-
-def _product(body: _Lines, shared: bool, transposed: bool, weights: str, source: str, out: str) -> None:
-    """``out = source @ weights.T`` (drive) or ``source @ weights`` (``transposed``: feedback), per trial
-    when the weights are not shared."""
-    if shared:
-        body(f"np.dot({source}, {weights if transposed else weights + '.T'}, {out})")
-    else:
-        body(f"_fill_zero({out})")
-        body(f"{'_matvec_transposed' if transposed else '_matvec'}({weights}, {source}, {out})")
-
-
-def _drive(body: _Lines, engine: Any, name: str, assign: bool, row: dict, index: dict, arguments: _Arguments) -> None:
-    """The engine's ``_drive`` in compiled form (see its docstring): reuse the product while its
-    inputs are unwritten; compute straight into the target when the source changes every step."""
-    source_key, weights_key, _, contribution, shared, source, weights, target, _, _ = engine._contribution[name]
-    r = row[name]
-    src, w, out, kept = arguments(source), arguments(weights), arguments(target), arguments(contribution)
-    body(f"# drive {name}")
-    body(f"vs = versions[{index[source_key]}]")
-    body(f"vw = versions[{index[weights_key]}]")
-    body(f"if drives[{r}, 0] == 1 and drives[{r}, 1] == vs and drives[{r}, 2] == vw:")
-    body.indent()("reused += 1")
-    body(f"drives[{r}, 6] = 0")
-    _accumulate(body, out, kept, assign)
-    body.dedent()
-    body("else:")
-    body.indent()
-    body(f"changing = drives[{r}, 6] == 1 and not (drives[{r}, 3] == 1 and drives[{r}, 4] == vs and drives[{r}, 5] == vw)")
-    body(f"drives[{r}, 6] = 1")
-    body("if changing:")
-    body.indent()(f"drives[{r}, 0] = 0")
-    if assign:
-        _product(body, shared, False, w, src, out)
-    else:  # the kept buffer is free while no stamp is held
-        _product(body, shared, False, w, src, kept)
-        _accumulate(body, out, kept, False)
-    body.dedent()
-    body("else:")
-    body.indent()
-    _product(body, shared, False, w, src, kept)
-    body(f"drives[{r}, 0] = 1")
-    body(f"drives[{r}, 1] = vs")
-    body(f"drives[{r}, 2] = vw")
-    _accumulate(body, out, kept, assign)
-    body.dedent()
-    body.dedent()
-    body(f"drives[{r}, 3] = 1")
-    body(f"drives[{r}, 4] = vs")
-    body(f"drives[{r}, 5] = vw")
-
-
-def _feedback(body: _Lines, engine: Any, name: str, assign: bool, arguments: _Arguments) -> None:
-    shared, weights, source, target = engine._feedbacks[name]
-    w, src, out = arguments(weights), arguments(source), arguments(target)
-    body(f"# feedback {name}")
-    if assign:
-        _product(body, shared, True, w, src, out)
-        return
-    scratch = arguments(np.zeros_like(target))
-    _product(body, shared, True, w, src, scratch)
-    _accumulate(body, out, scratch, False)
+def _emit_feedback(body: _Lines, engine: Any, name: str, assign: bool, arguments: _Arguments) -> None:
+    """A call of :func:`~plasticity.backends.numba_kernels._feedback` for projection ``name``."""
+    _, weights, source, target = engine._feedbacks[name]
+    scratch = target if assign else np.zeros_like(target)
+    passed = [arguments(weights), arguments(source), arguments(target), arguments(scratch)]
+    body(f"_feedback({assign}, {', '.join(passed)})  # feedback {name}")

@@ -1,0 +1,159 @@
+"""Hand-written numba kernels of the numba backend, shared by the engine's step and the compiled
+step programs (:mod:`plasticity.backends.numba_program`), which call the helpers below so
+that a program's own code stays a list of calls (its compile stays short) while these are
+compiled once per dtype for every network and cached with this module.
+
+Whole-array copies, sums and fills are flat loops: numba's array expressions (``a += b``,
+``a[...] = b``) ran 3x slower inside a compiled program.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba.extending import overload
+
+from plasticity.backends.numba_codegen import FASTMATH
+
+_JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True)
+
+
+@numba.njit(parallel=True, **_JIT)
+def _matvec(weights, source, target):  # pragma: no cover - compiled
+    """target[t, i] += sum_j weights[t, i, j] * source[t, j], accumulated in float64."""
+    trials, npost, npre = weights.shape
+    for k in numba.prange(trials * npost):
+        t = k // npost
+        i = k % npost
+        acc = 0.0
+        for j in range(npre):
+            acc += weights[t, i, j] * source[t, j]
+        target[t, i] += acc
+
+
+@numba.njit(parallel=True, **_JIT)
+def _matvec_transposed(weights, source, target):  # pragma: no cover - compiled
+    """target[t, j] += sum_i weights[t, i, j] * source[t, i], columns in chunks of 256."""
+    trials, npost, npre = weights.shape
+    chunks = (npre + 255) // 256
+    for k in numba.prange(trials * chunks):
+        t = k // chunks
+        j0 = (k % chunks) * 256
+        j1 = min(j0 + 256, npre)
+        acc = np.zeros(j1 - j0)
+        for i in range(npost):
+            a = source[t, i]
+            row = weights[t, i, j0:j1]  # a view indexed from 0: the loop vectorises
+            for j in range(j1 - j0):
+                acc[j] += row[j] * a
+        out = target[t, j0:j1]
+        for j in range(j1 - j0):
+            out[j] += acc[j]
+
+
+@numba.njit(**_JIT)
+def _all_finite(values):  # pragma: no cover - compiled
+    """Whether no element of the flat array ``values`` is NaN or infinite (``x * 0`` is NaN exactly then)."""
+    acc = values.dtype.type(0.0)
+    for j in range(values.size):
+        acc += values[j] * 0
+    return acc == 0
+
+
+
+@numba.njit(**_JIT)
+def _copy_into(target, value):  # pragma: no cover - compiled
+    flat, source = target.reshape(-1), value.reshape(-1)
+    for k in range(flat.size):
+        flat[k] = source[k]
+
+
+@numba.njit(**_JIT)
+def _add_into(target, value):  # pragma: no cover - compiled
+    flat, source = target.reshape(-1), value.reshape(-1)
+    for k in range(flat.size):
+        flat[k] += source[k]
+
+
+@numba.njit(**_JIT)
+def _fill_zero(target):  # pragma: no cover - compiled
+    flat = target.reshape(-1)
+    for k in range(flat.size):
+        flat[k] = 0.0
+
+
+def _product_into(weights, source, out, transposed):
+    """``out = source @ weights.T`` (a drive) or ``source @ weights`` (``transposed``: feedback); with
+    weights per trial (3 dimensions) trial by trial. Compiled by the overload below, by weight type."""
+    raise NotImplementedError("called from compiled code only")
+
+
+@overload(_product_into, jit_options=_JIT)
+def _product_into_overload(weights, source, out, transposed):
+    if weights.ndim == 2:  # shared weights: one BLAS product
+
+        def shared(weights, source, out, transposed):  # pragma: no cover - compiled
+            if transposed:
+                np.dot(source, weights, out)
+            else:
+                np.dot(source, weights.T, out)
+
+        return shared
+
+    def per_trial(weights, source, out, transposed):  # pragma: no cover - compiled
+        _fill_zero(out)
+        if transposed:
+            _matvec_transposed(weights, source, out)
+        else:
+            _matvec(weights, source, out)
+
+    return per_trial
+
+
+@numba.njit(**_JIT)
+def _drive(drives, row, source_version, weights_version, assign, source, weights, target, kept):  # pragma: no cover - compiled
+    """The engine's ``_drive`` (see its docstring) for the projection in row ``row`` of the drive
+    table (:data:`DRIVE_FIELDS`): reuse the product while its inputs are unwritten, compute straight
+    into the target when the source changes every step. Returns 1 when the product was reused."""
+    reused = 0
+    if drives[row, 0] == 1 and drives[row, 1] == source_version and drives[row, 2] == weights_version:
+        reused = 1
+        drives[row, 6] = 0
+        if assign:
+            _copy_into(target, kept)
+        else:
+            _add_into(target, kept)
+    else:
+        seen = drives[row, 3] == 1 and drives[row, 4] == source_version and drives[row, 5] == weights_version
+        changing = drives[row, 6] == 1 and not seen
+        drives[row, 6] = 1
+        if changing:
+            drives[row, 0] = 0
+            if assign:
+                _product_into(weights, source, target, False)
+            else:  # the kept buffer is free while no stamp is held
+                _product_into(weights, source, kept, False)
+                _add_into(target, kept)
+        else:
+            _product_into(weights, source, kept, False)
+            drives[row, 0] = 1
+            drives[row, 1] = source_version
+            drives[row, 2] = weights_version
+            if assign:
+                _copy_into(target, kept)
+            else:
+                _add_into(target, kept)
+    drives[row, 3] = 1
+    drives[row, 4] = source_version
+    drives[row, 5] = weights_version
+    return reused
+
+
+@numba.njit(**_JIT)
+def _feedback(assign, weights, source, target, scratch):  # pragma: no cover - compiled
+    """Add (``assign``: write) the transposed product of a projection's feedback into its target."""
+    if assign:
+        _product_into(weights, source, target, True)
+    else:
+        _product_into(weights, source, scratch, True)
+        _add_into(target, scratch)
