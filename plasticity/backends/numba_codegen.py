@@ -30,7 +30,8 @@ here is only how:
   (row, trial, column) into a float64 row total, or, for increments that are sums of separable terms
   ``scalar * f(post) * g(pre) * w**k`` (``k`` 0 or 1), as row/column scalings and the
   BLAS product of two factor matrices (post x trials, trials x pre) added to ``w`` in
-  blocks of rows (see :func:`separable_terms`);
+  blocks of rows by :func:`~plasticity.backends.numba_kernels._add_product` (see
+  :func:`separable_terms`);
 * a population kernel can also run the equations of several stages in one loop: the
   compiled step programs of :mod:`plasticity.backends.numba_program` fuse stages so.
 """
@@ -302,7 +303,7 @@ def tanh32(x):
 def generate(network: Network, trials: int, dtype: str) -> NetworkSource:
     """Source text of every kernel of ``network`` for ``trials`` trials in ``dtype``."""
     scalar = f"np.{dtype}"
-    header = ["import numba", "import numpy as np", "", "", _TANH32, ""]
+    header = ["import numba", "import numpy as np", "", "from plasticity.backends.numba_kernels import _add_product", "", "", _TANH32, ""]
     pieces = []
     units: dict[tuple[str, str], KernelSpec] = {}
     for name, population in network.populations.items():
@@ -666,15 +667,10 @@ class _PlasticityWriter:
                     lines.indent()(f"{right}[{k}, t, j] = {self.term(1.0, pre)}")
                     lines.dedent()
             lines.dedent()
-            lines(f"alpha = {self.scalar}({step!r} / trials)")
-            lines(f"factors = {left}.reshape(npost, {terms} * trials)")
-            lines(f"for i0 in range(0, npost, {product}.shape[0]):  # blocks of rows: the product needs no W-sized buffer")
-            lines.indent()(f"i1 = min(i0 + {product}.shape[0], npost)")
-            lines(f"block = {product}[: i1 - i0]")
-            lines(f"np.dot(factors[i0:i1], {right}.reshape({terms} * trials, npre), block)")
-            lines(f"rows = {weights}[i0:i1]")
-            self.every_synapse("rows[k] += alpha * block[k]", "rows", "block")
-            lines.dedent()
+            lines(
+                f"_add_product({weights}, {self.scalar}({step!r} / trials), {left}.reshape(npost, {terms} * trials), "
+                f"{right}.reshape({terms} * trials, npre), {product})"
+            )
         if self.projection.mask is not None:
             self.every_synapse(f"{weights}[k] *= {self.array_mask()}[k]", weights, self.array_mask())
 

@@ -157,3 +157,19 @@ def _feedback(assign, weights, source, target, scratch):  # pragma: no cover - c
     else:
         _product_into(weights, source, scratch, True)
         _add_into(target, scratch)
+
+
+@numba.njit(**_JIT)
+def _add_product(weights, alpha, factors, right, buffer):  # pragma: no cover - compiled
+    """``weights += alpha * factors @ right`` (post x terms, terms x pre), the product computed into
+    ``buffer`` in blocks of its rows, so that no buffer the size of the weights is needed. Shared by
+    every separable update (compiled once per dtype)."""
+    npost = weights.shape[0]
+    rows = buffer.shape[0]
+    for i0 in range(0, npost, rows):
+        i1 = min(i0 + rows, npost)
+        block = buffer[: i1 - i0]
+        np.dot(factors[i0:i1], right, block)
+        target, values = weights[i0:i1].reshape(-1), block.reshape(-1)
+        for k in range(target.size):
+            target[k] += alpha * values[k]
