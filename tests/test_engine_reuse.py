@@ -108,7 +108,7 @@ def test_step_program_compiled_after_enough_steps(monkeypatch):
     from plasticity.backends import numba_backend
 
     monkeypatch.setattr(numba_backend, "COMPILE_AFTER_STEPS", 10)
-    simulation = pl.Simulation(layered_network(True), trials=2, backend="numba", seed=0)
+    simulation = pl.Simulation(layered_network(True), trials=3, backend="numba", seed=0)
     simulation.advance(4, plastic=False)
     simulation.advance(5, plastic=False, inputs={"inp.x": np.ones(6)})  # runs with inputs do not count
     simulation.advance(4, plastic=True)
@@ -118,8 +118,7 @@ def test_step_program_compiled_after_enough_steps(monkeypatch):
     assert simulation.engine.compiled_steps == 5
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("shared,dtype", [(True, "float32"), (False, "float64")])  # a program compiles in seconds
 def test_compiled_runs_equal_step_by_step(shared, dtype, compile_at_once):
     """A numba run without inputs or recording is one compiled call. It leaves the state, write
     counts and drive reuse that the same steps taken one by one leave: exactly with shared
@@ -145,7 +144,7 @@ def test_compiled_runs_equal_step_by_step(shared, dtype, compile_at_once):
 
 
 def test_compiled_runs_only_without_inputs_or_recording(compile_at_once):
-    simulation = pl.Simulation(layered_network(True), trials=2, backend="numba", seed=0)
+    simulation = pl.Simulation(layered_network(True), trials=3, backend="numba", seed=0)
     engine = simulation.engine
     simulation.advance(2, plastic=False, inputs={"inp.x": np.ones(6)})
     simulation.run(2, plastic=False, record={"out.y": 1})
@@ -159,8 +158,7 @@ def test_compiled_runs_only_without_inputs_or_recording(compile_at_once):
     assert simulation.steps_done == 12 + 2 * COMPILED_CHUNK
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("mode", ["pc", "fpa", "zil"])
+@pytest.mark.parametrize("mode,dtype", [("pc", "float32"), ("zil", "float32"), ("fpa", "float64")])
 def test_compiled_program_fuses_stages(mode, dtype, compile_at_once):
     """In predictive coding each layer's errors and values stages run as one pass, joined by the next
     step's rates where no product or rule reads the rates in between; inside a step the rates stay
