@@ -243,11 +243,15 @@ class Simulation:
         start, clock = now_iso(), _time.perf_counter()
         compiled = getattr(self.engine, "run_compiled", None)  # optional: a run without inputs or recording in one call
         if not readers and not record and compiled is not None:
-            while steps and compiled(self.steps_done, min(steps, COMPILED_CHUNK), plastic_set):
-                done = min(steps, COMPILED_CHUNK)
-                self.steps_done += done
-                steps -= done
-        self._step_by_step(steps, readers, record, buffers, plastic_set)  # what the engine did not compile
+            while steps:  # in chunks; a chunk the engine does not compile goes step by step
+                chunk = min(steps, COMPILED_CHUNK)
+                if compiled(self.steps_done, chunk, plastic_set):
+                    self.steps_done += chunk
+                else:
+                    self._step_by_step(chunk, readers, record, buffers, plastic_set)
+                steps -= chunk
+        else:
+            self._step_by_step(steps, readers, record, buffers, plastic_set)
         bad = self.engine.nonfinite(self.shapes)  # in place: copying every weight per short phase costs more than the phase
         if bad is not None:
             self._check_finite(bad, self.engine.get(bad), self.steps_done)

@@ -118,6 +118,17 @@ def test_step_program_compiled_after_enough_steps(monkeypatch):
     assert simulation.engine.compiled_steps == 5
 
 
+def test_long_run_compiled_once_enough_of_it_ran(monkeypatch):
+    """A long run goes in chunks: the first step by step, compiled from the chunk that reaches the threshold."""
+    from plasticity.backends import numba_backend
+
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_STEPS", 2 * COMPILED_CHUNK)
+    simulation = pl.Simulation(layered_network(True), trials=3, backend="numba", seed=0)
+    simulation.advance(3 * COMPILED_CHUNK + 7, plastic=False)
+    assert simulation.engine.compiled_steps == 2 * COMPILED_CHUNK + 7
+    assert simulation.steps_done == 3 * COMPILED_CHUNK + 7
+
+
 @pytest.mark.parametrize("shared,dtype", [(True, "float32"), (False, "float64")])  # a program compiles in seconds
 def test_compiled_runs_equal_step_by_step(shared, dtype, compile_at_once):
     """A numba run without inputs or recording is one compiled call. It leaves the state, write
