@@ -13,12 +13,14 @@ Training samples per second on sizes [784, 256, 256, 10], tanh, batch 128, rando
 3. ``hand-written``: the same pc training written by hand as one numba function per batch (the
    input's drive once, each inference step two BLAS products per layer pair and one fused pass
    per layer for errors, values, rates and slopes, the update as three products), with the same
-   BLAS and tanh; checked to give the engine's weights after a batch. The engine's ratio to it
-   says what the engine's generality costs.
+   BLAS and tanh; checked to give the engine's weights after a batch, and timed in the same
+   alternating rounds as the engine. The engine's ratio to it says what its generality costs.
 
-Also reported: the engine's share, the seconds inside ``engine.step`` (and numba's compiled runs) against the whole
-training step (the rest is Simulation bookkeeping: finiteness checks over all state after each
-phase, setting clamps). Every figure is the best of several repeats (other programs share the
+Also reported: the engine's share, the seconds inside ``engine.step`` and numba's compiled runs
+against the whole training step (the rest is Simulation and model bookkeeping: finiteness
+checks, setting clamps and switches). The matrix products of a batch timed alone give the
+floor any implementation with this BLAS has. numba engines compile their step program at once
+here (``COMPILE_AFTER_STEPS = 0``), to measure the steady state. Every figure is the best of several repeats (other programs share the
 cores). Target from the issue: pc at T = 20 >= 20,000 samples/s on the default backend of a
 2-core machine.
 
