@@ -169,6 +169,35 @@ def test_compiled_runs_only_without_inputs_or_recording(compile_at_once):
     assert simulation.steps_done == 12 + 2 * COMPILED_CHUNK
 
 
+@pytest.mark.parametrize("case", ["feedback per trial", "population reductions", "masked shared bcm"])
+def test_compiled_programs_agree_with_numpy(case, compile_at_once):
+    """Compiled programs on a network with feedback through weights per trial, one with population
+    reductions and time, and masked shared weights with a rule that owns a variable: after runs
+    without inputs, with and without learning, the state is the numpy reference's."""
+    from test_numba_backend import MASK, feedback_network, population_network, rule_network
+
+    from plasticity.rules import get_rule
+
+    make = {
+        "feedback per trial": feedback_network,
+        "population reductions": population_network,
+        "masked shared bcm": lambda: rule_network(get_rule("bcm"), shared=True, mask=MASK),
+    }[case]
+    states = {}
+    for backend in ("numpy", "numba"):
+        network, keys = make()
+        simulation = pl.Simulation(network, trials=3, backend=backend, seed=2, dtype="float64")
+        rng = np.random.default_rng(5)
+        for key in keys:
+            simulation.set(key, rng.normal(size=simulation.shapes[key]))
+        simulation.advance(6, plastic=False)
+        simulation.advance(5, plastic=True)
+        states[backend] = {key: simulation.get(key) for key in simulation.shapes}
+    assert simulation.engine.compiled_steps == 11
+    for key, expected in states["numpy"].items():
+        np.testing.assert_allclose(states["numba"][key], expected, rtol=1e-10, atol=1e-12, err_msg=key)
+
+
 @pytest.mark.parametrize("mode,dtype", [("pc", "float32"), ("zil", "float32"), ("fpa", "float64")])
 def test_compiled_program_fuses_stages(mode, dtype, compile_at_once):
     """In predictive coding each layer's errors and values stages run as one pass, joined by the next
