@@ -101,32 +101,27 @@ def compile_at_once(monkeypatch):
     """numba engines compile their step program at the first run that can use it."""
     from plasticity.backends import numba_backend
 
-    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_STEPS", 0)
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0)
 
 
-def test_step_program_compiled_after_enough_steps(monkeypatch):
+def test_step_program_compiled_after_enough_time_stepping(monkeypatch):
+    """An engine compiles once it has spent COMPILE_AFTER_SECONDS in steps taken one by one; a long
+    run goes in chunks, step by step until then, compiled from the next chunk on."""
     from plasticity.backends import numba_backend
 
-    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_STEPS", 10)
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", float("inf"))
     simulation = pl.Simulation(layered_network(True), trials=3, backend="numba", seed=0)
-    simulation.advance(4, plastic=False)
-    simulation.advance(5, plastic=False, inputs={"inp.x": np.ones(6)})  # runs with inputs do not count
-    simulation.advance(4, plastic=True)
-    assert simulation.engine.compiled_steps == 0
-    simulation.advance(2, plastic=False)  # the 10th step without inputs: compiled from this run on
-    simulation.advance(3, plastic=False)
-    assert simulation.engine.compiled_steps == 5
-
-
-def test_long_run_compiled_once_enough_of_it_ran(monkeypatch):
-    """A long run goes in chunks: the first step by step, compiled from the chunk that reaches the threshold."""
-    from plasticity.backends import numba_backend
-
-    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_STEPS", 2 * COMPILED_CHUNK)
-    simulation = pl.Simulation(layered_network(True), trials=3, backend="numba", seed=0)
-    simulation.advance(3 * COMPILED_CHUNK + 7, plastic=False)
-    assert simulation.engine.compiled_steps == 2 * COMPILED_CHUNK + 7
-    assert simulation.steps_done == 3 * COMPILED_CHUNK + 7
+    engine = simulation.engine
+    simulation.advance(COMPILED_CHUNK + 4, plastic=False)
+    simulation.advance(5, plastic=True, inputs={"inp.x": np.ones(6)})
+    assert engine.compiled_steps == 0 and engine.stepped_seconds > 0
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0)
+    simulation.advance(3, plastic=False, inputs={"inp.x": np.ones(6)})  # with inputs: never compiled
+    assert engine.compiled_steps == 0
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", engine.stepped_seconds + 1e-9)
+    simulation.advance(3 * COMPILED_CHUNK + 7, plastic=True)  # its first chunk crosses the threshold
+    assert engine.compiled_steps == 2 * COMPILED_CHUNK + 7
+    assert simulation.steps_done == 4 * COMPILED_CHUNK + 19
 
 
 @pytest.mark.parametrize("shared,dtype", [(True, "float32"), (False, "float64")])  # a program compiles in seconds

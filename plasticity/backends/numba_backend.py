@@ -34,7 +34,7 @@ product into a summed input after its reset assigns instead of adding to zeros.
 last found finite.
 
 Compiled runs. A run without inputs or recording goes through :meth:`NumbaEngine.run_compiled`:
-once the engine has taken :data:`COMPILE_AFTER_STEPS` such steps, the step program generated as
+once the engine has spent :data:`COMPILE_AFTER_SECONDS` stepping, the step program generated as
 one numba function (:mod:`~plasticity.backends.numba_program`), looped over the steps, with
 the same write counts and drive reuse, so no stage is dispatched from Python
 (:attr:`NumbaEngine.compiled_steps` counts the steps run so).
@@ -50,6 +50,7 @@ they bring (``benchmarks/results/pc.md``).
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterable, Mapping
 
 import numba
@@ -62,13 +63,15 @@ from plasticity.backends.numba_program import DRIVE_FIELDS, StepProgram, step_pr
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network
 
-__all__ = ["COMPILE_AFTER_STEPS", "build", "NumbaEngine", "fusion_mode"]
+__all__ = ["COMPILE_AFTER_SECONDS", "build", "NumbaEngine", "fusion_mode"]
 
 _RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
-#: Steps without inputs or recording an engine takes one by one before it compiles its step
-#: program: compiling takes seconds per network (once; the machine code is cached on disk) and
-#: saves tens of microseconds per step, so short runs do not wait for it.
-COMPILE_AFTER_STEPS = 1000
+#: Seconds an engine spends in steps taken one by one before it compiles its step program for
+#: runs without inputs or recording. Compiling takes about this long per network (once; the
+#: machine code is cached on disk) and then saves 15-50% of such a run, so a workload that has
+#: already run this long is likely to repay it, and a short one never waits for it (compiling
+#: when the time spent equals the price caps the total at twice the better choice made in hindsight).
+COMPILE_AFTER_SECONDS = 10.0
 
 
 def _fortran(matrix: np.ndarray) -> tuple[np.ndarray, int]:
@@ -196,7 +199,7 @@ class NumbaEngine:
         self.fused_steps = 0
         self.cached_drives = 0
         self.compiled_steps = 0
-        self._compilable_steps = 0
+        self.stepped_seconds = 0.0  # in step(), towards COMPILE_AFTER_SECONDS
         self.provenance = {
             "numba_version": numba.__version__,
             "numba_kernels": self.module.__file__.rsplit("/", 1)[-1],
@@ -287,6 +290,7 @@ class NumbaEngine:
         ``next_inputs`` are the inputs of the following step of the same run, or ``None``;
         they let the plasticity pass precompute the next drive.
         """
+        start = time.perf_counter()
         arrays, version = self.arrays, self._version
         for key, value in inputs.items():
             arrays[key][...] = value
@@ -308,6 +312,7 @@ class NumbaEngine:
                 continue
             for key in writes:
                 version[key] += 1
+        self.stepped_seconds += time.perf_counter() - start
 
     def run_compiled(self, first_step: int, steps: int, plastic: frozenset[str]) -> bool:
         """Run ``steps`` steps without inputs as one compiled call (:mod:`~plasticity.backends.numba_program`),
@@ -315,13 +320,12 @@ class NumbaEngine:
 
         Returns False, having done nothing, when the run takes the step-by-step path: a drive
         precomputed by a fused plasticity pass is pending, or the program is not compiled yet and
-        fewer than :data:`COMPILE_AFTER_STEPS` steps could have used it, counting this run.
+        the engine has spent less than :data:`COMPILE_AFTER_SECONDS` in :meth:`step`.
         """
         if steps < 1 or self._ready:
             return False
         if self._compiled is False:
-            self._compilable_steps += steps
-            if self._compilable_steps < COMPILE_AFTER_STEPS:
+            if self.stepped_seconds < COMPILE_AFTER_SECONDS:
                 return False
             self._compiled = step_program(self, _RESET, _UNITS, _DRIVE, _FEEDBACK)
         program = self._compiled

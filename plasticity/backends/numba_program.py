@@ -18,9 +18,9 @@ its next drive inside its update (the step-by-step path may), so drives are summ
 another order (equal to rounding).
 
 The source is written to the kernel cache beside the network's kernels (``<cache>/k<hash>.py``)
-and compiled with ``cache=True``: a second process loads the machine code. Compiling takes a few
-seconds per network, so an engine compiles its program only once it has taken
-:data:`~plasticity.backends.numba_backend.COMPILE_AFTER_STEPS` steps that could use it.
+and compiled with ``cache=True``: a second process loads the machine code. Compiling takes
+seconds per network, so an engine compiles its program only once it has spent
+:data:`~plasticity.backends.numba_backend.COMPILE_AFTER_SECONDS` stepping.
 """
 
 from __future__ import annotations
