@@ -60,7 +60,6 @@ def _all_finite(values):  # pragma: no cover - compiled
     return acc == 0
 
 
-
 @numba.njit(**_JIT)
 def _copy_into(target, value):  # pragma: no cover - compiled
     flat, source = target.reshape(-1), value.reshape(-1)
@@ -113,7 +112,7 @@ def _product_into_overload(weights, source, out, transposed):
 @numba.njit(**_JIT)
 def _drive(drives, row, source_version, weights_version, assign, source, weights, target, kept):  # pragma: no cover - compiled
     """The engine's ``_drive`` (see its docstring) for the projection in row ``row`` of the drive
-    table (:data:`DRIVE_FIELDS`): reuse the product while its inputs are unwritten, compute straight
+    table (:data:`~plasticity.backends.numba_program.DRIVE_FIELDS`): reuse the product while its inputs are unwritten, compute straight
     into the target when the source changes every step. Returns 1 when the product was reused."""
     reused = 0
     if drives[row, 0] == 1 and drives[row, 1] == source_version and drives[row, 2] == weights_version:
