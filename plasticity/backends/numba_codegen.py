@@ -615,10 +615,10 @@ class _PlasticityWriter:
         return " * ".join([scalar, *(self.emitter.emit(f, self.name_lookup) for f in factors if not _pure(f))])
 
     def separable_update(self, equation: Equation, update: SeparableUpdate) -> None:
-        """``w_new = w * (base + rows[i] + columns[j]) + (step / trials) * L^T R`` (see
+        """``w_new = w * (base + rows[i] + columns[j]) + (step / trials) * L R`` (see
         :class:`SeparableUpdate`): the scales as trial means in float64, the outer terms as
-        factor matrices ``L`` (terms x trials, post) and ``R`` (terms x trials, pre) in the state's
-        dtype, multiplied by one BLAS call; then the mask."""
+        factor matrices ``L`` (post, terms x trials) and ``R`` (terms x trials, pre) in the state's
+        dtype, multiplied by BLAS in blocks of rows; then the mask."""
         lines = self.lines
         step = 1.0 if update.sign == 0 else float(update.sign)
         base = 1.0 if update.sign else 0.0
@@ -671,17 +671,11 @@ class _PlasticityWriter:
                 f"_add_product({weights}, {self.scalar}({step!r} / trials), {left}.reshape(npost, {terms} * trials), "
                 f"{right}.reshape({terms} * trials, npre), {product})"
             )
-        if self.projection.mask is not None:
-            self.every_synapse(f"{weights}[k] *= {self.array_mask()}[k]", weights, self.array_mask())
-
-    def every_synapse(self, statement: str, *matrices: str) -> None:
-        """``statement`` for every synapse ``k`` of the shared weights, over flat views of ``matrices``
-        (C-ordered, post x pre; a flat loop vectorises where a loop over rows and columns did not)."""
-        for matrix in matrices:
-            self.lines(f"{matrix}_flat = {matrix}.reshape(-1)")
-        self.lines(f"for k in range({matrices[0]}_flat.size):")
-        self.lines.indent()(statement.replace("[k]", "_flat[k]"))
-        self.lines.dedent()
+        if self.projection.mask is not None:  # a flat loop: it vectorises where one over (i, j) did not
+            lines(f"flat, kept = {weights}.reshape(-1), {self.array_mask()}.reshape(-1)")
+            lines("for k in range(flat.size):")
+            lines.indent()("flat[k] *= kept[k]")
+            lines.dedent()
 
     # reductions ------------------------------------------------------------------------
     def classify(self, reduce: Reduce) -> str:
