@@ -327,7 +327,7 @@ class NumbaEngine:
         if self._compiled is False:
             if self.stepped_seconds < COMPILE_AFTER_SECONDS:
                 return False
-            self._compiled = step_program(self, _RESET, _UNITS, _DRIVE, _FEEDBACK)
+            self._compiled = step_program(self)
         program = self._compiled
         if program is None:
             return False

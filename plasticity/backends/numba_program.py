@@ -65,16 +65,17 @@ class StepProgram:
 
 
 class _Arguments:
-    """Names for the arrays a program reads and writes, each passed once."""
+    """Names (``prefix`` and a number) for the arrays a program is passed, each passed once."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
         self.arrays: list[np.ndarray] = []
         self._names: dict[int, str] = {}
 
     def __call__(self, array: np.ndarray) -> str:
         name = self._names.get(id(array))
         if name is None:
-            name = self._names[id(array)] = f"a{len(self.arrays)}"
+            name = self._names[id(array)] = f"{self.prefix}{len(self.arrays)}"
             self.arrays.append(array)
         return name
 
@@ -86,7 +87,7 @@ class _Operation:
     ``stages`` are the population stages a unit operation runs, in order (several once fused).
     """
 
-    code: int
+    kind: str  # of the network's program: "reset", "units", "drive", "feedback" or "plasticity"
     payload: Any
     writes: tuple[str, ...]
     reads: frozenset[str]
@@ -99,34 +100,34 @@ class _Operation:
         return bool(written & (later.reads | later_written) or self.reads & later_written)
 
 
-def _operations(engine: Any, units: int, drive: int, feedback: int) -> list[_Operation]:
+def _operations(engine: Any) -> list[_Operation]:
     """The engine's plan with read sets: unit variables named in the equations, a product's source,
     weights (and target when it accumulates), a rule's unit reads and its projection's variables."""
     network = engine.network
     found = []
-    for operation, (code, payload, writes) in zip(network.program, engine._plan, strict=True):
-        reads: set[str] = set()
-        if code == units:
+    for operation, (_, payload, writes) in zip(network.program, engine._plan, strict=True):
+        kind, reads = operation.kind, set()
+        if kind == "units":
             population = operation.population
             for equation in network.populations[population].stages[operation.stage]:
                 reads.update(f"{population}.{node.var}" for node in walk(equation.expr) if isinstance(node, Name) and node.kind == "unit")
                 if equation.op != "=":
                     reads.add(f"{population}.{equation.var}")
-            found.append(_Operation(code, payload, writes, frozenset(reads), population, (operation.stage,)))
+            found.append(_Operation(kind, payload, writes, frozenset(reads), population, (operation.stage,)))
             continue
-        if code in (drive, feedback):
+        if kind in ("drive", "feedback"):
             name, assign = payload
             projection = network.projections[name]
             reads.add(f"{name}.w")
-            reads.add(f"{projection.pre.name}.{projection.source}" if code == drive else f"{projection.post.name}.{projection.feedback[0]}")
+            reads.add(f"{projection.pre.name}.{projection.source}" if kind == "drive" else f"{projection.post.name}.{projection.feedback[0]}")
             if not assign:
                 reads.update(writes)
-        elif operation.kind == "plasticity":
+        elif kind == "plasticity":
             projection = network.projections[payload]
             reads.update(key for key in engine.arrays if key.split(".", 1)[0] == payload)
             for side, population in (("pre", projection.pre), ("post", projection.post)):
                 reads.update(f"{population.name}.{var}" for var in projection.rule.unit_reads(side))
-        found.append(_Operation(code, payload, writes, frozenset(reads)))
+        found.append(_Operation(kind, payload, writes, frozenset(reads)))
     return found
 
 
@@ -162,7 +163,7 @@ def fuse_stages(operations: list[_Operation]) -> list[_Operation]:
             if before.intersection(after):
                 continue
             merged = _Operation(
-                first.code, first.payload, tuple(dict.fromkeys(first.writes + second.writes)), first.reads | second.reads,
+                first.kind, first.payload, tuple(dict.fromkeys(first.writes + second.writes)), first.reads | second.reads,
                 first.population, first.stages + second.stages,
             )
             operations[position : later + 1] = (
@@ -208,8 +209,8 @@ class _ProgramWriter:
         self.index = {key: position for position, key in enumerate(self.keys)}
         self.projections = list(engine._contribution)
         self.row = {name: position for position, name in enumerate(self.projections)}
-        self.arguments = _Arguments()
-        self.params: list[np.ndarray] = []
+        self.arguments = _Arguments("a")
+        self.params = _Arguments("p")  # parameter vectors of the kernels
         self.kernels: set[str] = {"tanh32"}  # the network's generated functions the program calls
         self.fused: dict[tuple[str, tuple[str, ...]], str] = {}  # (population, stages) -> fused kernel
         self.fused_text: list[str] = []
@@ -238,37 +239,35 @@ class _ProgramWriter:
                     self.engine.trials, f"np.{self.engine.dtype.name}",
                 )
                 self.fused_text.append(text)
-        self.params.append(values)
-        self.body(f"{name}(t, dt, p{len(self.params) - 1}, {', '.join(self.arguments(a) for a in state)})")
+        self.body(f"{name}(t, dt, {self.params(values)}, {', '.join(self.arguments(a) for a in state)})")
         self.versions(writes or operation.writes)
 
 
-def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int) -> StepProgram | None:
+def step_program(engine: Any) -> StepProgram | None:
     """The compiled step program of ``engine`` (a :class:`~plasticity.backends.numba_backend.NumbaEngine`,
-    whose plan, arrays and drive caches it reads); the operation codes are the engine's plan codes
-    (any other is plasticity). Unit stages are fused where :func:`fuse_stages` can, and across
+    whose plan, arrays and drive caches it reads). Unit stages are fused where :func:`fuse_stages` can, and across
     steps where :func:`_cross_step` can.
 
     ``None`` when the step has nothing to run.
     """
     writer = _ProgramWriter(engine)
     body, arguments, index, row = writer.body, writer.arguments, writer.index, writer.row
-    operations = fuse_stages(_operations(engine, units, drive, feedback))
+    operations = fuse_stages(_operations(engine))
     cross = _cross_step(operations, engine.network)
     firsts = {first: last for first, last in cross.values()}
     lasts = {last: first for first, last in cross.values()}
     for position, operation in enumerate(operations):
-        code, payload, writes = operation.code, operation.payload, operation.writes
-        if code == reset:
+        kind, payload, writes = operation.kind, operation.payload, operation.writes
+        if kind == "reset":
             for array in payload:
                 body(f"_fill_zero({arguments(array)})")
-        elif code == units and position in firsts:  # later steps ran it at the end of the step before
+        elif kind == "units" and position in firsts:  # later steps ran it at the end of the step before
             body("if s == 0:")
             body.indent()
             writer.units(operation)
             body.dedent()
             continue
-        elif code == units and position in lasts:
+        elif kind == "units" and position in lasts:
             following = operations[lasts[position]]
             body("if s + 1 < steps:  # and the first stage of the next step")
             body.indent()
@@ -279,21 +278,20 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
             writer.units(operation)
             body.dedent()
             continue
-        elif code == units:
+        elif kind == "units":
             writer.units(operation)
             continue
-        elif code == drive:
+        elif kind == "drive":
             _emit_drive(body, engine, *payload, row, index, arguments)
-        elif code == feedback:
+        elif kind == "feedback":
             _emit_feedback(body, engine, *payload, arguments)
         else:
             kernel, (values, *sizes), (xn, next_drive), state = engine._plasticity[payload]
             name = kernel.py_func.__name__
             writer.kernels.add(name)
-            writer.params.append(values)
             body(f"if learn[{row[payload]}]:  # {payload}")
             body.indent()
-            passed = [f"p{len(writer.params) - 1}", *map(str, sizes), "False", arguments(xn), arguments(next_drive), *map(arguments, state)]
+            passed = [writer.params(values), *map(str, sizes), "False", arguments(xn), arguments(next_drive), *map(arguments, state)]
             body(f"{name}(t, dt, {', '.join(passed)})")
             writer.versions(writes)
             body.dedent()
@@ -320,7 +318,7 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
         lines("")
     lines("@numba.njit(cache=True, nogil=True, error_model='numpy')")
     signature = ["first", "steps", "dt", "learn", "versions", "drives"]
-    signature += [f"p{k}" for k in range(len(writer.params))] + [f"a{k}" for k in range(len(arguments.arrays))]
+    signature += [f"p{k}" for k in range(len(writer.params.arrays))] + [f"a{k}" for k in range(len(arguments.arrays))]
     lines(f"def run({', '.join(signature)}):")
     lines.indent()
     lines("reused = 0")
@@ -333,7 +331,7 @@ def step_program(engine: Any, reset: int, units: int, drive: int, feedback: int)
     )
     text = lines.text() + body.text() + "    finite = True\n" + checks + "    return reused, finite\n"
     module = load_module(text)
-    return StepProgram(module.run, writer.keys, writer.projections, writer.params, arguments.arrays, list(writer.fused), written)
+    return StepProgram(module.run, writer.keys, writer.projections, writer.params.arrays, arguments.arrays, list(writer.fused), written)
 
 
 def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, row: dict, index: dict, arguments: _Arguments) -> None:
