@@ -277,7 +277,9 @@ class PredictiveCodingModel:
         return total
 
     def _pad(self, values: np.ndarray, n: int, what: str) -> np.ndarray:
-        values = np.asarray(values, dtype=np.float64)
+        values = np.asarray(values)
+        if values.dtype not in (np.float32, np.float64):  # float data is set as it is, without a float64 copy
+            values = values.astype(np.float64)
         if values.ndim != 2 or values.shape[1] != n:
             raise ConfigError(f"{what} must have shape (examples, {n}), got {values.shape}")
         if len(values) > self.batch:
@@ -296,7 +298,13 @@ class PredictiveCodingModel:
 
         After the sweep every hidden value equals its prediction, so hidden errors are zero.
         """
-        rows = len(data)
+        rows = self._clamp(data, target)
+        self.sim.advance(self.depth, plastic=False)
+        self._end_sweep()
+        return self.sim.get(f"{self.top}.mu")[:rows]
+
+    def _clamp(self, data: np.ndarray, target: np.ndarray | None) -> int:
+        """Clamp ``data`` (and ``target``) and switch the layers above to follow their predictions; the rows of data."""
         self._clamped = (data, target)
         clamp = self._pad(data, self.sizes[0], "data")
         self.sim.set("layer0.x", clamp)
@@ -312,10 +320,11 @@ class PredictiveCodingModel:
             self.sim.set(f"{self.top}.ff", 0.0)
         else:
             self.sim.set(f"{self.top}.ff", 1.0)
-        self.sim.advance(self.depth, plastic=False)
+        return len(data)
+
+    def _end_sweep(self) -> None:
         self._switch(self.hidden, "ff", 0.0)
         self.sim.set(f"{self.top}.ff", 0.0)
-        return self.sim.get(f"{self.top}.mu")[:rows]
 
     def infer(self, steps: int, *, record: bool = False) -> np.ndarray | None:
         """``steps`` inference steps without learning.
@@ -324,18 +333,36 @@ class PredictiveCodingModel:
         infinite value stops with a :class:`~plasticity.errors.DivergenceError` naming the first
         inference step (1-based) and layer where it appeared.
         """
-        if self.mode == "fpa":
-            self._switch(self.hidden, "hold", 1.0)
+        return self._relax(steps, record, swept=True)[0]
+
+    def _relax(self, steps: int, record: bool, swept: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``steps`` inference steps after a sweep (``swept``) or a sweep one step short of one: the
+        energy per trial before each step (with ``record``) and, in the second case, the top's
+        prediction (all trials), read after the first step.
+
+        The last step of a sweep computes what the first inference step computes from the same state,
+        except the values (which it leaves at their predictions): so a sweep of ``depth - 1`` steps,
+        whose first inference step computes the prediction too, leaves every state the same and saves
+        a step (with ``fpa`` that step also computes the rates it then holds).
+        """
         keys = [f"layer{index}.e" for index in range(1, self.depth + 1)]
+        phases = [steps] if swept else [1, steps - 1]
+        energies, prediction = [], None
         try:
-            if not record:
-                self.sim.advance(steps, plastic=False)
-                return None
-            dataset = self.sim.run(steps, plastic=False, record=dict.fromkeys(keys, 1))
+            for phase, count in enumerate(phases):
+                if self.mode == "fpa":
+                    self._switch(self.hidden, "hold", 0.0 if phase == 0 and not swept else 1.0)
+                if record:
+                    dataset = self.sim.run(count, plastic=False, record=dict.fromkeys(keys, 1))
+                    energies.append(sum(0.5 * (dataset[key] ** 2).sum(dataset[key].dims[-1]) for key in keys).values)
+                else:
+                    self.sim.advance(count, plastic=False)
+                if phase == 0 and not swept:
+                    prediction = self.sim.get(f"{self.top}.mu")
         except DivergenceError:
             self._locate_divergence(steps)
             raise
-        return sum(0.5 * (dataset[key] ** 2).sum(dataset[key].dims[-1]) for key in keys).values
+        return (np.concatenate(energies) if record else None), prediction
 
     def _locate_divergence(self, steps: int) -> None:
         """Replay the inference step by step from the feedforward sweep and name the first bad step and layer.
@@ -382,12 +409,20 @@ class PredictiveCodingModel:
         """
         if len(data) != self.batch or len(target) != self.batch:
             raise ConfigError(f"a training batch needs exactly {self.batch} examples, got {len(data)}")
-        prediction = self.forward(data, target)
+        _non_negative_count("steps", steps)
         if self.mode in ("zil", "bp"):
+            prediction = self.forward(data, target)
             energy = self.energy()
             self.learn()
             return prediction, energy, None
-        path = self.infer(steps, record=record)
+        if steps:  # a sweep one step short; the first inference step predicts (see _relax)
+            self._clamp(data, target)
+            self.sim.advance(self.depth - 1, plastic=False)
+            self._end_sweep()
+            path, prediction = self._relax(steps, record, swept=False)
+        else:
+            prediction = self.forward(data, target)
+            path = np.zeros((0, self.batch)) if record else None
         self.learn()
         energy = self.energy()  # the errors the update used: the state after the inference
         trajectory = None if path is None else np.append(path.mean(axis=1), energy.mean())

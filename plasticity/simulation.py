@@ -18,6 +18,7 @@ from plasticity.state import initial_state, modulator_keys, state_shapes
 __all__ = ["Simulation", "InputSource", "DTYPES", "HALF_DTYPES"]
 
 DTYPES = ("float32", "float64")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: Weight dtypes of the torch backend (other state float32); recorded as float32.
 HALF_DTYPES = ("bfloat16", "float16")
 
@@ -112,7 +113,13 @@ class Simulation:
     def set(self, key: str, value: Any) -> None:
         """Set state array ``key`` (broadcast to its shape)."""
         self._check_key(key)
-        self.engine.set(key, self._broadcast(key, value))
+        array = value if isinstance(value, np.ndarray) and value.dtype in _FLOATS else np.asarray(value, dtype=np.float64)
+        shape = self.shapes[key]
+        if array.shape != shape:
+            self._check_broadcast(key, array, shape)
+        # the engine broadcasts on assignment: a broadcast view (zero strides) copied in was 5x slower
+        # than a number, and a protocol sets its switches many times per batch
+        self.engine.set(key, array)
 
     def _check_key(self, key: str) -> None:
         if key not in self.shapes:
@@ -120,12 +127,17 @@ class Simulation:
 
     def _broadcast(self, key: str, value: Any) -> np.ndarray:
         array = np.asarray(value, dtype=np.float64)
+        self._check_broadcast(key, array, self.shapes[key])
+        return np.broadcast_to(array, self.shapes[key])
+
+    @staticmethod
+    def _check_broadcast(key: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
         try:
-            return np.broadcast_to(array, self.shapes[key])
+            fits = np.broadcast_shapes(array.shape, shape) == shape
         except ValueError:
-            raise ConfigError(
-                f"value for {key!r} has shape {array.shape}, which does not broadcast to {self.shapes[key]}"
-            ) from None
+            fits = False
+        if not fits:
+            raise ConfigError(f"value for {key!r} has shape {array.shape}, which does not broadcast to {shape}")
 
     # inputs ---------------------------------------------------------------------------------
     def _input_keys(self) -> set[str]:

@@ -277,6 +277,53 @@ def test_bad_input_is_rejected_before_work():
         run(depth=3)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["pc", "fpa"])
+def test_train_batch_equals_sweep_inference_update(mode, backend, compiled, monkeypatch):
+    """train_batch sweeps one step short and reads the prediction after the first inference step
+    (which computes what the sweep's last step would have, values aside): the same prediction,
+    energies, weights and state as forward, infer and learn called one after another."""
+    if compiled:
+        if backend != "numba":
+            pytest.skip("compiled step programs are numba's")
+        from plasticity.backends import numba_backend
+
+        monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0)
+    weights, biases, data, target = _problem(seed=6)
+    merged, separate = (_model(mode, backend, gamma=0.2, lr=0.05) for _ in range(2))
+    for model in (merged, separate):
+        _load(model, weights, biases)
+    for batch in range(2):  # the second batch starts from the first's relaxed state
+        prediction, energy, path = merged.train_batch(data * (batch + 1), target, steps=4, record=True)
+        expected_prediction = separate.forward(data * (batch + 1), target)
+        expected_path = separate.infer(4, record=True)
+        separate.learn()
+        np.testing.assert_allclose(prediction, expected_prediction, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(path[:-1], expected_path.mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(energy, separate.energy(), rtol=1e-12)
+        for key in merged.sim.shapes:
+            np.testing.assert_allclose(merged.sim.get(key), separate.sim.get(key), rtol=1e-12, atol=1e-14, err_msg=key)
+    if compiled:
+        assert merged.sim.engine.compiled_steps > 0
+
+
+def test_divergence_in_training_names_the_inference_step():
+    """train_batch runs its inference in two parts (see the previous test); a divergence is still
+    reported at its step counted from the start of the inference."""
+    weights, biases, data, target = _problem()
+    reference_model, model = (_model("pc", "numpy", gamma=1e3) for _ in range(2))
+    for each in (reference_model, model):
+        _load(each, weights, biases)
+    reference_model.forward(data * 1e3, target)
+    with pytest.raises(DivergenceError) as expected:
+        reference_model.infer(500)
+    with pytest.raises(DivergenceError) as found:
+        model.train_batch(data * 1e3, target, steps=500)
+    assert found.value.step == expected.value.step > 1
+    assert str(found.value) == str(expected.value)
+
+
 def test_divergence_names_step_and_layer():
     weights, biases, data, target = _problem()
     model = _model("pc", "numpy", gamma=1e3)

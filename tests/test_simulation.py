@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import plasticity as pl
-from plasticity.backends import numpy_backend
+from plasticity.backends import available_backends, numpy_backend
 
 
 def oja_network(n=5, k=3, **projection):
@@ -209,3 +209,23 @@ def test_numpy_step_makes_no_temporary_the_size_of_w():
     tracemalloc.stop()
     weight_bytes = n * n * 4
     assert peak < weight_bytes / 4, f"peak {peak} bytes during a step, W is {weight_bytes} bytes"
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_set_broadcasts_numbers_rows_and_arrays_and_names_a_bad_shape(backend):
+    """``set`` hands the engine the value unbroadcast (each backend broadcasts on assignment): a
+    number, a row for every trial, a float32 or integer array, each read back broadcast; a value
+    that does not broadcast to the variable's shape (or would enlarge it) is refused by name."""
+    sim = pl.Simulation(oja_network(), trials=3, backend=backend, dtype="float64")
+    sim.set("inp.x", 2.5)
+    np.testing.assert_array_equal(sim.get("inp.x"), np.full((3, 5), 2.5))
+    sim.set("inp.x", np.arange(5))
+    np.testing.assert_array_equal(sim.get("inp.x"), np.tile(np.arange(5.0), (3, 1)))
+    values = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    sim.set("inp.x", values)
+    np.testing.assert_array_equal(sim.get("inp.x"), values.astype(np.float64))
+    sim.set("ff.w", np.ones((3, 5)))  # one matrix for every trial
+    np.testing.assert_array_equal(sim.get("ff.w"), np.ones((3, 3, 5)))
+    for bad in (np.zeros(4), np.zeros((2, 5)), np.zeros((2, 3, 5))):
+        with pytest.raises(pl.ConfigError, match=rf"value for 'inp.x' has shape \({bad.shape[0]},.*does not broadcast to \(3, 5\)"):
+            sim.set("inp.x", bad)
