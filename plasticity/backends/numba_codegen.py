@@ -342,6 +342,10 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
     body = _Lines()
     body.depth = 2
     pending: list[str] = []  # element statements of consecutive equations: one loop over the units
+    # a unit's variables held in locals across the equations of one loop: each read from its array
+    # once and stored when assigned (reading back what was just stored kept a fused pass from
+    # running as fast as one written by hand)
+    held: set[str] = set()
 
     def flush() -> None:
         if pending:
@@ -351,11 +355,18 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
                 body(line)
             body.dedent()
             pending.clear()
+            held.clear()
+
+    def local(var: str) -> str:
+        if var not in held:
+            held.add(var)
+            pending.append(f"v_{var} = {arrays[var]}[tr, u]")
+        return f"v_{var}"
 
     for number, equation in enumerate(equations):
         names: dict[Node, str] = {}
 
-        def lookup(node: Node, names=names) -> str | None:
+        def lookup(node: Node, names=names, element: bool = False) -> str | None:
             if node in names:
                 return names[node]
             if isinstance(node, Name):
@@ -365,7 +376,7 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
                     return "tt"
                 if node.kind == "dt":
                     return "dtt"
-                return f"{arrays[node.var]}[tr, u]"
+                return local(node.var) if element else f"{arrays[node.var]}[tr, u]"
             return None
 
         reductions = _reductions(equation.expr)
@@ -402,10 +413,12 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
                 body.dedent()
                 body(f"{label}s = {scalar}({label}s)")
                 names[reduce] = f"(np.exp({argument} - {label}m) / {label}s)"
-        value = emitter.emit(equation.expr, lookup)
-        target = f"{arrays[equation.var]}[tr, u]"
         pending.append(f"# {_comment(equation.text)}")
+        value = emitter.emit(equation.expr, lambda node, names=names: lookup(node, names, element=True))
+        target = local(equation.var) if equation.op != "=" else f"v_{equation.var}"
         pending.append(_assign(target, equation.op, value))
+        held.add(equation.var)
+        pending.append(f"{arrays[equation.var]}[tr, u] = v_{equation.var}")
     flush()
     lines = _Lines()
     lines(f"# population {name}, stage {_comment(stage)!r}")
