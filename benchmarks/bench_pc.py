@@ -106,7 +106,8 @@ def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int
     for name, method in original.items():
         setattr(engine, name, method)
     reused = (getattr(engine, "cached_drives", 0) - reused) / (repeats * batches)
-    engine_steps = model.depth + (steps + 1 if mode == "pc" else model.depth)
+    # pc: a sweep one step short (the first inference step completes it), the inference, the update step
+    engine_steps = model.depth + (steps if mode == "pc" else model.depth)
     return {
         "drives_reused_per_batch": reused,
         "samples_per_s": batches * BATCH / best,
@@ -141,6 +142,38 @@ def bench_alternating(sizes, batch: int, steps: int, batches: int, rounds: int) 
     found["compiled_gain"] = best["step_by_step"] / best["compiled"]
     if "hand_written" in best:
         found["compiled_to_hand_written"] = best["hand_written"] / best["compiled"]
+    return found
+
+
+def bench_step_cost(steps: int, batches: int, rounds: int) -> dict:
+    """Where the engine's time goes against the hand-written loop: both run pc batches at T = 1 and
+    T = 1 + 2 * steps in alternating rounds; the difference over 2 * steps is the cost of one
+    inference step, the rest of a T = 1 batch the cost of a batch without its inference steps
+    (clamps, sweep, update, and for the engine the Python around them)."""
+    x, y = _data(batches)
+    model = _model("pc", "numba")
+    hand_written, _ = _hand_written(model)
+    many = 1 + 2 * steps
+    runs = {
+        ("engine", 1): lambda b: model.train_batch(x[b], y[b], 1),
+        ("engine", many): lambda b: model.train_batch(x[b], y[b], many),
+        ("hand_written", 1): lambda b: hand_written(x[b], y[b], 1),
+        ("hand_written", many): lambda b: hand_written(x[b], y[b], many),
+    }
+    for run in runs.values():
+        run(0)
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for key, run in runs.items():
+            start = time.perf_counter()
+            for b in range(batches):
+                run(b)
+            best[key] = min(best[key], (time.perf_counter() - start) / batches)
+    found = {"rounds": rounds}
+    for name in ("engine", "hand_written"):
+        step = (best[(name, many)] - best[(name, 1)]) / (many - 1)
+        found[f"{name}_ms_per_inference_step"] = 1e3 * step
+        found[f"{name}_ms_per_batch_besides_inference"] = 1e3 * (best[(name, 1)] - step)
     return found
 
 
@@ -212,22 +245,30 @@ def _hand_written_kernel(tanh):
     return train_batch
 
 
+_HAND_WRITTEN_WEIGHTS = ("w1", "b1", "w2", "b2", "w3", "b3")
+
+
+def _hand_written(model: PredictiveCodingModel):
+    """``train(data, target, steps)``: the hand-written pc batch on a copy of ``model``'s weights, and
+    those weights (w1, b1, w2, b2, w3, b3), updated in place."""
+    kernel = _hand_written_kernel(model.sim.engine.module.tanh32)
+    weights = [np.ascontiguousarray(model.weights()[name], dtype=np.float32) for name in _HAND_WRITTEN_WEIGHTS]
+    scratch = tuple(np.zeros((BATCH, n), np.float32) for n in [SIZES[1]] * 12 + [SIZES[-1]] * 2)
+    return (lambda data, target, steps: kernel(data, target, *weights, steps, GAMMA, LR, scratch)), weights
+
+
 def _hand_written_run(x: np.ndarray, y: np.ndarray, steps: int):
     """The hand-written pc batch as ``run(b)`` on batch ``b`` of ``x, y``, and the largest weight
     difference to the engine after one batch from the same weights (raises above 1e-5)."""
     model = _model("pc", "numba")
-    kernel = _hand_written_kernel(model.sim.engine.module.tanh32)
-    names = ("w1", "b1", "w2", "b2", "w3", "b3")
-    weights = [np.ascontiguousarray(model.weights()[name], dtype=np.float32) for name in names]
-    hidden = SIZES[1]
-    scratch = tuple(np.zeros((BATCH, n), np.float32) for n in [hidden] * 12 + [SIZES[-1]] * 2)
-    kernel(x[0], y[0], *weights, steps, GAMMA, LR, scratch)
+    train, weights = _hand_written(model)
+    train(x[0], y[0], steps)
     model.train_batch(x[0], y[0], steps)
     engine_weights = model.weights()
-    difference = max(float(np.abs(engine_weights[name] - value).max()) for name, value in zip(names, weights))
+    difference = max(float(np.abs(engine_weights[name] - value).max()) for name, value in zip(_HAND_WRITTEN_WEIGHTS, weights))
     if difference > 1e-5:
         raise AssertionError(f"the hand-written pc batch differs from the engine's by {difference:.2e}")
-    return (lambda b: kernel(x[b], y[b], *weights, steps, GAMMA, LR, scratch)), difference
+    return (lambda b: train(x[b], y[b], steps)), difference
 
 
 @numba.njit
@@ -327,6 +368,9 @@ def main() -> None:
         for sizes, batch in ((SIZES, BATCH), (SMALL_SIZES, SMALL_BATCH)):
             alternating.append(bench_alternating(sizes, batch, args.T, args.batches, 4 * args.repeats))
             print({key: round(value, 3) if isinstance(value, float) else value for key, value in alternating[-1].items()}, flush=True)
+    step_cost = bench_step_cost(args.T, args.batches, 4 * args.repeats) if "numba" in backends else None
+    if step_cost:
+        print({key: round(value, 3) for key, value in step_cost.items()}, flush=True)
     again = bench_torch_autograd(max(args.batches, 20), args.repeats)  # before and after: the best of both
     if again["samples_per_s"] > baseline["samples_per_s"]:
         baseline = again
@@ -348,6 +392,7 @@ def main() -> None:
         "torch_autograd_samples_per_s": baseline["samples_per_s"],
         "pc_matrix_products_only": floor,
         "numba_pc_alternating_rounds": alternating,
+        "numba_pc_step_cost": step_cost,
         "results": rows,
         "target_pc_samples_per_s": 20000,
     }
@@ -384,6 +429,11 @@ def main() -> None:
         "BLAS and tanh; its weights after a batch are within "
         f"{alternating[0]['max_weight_difference_to_engine']:.1e} of the engine's." if alternating else "",
         "",
+        *([f"Per inference step (alternating rounds of T = 1 and T = {1 + 2 * args.T}, best of {step_cost['rounds']}): the engine "
+           f"{step_cost['engine_ms_per_inference_step']:.3f} ms, hand-written {step_cost['hand_written_ms_per_inference_step']:.3f} ms; "
+           f"the rest of a batch (clamps, sweep, update and, for the engine, the Python around them): the engine "
+           f"{step_cost['engine_ms_per_batch_besides_inference']:.2f} ms, hand-written "
+           f"{step_cost['hand_written_ms_per_batch_besides_inference']:.2f} ms.", ""] if step_cost else []),
         f"The matrix products of a pc batch alone (T = {args.T}; layer 1's constant drive once), with the same BLAS: "
         f"{floor['ms_per_batch']:.2f} ms per batch, {floor['samples_per_s']:.0f} samples/s: the ceiling for pc on these threads.",
         "",

@@ -250,6 +250,30 @@ def test_nonfinite_in_place(backend):
         simulation.advance(1)
 
 
+def test_compiled_runs_check_what_they_write(compile_at_once):
+    """A compiled run checks the arrays it wrote for NaN and infinity inside the call: a NaN it
+    computes stops the run by name; weights a run without learning only reads are not checked
+    there (nor marked checked), so a NaN set into them beforehand is still found after the run."""
+    simulation = pl.Simulation(layered_network(True), trials=2, backend="numba", seed=0, dtype="float64")
+    engine = simulation.engine
+    simulation.set("inp.x", 1.0)
+    simulation.advance(3)
+    assert engine.compiled_steps == 3
+    weights = simulation.get("p2.w")
+    weights[1, 2] = np.nan
+    simulation.set("p2.w", weights)
+    with pytest.raises(DivergenceError) as error:
+        simulation.advance(2, plastic=False)
+    assert error.value.variable in ("out.y", "p2.w") and engine.compiled_steps == 5  # the NaN reached out.y
+    assert engine.nonfinite(["p2.w"]) == "p2.w"
+    simulation.set("p2.w", 0.0)
+    simulation.advance(2, plastic=False)
+    simulation.set("hid.v", np.inf)  # tanh(inf) is finite; v's update inf - inf is not
+    with pytest.raises(DivergenceError) as error:
+        simulation.advance(2, plastic=False)
+    assert error.value.variable == "hid.v" and engine.compiled_steps == 9
+
+
 def test_float32_tanh_and_sigmoid_accuracy():
     """The numba backend's float32 tanh (a rational function) stays within 5 ulp of the exact value;
     sigmoid, built on it, agrees with the reference as closely."""

@@ -341,11 +341,13 @@ class NumbaEngine:
                 drives[row, 3:6] = (1, *cache[8])
             drives[row, 6] = cache[9]
         learn = np.array([name in plastic for name in program.projections], dtype=np.int64)
+        before = versions.tolist()
         reused, finite = program.function(first_step, steps, self.dt, learn, versions, drives, *program.params, *program.arrays)
         self.cached_drives += reused
-        self._version.update(zip(program.keys, versions.tolist()))
-        if finite:  # else nonfinite() finds the first bad array by itself
-            self._verified.update((key, self._version[key]) for key in program.written)
+        after = versions.tolist()
+        self._version.update(zip(program.keys, after))
+        if finite:  # the program checked what it wrote; else nonfinite() finds the first bad array by itself
+            self._verified.update((key, new) for key, old, new in zip(program.keys, before, after) if new != old)
         for row, name in enumerate(program.projections):
             cache = self._contribution[name]
             stamped, stamp_source, stamp_weights, seen, seen_source, seen_weights, missed = drives[row].tolist()

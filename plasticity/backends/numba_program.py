@@ -47,8 +47,9 @@ class StepProgram:
 
     ``function(first, steps, dt, learn, versions, drives, *params, *arrays)`` runs ``steps``
     steps (the first at time ``(first + 1) * dt``) and returns the number of drives reused and
-    whether every array of the keys in ``written`` (those the program may write) is finite: one
-    compiled check instead of one call per array after the run.
+    whether every array the run wrote (of the keys in ``written``, those the program may write,
+    the ones whose write count changed) is finite: one compiled check instead of one call per
+    array after the run.
     ``learn`` flags (1 or 0) the projections in ``projections`` whose rules run, ``versions``
     holds the write count of every key in ``keys``, ``drives`` the drive-cache table
     (:data:`DRIVE_FIELDS`) of every projection; both are updated in place. ``fused`` lists the
@@ -322,12 +323,15 @@ def step_program(engine: Any) -> StepProgram | None:
     lines(f"def run({', '.join(signature)}):")
     lines.indent()
     lines("reused = 0")
+    lines("initial = versions.copy()")
     lines("for s in range(steps):")
     lines.indent()
     lines("t = (first + s + 1) * dt")
     written = list(dict.fromkeys(key for operation in operations for key in operation.writes))
-    checks = "".join(
-        f"    if finite:\n        finite = _all_finite({arguments(engine.arrays[key])}.reshape(-1))\n" for key in written
+    checks = "".join(  # only what this run wrote: a run without learning reads the weights but leaves them
+        f"    if finite and versions[{index[key]}] != initial[{index[key]}]:\n"
+        f"        finite = _all_finite({arguments(engine.arrays[key])}.reshape(-1))\n"
+        for key in written
     )
     text = lines.text() + body.text() + "    finite = True\n" + checks + "    return reused, finite\n"
     module = load_module(text)
