@@ -403,6 +403,10 @@ class PredictiveCodingModel:
     def train_batch(self, data: np.ndarray, target: np.ndarray, steps: int, *, record: bool = False):
         """One training step on a batch: sweep, inference (pc, fpa: ``steps`` steps), update.
 
+        In pc and fpa the sweep stops a step short and the first inference step completes it (the
+        state, prediction and update are those of :meth:`forward`, :meth:`infer` and :meth:`learn`
+        called in turn, one engine step fewer; see ``_relax``).
+
         Returns the feedforward prediction (before the update), the energy per trial when the
         weights change and, with ``record`` in pc/fpa mode, the mean energy before each inference
         step and at the update (``steps + 1`` values).
