@@ -131,18 +131,25 @@ def bench_alternating(sizes, batch: int, steps: int, batches: int, rounds: int) 
     found = {"sizes": list(sizes), "batch": batch, "rounds": rounds}
     if list(sizes) == SIZES and batch == BATCH:
         runs["hand_written"], found["max_weight_difference_to_engine"] = _hand_written_run(x, y, steps)
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            for b in range(batches):
-                run(b)
-            best[name] = min(best[name], time.perf_counter() - start)
-    found.update({f"{name}_samples_per_s": batches * batch / seconds for name, seconds in best.items()})
+    best = _alternating_rounds(runs, batches, rounds)
+    found.update({f"{name}_samples_per_s": batch / seconds for name, seconds in best.items()})
     found["compiled_gain"] = best["step_by_step"] / best["compiled"]
     if "hand_written" in best:
         found["compiled_to_hand_written"] = best["hand_written"] / best["compiled"]
     return found
+
+
+def _alternating_rounds(runs: dict, batches: int, rounds: int) -> dict:
+    """Seconds per batch of each ``run(b)``, the best of ``rounds`` rounds in which every run takes
+    its turn over ``batches`` batches (so that all see the same machine)."""
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for key, run in runs.items():
+            start = time.perf_counter()
+            for b in range(batches):
+                run(b)
+            best[key] = min(best[key], (time.perf_counter() - start) / batches)
+    return best
 
 
 def bench_step_cost(steps: int, batches: int, rounds: int) -> dict:
@@ -162,13 +169,7 @@ def bench_step_cost(steps: int, batches: int, rounds: int) -> dict:
     }
     for run in runs.values():
         run(0)
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(rounds):
-        for key, run in runs.items():
-            start = time.perf_counter()
-            for b in range(batches):
-                run(b)
-            best[key] = min(best[key], (time.perf_counter() - start) / batches)
+    best = _alternating_rounds(runs, batches, rounds)
     found = {"rounds": rounds}
     for name in ("engine", "hand_written"):
         step = (best[(name, many)] - best[(name, 1)]) / (many - 1)
