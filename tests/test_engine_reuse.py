@@ -48,6 +48,9 @@ def phases(simulation: pl.Simulation, rng: np.random.Generator) -> list[dict[str
     simulation.set("inp.x", rng.normal(size=(trials, 6)))
     simulation.advance(5, plastic=False)  # inp.x constant: p1 and p3 hit after the first step
     snapshot()
+    simulation.set("hid.I", 123.0)  # a summed input set from outside is made again, though its drive hits
+    simulation.advance(2, plastic=False)
+    snapshot()
     simulation.set("hid.move", 0.0)
     simulation.advance(4, plastic=False)  # hid.fx rewritten by its rates stage: p2 misses
     snapshot()
@@ -76,9 +79,9 @@ def test_cached_drives_match_numpy(backend, shared):
         for key in expected:
             np.testing.assert_allclose(actual[key], expected[key], rtol=1e-12, atol=1e-12, err_msg=f"phase {number}: {key}")
     engine = engines[backend]
-    # 20 steps x 3 drives: p1 and p3 recompute after each set()/new input and when learning
+    # 22 steps x 3 drives: p1 and p3 recompute after each set()/new input and when learning
     # changed their weights; everything else is reused
-    assert 0 < engine.cached_drives < 60
+    assert 0 < engine.cached_drives < 66
 
 
 def test_cached_drive_follows_weight_updates():
@@ -141,12 +144,12 @@ def test_compiled_runs_equal_step_by_step(shared, dtype, compile_at_once):
     for number, (expected, actual) in enumerate(zip(slow_states, fast_states)):
         for key in expected:
             np.testing.assert_allclose(actual[key], expected[key], rtol=tolerance, atol=tolerance, err_msg=f"phase {number}: {key}")
-    # every phase but the one with inputs: 5 + 4 + 3 + 2 + 3 steps
-    assert fast.engine.compiled_steps == 17 and slow.engine.compiled_steps == 0
+    # every phase but the one with inputs: 5 + 2 + 4 + 3 + 2 + 3 steps
+    assert fast.engine.compiled_steps == 19 and slow.engine.compiled_steps == 0
     if shared:
         assert fast.engine.cached_drives == slow.engine.cached_drives > 0
     assert fast.engine._version == slow.engine._version
-    assert fast.steps_done == slow.steps_done == 20
+    assert fast.steps_done == slow.steps_done == 22
 
 
 def test_compiled_runs_only_without_inputs_or_recording(compile_at_once):
@@ -218,6 +221,8 @@ def test_compiled_program_fuses_stages(mode, dtype, compile_at_once):
     for layer in ("layer1", "layer2"):  # the last step of a run ends without the next step's rates
         expected |= {(layer, ("errors", "values")), (layer, ("errors", "values", "rates"))}
     assert set(fast.sim.engine._compiled.fused) == expected
+    # every summed input is made by drives alone (weights and bias); layer1's reuse both while the input is clamped
+    assert set(fast.sim.engine._compiled.kept) == {"layer1.mu", "layer2.mu", "layer3.mu"}
     assert fast.sim.engine.compiled_steps > 0
 
 

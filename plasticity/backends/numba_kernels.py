@@ -110,15 +110,25 @@ def _product_into_overload(weights, source, out, transposed):
 
 
 @numba.njit(**_JIT)
-def _drive(drives, row, source_version, weights_version, assign, source, weights, target, kept):  # pragma: no cover - compiled
+def _stamped(drives, row, source_version, weights_version):  # pragma: no cover - compiled
+    """Whether the product kept for row ``row`` of the drive table was computed at these write counts."""
+    return drives[row, 0] == 1 and drives[row, 1] == source_version and drives[row, 2] == weights_version
+
+
+@numba.njit(**_JIT)
+def _drive(drives, row, source_version, weights_version, assign, unchanged, source, weights, target, kept):  # pragma: no cover - compiled
     """The engine's ``_drive`` (see its docstring) for the projection in row ``row`` of the drive
     table (:data:`~plasticity.backends.numba_program.DRIVE_FIELDS`): reuse the product while its inputs are unwritten, compute straight
-    into the target when the source changes every step. Returns 1 when the product was reused."""
+    into the target when the source changes every step. Returns 1 when the product was reused.
+    ``unchanged``: the target already holds the sum this product is part of (only when it is reused;
+    see :func:`~plasticity.backends.numba_program._kept_sums`), so nothing is added."""
     reused = 0
-    if drives[row, 0] == 1 and drives[row, 1] == source_version and drives[row, 2] == weights_version:
+    if _stamped(drives, row, source_version, weights_version):
         reused = 1
         drives[row, 6] = 0
-        if assign:
+        if unchanged:
+            pass
+        elif assign:
             _copy_into(target, kept)
         else:
             _add_into(target, kept)

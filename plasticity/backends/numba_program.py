@@ -11,7 +11,8 @@ choice of ``plastic``) called in order, every product a BLAS call made from comp
 helpers of :mod:`plasticity.backends.numba_kernels`). It keeps the engine's write counters
 and reuses a drive while neither its source nor its weights were written, as
 :meth:`~plasticity.backends.numba_backend.NumbaEngine.step` does. Unit stages of a population
-are fused into one pass where the dependencies allow (:func:`fuse_stages`).
+are fused into one pass where the dependencies allow (:func:`fuse_stages`), and a summed input
+whose drives all reuse their products is left as the step before made it (:func:`_kept_sums`).
 Without learning the state after a compiled run is exactly what the same steps taken one by
 one leave; with learning, a projection with separate weights per trial does not precompute
 its next drive inside its update (the step-by-step path may), so drives are summed in
@@ -53,7 +54,8 @@ class StepProgram:
     ``learn`` flags (1 or 0) the projections in ``projections`` whose rules run, ``versions``
     holds the write count of every key in ``keys``, ``drives`` the drive-cache table
     (:data:`DRIVE_FIELDS`) of every projection; both are updated in place. ``fused`` lists the
-    (population, stages) run as one kernel.
+    (population, stages) run as one kernel, ``kept`` the summed inputs left as they are while their
+    drives reuse their products (:func:`_kept_sums`).
     """
 
     function: Callable[..., int]
@@ -63,6 +65,7 @@ class StepProgram:
     arrays: list[np.ndarray]
     fused: list[tuple[str, tuple[str, ...]]]
     written: list[str]
+    kept: list[str]
 
 
 class _Arguments:
@@ -201,6 +204,34 @@ def _cross_step(operations: list[_Operation], network: Any) -> dict[str, tuple[i
     return found
 
 
+def _kept_sums(operations: list[_Operation], arrays: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    """Summed inputs a step of a compiled run may leave as they are: target key -> positions of the
+    drives that make it, the first assigning.
+
+    A summed input qualifies when nothing but those drives writes it (a reset may count it as
+    written without zeroing it, its first drive assigning instead) and nothing between its first
+    and last drive reads it or writes what those drives read. After the first step of a run it
+    then holds what its drives made in the step before, so when every one of them would reuse its
+    product it already holds the sum they would make again: the program keeps it (and counts the
+    reuses), where a step taken alone copies and adds the same products (a clamped layer's drive
+    and bias: two passes per step).
+    """
+    found = {}
+    for position, operation in enumerate(operations):
+        if operation.kind != "drive" or not operation.payload[1]:
+            continue
+        (target,) = operation.writes
+        writers = [k for k, other in enumerate(operations) if target in other.writes]
+        group = [k for k in writers if not (operations[k].kind == "reset" and all(a is not arrays[target] for a in operations[k].payload))]
+        if group[0] != position or any(operations[k].kind != "drive" for k in group):
+            continue
+        reads = frozenset().union(*(operations[k].reads for k in group)) - {target}
+        between = operations[group[0] + 1 : group[-1]]
+        if all(other.kind == "drive" and target not in other.reads and not reads & set(other.writes) for other in between):
+            found[target] = group
+    return found
+
+
 class _ProgramWriter:
     """The source of one step program (see :func:`step_program`)."""
 
@@ -257,6 +288,8 @@ def step_program(engine: Any) -> StepProgram | None:
     cross = _cross_step(operations, engine.network)
     firsts = {first: last for first, last in cross.values()}
     lasts = {last: first for first, last in cross.values()}
+    kept = _kept_sums(operations, engine.arrays)
+    kept_at = {k: (number, target) for number, (target, group) in enumerate(kept.items()) for k in group}
     for position, operation in enumerate(operations):
         kind, payload, writes = operation.kind, operation.payload, operation.writes
         if kind == "reset":
@@ -282,8 +315,20 @@ def step_program(engine: Any) -> StepProgram | None:
         elif kind == "units":
             writer.units(operation)
             continue
+        elif kind == "drive" and position in kept_at:
+            number, target = kept_at[position]
+            if position == kept[target][0]:
+                stamps = " and ".join(
+                    f"_stamped(drives, {row[name]}, versions[{index[engine._contribution[name][0]]}], "
+                    f"versions[{index[engine._contribution[name][1]]}])"
+                    for name, _ in (operations[k].payload for k in kept[target])
+                )
+                body(f"keep{number} = s > 0 and {stamps}  # {target} made by reused products in the step before")
+            _emit_drive(body, engine, *payload, f"keep{number}", row, index, arguments)
+            writer.versions(writes)
+            continue
         elif kind == "drive":
-            _emit_drive(body, engine, *payload, row, index, arguments)
+            _emit_drive(body, engine, *payload, "False", row, index, arguments)
         elif kind == "feedback":
             _emit_feedback(body, engine, *payload, arguments)
         else:
@@ -306,7 +351,7 @@ def step_program(engine: Any) -> StepProgram | None:
     lines("import numba")
     lines("import numpy as np")
     lines("")
-    lines("from plasticity.backends.numba_kernels import _all_finite, _drive, _feedback, _fill_zero")
+    lines("from plasticity.backends.numba_kernels import _all_finite, _drive, _feedback, _fill_zero, _stamped")
     lines("")
     lines(f"kernels = sys.modules[{engine.module.__name__!r}]")
     for name in sorted(writer.kernels):
@@ -335,15 +380,16 @@ def step_program(engine: Any) -> StepProgram | None:
     )
     text = lines.text() + body.text() + "    finite = True\n" + checks + "    return reused, finite\n"
     module = load_module(text)
-    return StepProgram(module.run, writer.keys, writer.projections, writer.params.arrays, arguments.arrays, list(writer.fused), written)
+    return StepProgram(module.run, writer.keys, writer.projections, writer.params.arrays, arguments.arrays, list(writer.fused), written, list(kept))
 
 
-def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, row: dict, index: dict, arguments: _Arguments) -> None:
-    """A call of :func:`~plasticity.backends.numba_kernels._drive` for projection ``name``."""
+def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, kept: str, row: dict, index: dict, arguments: _Arguments) -> None:
+    """A call of :func:`~plasticity.backends.numba_kernels._drive` for projection ``name``; ``kept``:
+    the expression saying that the target already holds its sum (see :func:`_kept_sums`)."""
     source_key, weights_key, _, contribution, _, source, weights, target, _, _ = engine._contribution[name]
     passed = [arguments(source), arguments(weights), arguments(target), arguments(contribution)]
     body(f"reused += _drive(drives, {row[name]}, versions[{index[source_key]}], versions[{index[weights_key]}], "
-         f"{assign}, {', '.join(passed)})  # drive {name}")
+         f"{assign}, {kept}, {', '.join(passed)})  # drive {name}")
 
 
 def _emit_feedback(body: _Lines, engine: Any, name: str, assign: bool, arguments: _Arguments) -> None:
