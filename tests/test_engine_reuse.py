@@ -5,6 +5,8 @@ check, and the numba backend's vectorisable float32 tanh."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -125,6 +127,21 @@ def test_step_program_compiled_after_enough_time_stepping(monkeypatch):
     simulation.advance(3 * COMPILED_CHUNK + 7, plastic=True)  # its first chunk crosses the threshold
     assert engine.compiled_steps == 2 * COMPILED_CHUNK + 7
     assert simulation.steps_done == 4 * COMPILED_CHUNK + 19
+
+
+def test_time_compiling_kernels_is_not_time_stepping(monkeypatch, tmp_path):
+    """numba compiles a kernel on its first call: steps that compiled kernels (in a fresh kernel
+    cache, seconds) do not count towards COMPILE_AFTER_SECONDS, which is meant to weigh the time
+    steps take against the price of compiling a step program."""
+    monkeypatch.setenv("PLASTICITY_CACHE_DIR", str(tmp_path))
+    pop = pl.Population(3, ["y = 0.5 * y + 0.25 * tanh(x) + 0.125"], init={"x": 0.3, "y": 0.0}, name="fresh")
+    simulation = pl.Simulation(pl.Network([pop], []), trials=2, backend="numba", seed=0)
+    start = time.perf_counter()
+    simulation.advance(1)  # compiles the population's kernel and the finiteness check
+    assert time.perf_counter() - start > 0.05
+    simulation.advance(20)
+    assert simulation.engine.stepped_seconds < 0.05
+    np.testing.assert_allclose(simulation.get("fresh.y")[0, 0], (0.25 * np.tanh(0.3) + 0.125) / 0.5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("shared,dtype", [(True, "float32"), (False, "float64")])  # a program compiles in seconds
