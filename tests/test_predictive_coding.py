@@ -277,19 +277,13 @@ def test_bad_input_is_rejected_before_work():
         run(depth=3)
 
 
-@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", ["pc", "fpa"])
-def test_train_batch_equals_sweep_inference_update(mode, backend, compiled, monkeypatch):
+def test_train_batch_equals_sweep_inference_update(mode, backend):
     """train_batch sweeps one step short and reads the prediction after the first inference step
     (which computes what the sweep's last step would have, values aside): the same prediction,
-    energies, weights and state as forward, infer and learn called one after another."""
-    if compiled:
-        if backend != "numba":
-            pytest.skip("compiled step programs are numba's")
-        from plasticity.backends import numba_backend
-
-        monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0)
+    energies, weights and state as forward, infer and learn called one after another. (numba's
+    compiled programs run train_batch as its steps taken one by one: tests/test_engine_reuse.py.)"""
     weights, biases, data, target = _problem(seed=6)
     merged, separate = (_model(mode, backend, gamma=0.2, lr=0.05) for _ in range(2))
     for model in (merged, separate):
@@ -304,8 +298,6 @@ def test_train_batch_equals_sweep_inference_update(mode, backend, compiled, monk
         np.testing.assert_allclose(energy, separate.energy(), rtol=1e-12)
         for key in merged.sim.shapes:
             np.testing.assert_allclose(merged.sim.get(key), separate.sim.get(key), rtol=1e-12, atol=1e-14, err_msg=key)
-    if compiled:
-        assert merged.sim.engine.compiled_steps > 0
 
 
 def test_divergence_in_training_names_the_inference_step():
