@@ -52,7 +52,7 @@ they bring (``benchmarks/results/pc.md``).
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import numba
 import numpy as np
@@ -111,6 +111,20 @@ def _accumulate(target: np.ndarray, value: np.ndarray, assign: bool) -> None:
         np.copyto(target, value)
     else:
         target += value
+
+
+class DriveSlot(NamedTuple):
+    """What a projection's drive reads and writes: its row of the drive table, the keys of its source
+    and weights, the kept product (its contribution), whether the weights are shared, and the arrays."""
+
+    row: int
+    source_key: str
+    weights_key: str
+    contribution: np.ndarray
+    shared: bool
+    source: np.ndarray
+    weights: np.ndarray
+    target: np.ndarray
 
 
 def fusion_mode(network: Network, name: str) -> bool | None:
@@ -179,15 +193,16 @@ class NumbaEngine:
         # reused while neither its source nor its weights were written since it was computed
         self._version = dict.fromkeys(self.arrays, 0)
         self._writes = written_keys(network, self.arrays)
-        self._contribution: dict[str, list] = {}
-        for name, projection in network.projections.items():
-            shape = (trials, projection.post.n)
+        self._contribution: dict[str, DriveSlot] = {}
+        for row, (name, projection) in enumerate(network.projections.items()):
             source_key, weights_key = f"{projection.pre.name}.{projection.source}", f"{name}.w"
-            self._contribution[name] = [
-                source_key, weights_key, None, np.zeros(shape, self.dtype), projection.shared,
+            self._contribution[name] = DriveSlot(
+                row, source_key, weights_key, np.zeros((trials, projection.post.n), self.dtype), projection.shared,
                 self.arrays[source_key], self.arrays[weights_key], self.arrays[f"{projection.post.name}.{projection.target}"],
-                None, False,
-            ]
+            )
+        # what the drive cache knows, a row per projection (DRIVE_FIELDS): the step path and
+        # compiled programs (given it as one int array) keep the same table
+        self._drives = [[0] * len(DRIVE_FIELDS) for _ in network.projections]
         self._feedbacks = {
             name: (
                 projection.shared,
@@ -258,7 +273,8 @@ class NumbaEngine:
     def _reads(self, operation) -> tuple[str, ...]:
         """State keys a drive or feedback reads."""
         if operation.kind == "drive":
-            return tuple(self._contribution[operation.projection][:2])
+            slot = self._contribution[operation.projection]
+            return (slot.source_key, slot.weights_key)
         projection = self.network.projections[operation.projection]
         return (f"{projection.post.name}.{projection.feedback[0]}", f"{operation.projection}.w")
 
@@ -347,14 +363,7 @@ class NumbaEngine:
         if program is None:
             return False
         versions = np.array([self._version[key] for key in program.keys], dtype=np.int64)
-        drives = np.zeros((len(program.projections), len(DRIVE_FIELDS)), dtype=np.int64)
-        for row, name in enumerate(program.projections):
-            cache = self._contribution[name]
-            if cache[2] is not None:
-                drives[row, 0:3] = (1, *cache[2])
-            if cache[8] is not None:
-                drives[row, 3:6] = (1, *cache[8])
-            drives[row, 6] = cache[9]
+        drives = np.array(self._drives, dtype=np.int64)
         learn = np.array([name in plastic for name in program.projections], dtype=np.int64)
         before = versions.tolist()
         reused, finite = program.function(first_step, steps, self.dt, learn, versions, drives, *program.params, *program.arrays)
@@ -363,12 +372,7 @@ class NumbaEngine:
         self._version.update(zip(program.keys, after))
         if finite:  # the program checked what it wrote; else nonfinite() finds the first bad array by itself
             self._verified.update((key, new) for key, old, new in zip(program.keys, before, after) if new != old)
-        for row, name in enumerate(program.projections):
-            cache = self._contribution[name]
-            stamped, stamp_source, stamp_weights, seen, seen_source, seen_weights, missed = drives[row].tolist()
-            cache[2] = (stamp_source, stamp_weights) if stamped else None
-            cache[8] = (seen_source, seen_weights) if seen else None
-            cache[9] = bool(missed)
+        self._drives = drives.tolist()
         self.compiled_steps += steps
         return True
 
@@ -379,24 +383,24 @@ class NumbaEngine:
         source nor weights are written. A projection whose source changed at its previous
         drive too (and again now) computes straight into the target instead.
         """
-        cache = self._contribution[name]
-        source_key, weights_key, stamp, contribution, shared, source, weights, target, last, missed = cache
+        row, source_key, weights_key, contribution, shared, source, weights, target = self._contribution[name]
+        state = self._drives[row]  # DRIVE_FIELDS
         ready = self._ready.pop(name, None)
         if ready is not None:
             _accumulate(target, ready, assign)
             self.fused_steps += 1
-            cache[9] = True
+            state[6] = 1
             return
-        now = (self._version[source_key], self._version[weights_key])
-        cache[8] = now
-        if stamp == now:
+        source_version, weights_version = self._version[source_key], self._version[weights_key]
+        if state[0] and state[1] == source_version and state[2] == weights_version:
             self.cached_drives += 1
-            cache[9] = False
+            state[3], state[4], state[5], state[6] = 1, source_version, weights_version, 0
             _accumulate(target, contribution, assign)
             return
-        cache[9] = True
-        if missed and now != last:  # changes every step: no buffer
-            cache[2] = None
+        changing = state[6] and not (state[3] and state[4] == source_version and state[5] == weights_version)
+        state[3], state[4], state[5], state[6] = 1, source_version, weights_version, 1
+        if changing:  # changes every step: no buffer
+            state[0] = 0
             if shared:
                 gemm(1.0, source, weights.T, 0.0 if assign else 1.0, target)
             else:
@@ -409,7 +413,7 @@ class NumbaEngine:
         else:
             contribution.fill(0.0)
             _matvec(weights, source, contribution)
-        cache[2] = now
+        state[0], state[1], state[2] = 1, source_version, weights_version
         _accumulate(target, contribution, assign)
 
     def _feedback(self, name: str, assign: bool) -> None:

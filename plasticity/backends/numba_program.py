@@ -36,7 +36,8 @@ from plasticity.equations import Name, walk
 
 __all__ = ["DRIVE_FIELDS", "StepProgram", "fuse_stages", "step_program"]
 
-#: Columns of the drive-cache table passed to the program, one row per projection:
+#: Columns of the engine's drive-cache table (a list of rows for steps taken one by one, passed to a
+#: program as one int array), one row per projection:
 #: whether a stamp is held, the (source, weights) write counts it was computed at, whether the
 #: previous drive's counts are held, those counts, and whether the previous drive recomputed.
 DRIVE_FIELDS = ("stamped", "stamp_source", "stamp_weights", "seen", "seen_source", "seen_weights", "missed")
@@ -319,8 +320,8 @@ def step_program(engine: Any) -> StepProgram | None:
             number, target = kept_at[position]
             if position == kept[target][0]:
                 stamps = " and ".join(
-                    f"_stamped(drives, {row[name]}, versions[{index[engine._contribution[name][0]]}], "
-                    f"versions[{index[engine._contribution[name][1]]}])"
+                    f"_stamped(drives, {row[name]}, versions[{index[engine._contribution[name].source_key]}], "
+                    f"versions[{index[engine._contribution[name].weights_key]}])"
                     for name, _ in (operations[k].payload for k in kept[target])
                 )
                 body(f"keep{number} = s > 0 and {stamps}  # {target} made by reused products in the step before")
@@ -386,9 +387,9 @@ def step_program(engine: Any) -> StepProgram | None:
 def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, kept: str, row: dict, index: dict, arguments: _Arguments) -> None:
     """A call of :func:`~plasticity.backends.numba_kernels._drive` for projection ``name``; ``kept``:
     the expression saying that the target already holds its sum (see :func:`_kept_sums`)."""
-    source_key, weights_key, _, contribution, _, source, weights, target, _, _ = engine._contribution[name]
-    passed = [arguments(source), arguments(weights), arguments(target), arguments(contribution)]
-    body(f"reused += _drive(drives, {row[name]}, versions[{index[source_key]}], versions[{index[weights_key]}], "
+    slot = engine._contribution[name]
+    passed = [arguments(slot.source), arguments(slot.weights), arguments(slot.target), arguments(slot.contribution)]
+    body(f"reused += _drive(drives, {slot.row}, versions[{index[slot.source_key]}], versions[{index[slot.weights_key]}], "
          f"{assign}, {kept}, {', '.join(passed)})  # drive {name}")
 
 
