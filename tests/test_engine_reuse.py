@@ -266,6 +266,14 @@ def test_nonfinite_in_place(backend):
     simulation.set("p2.w", weights)
     assert engine.nonfinite(simulation.shapes) is None
     simulation.set("p2.w", np.zeros_like(weights))
+    simulation.set("inp.x", np.nan)  # a number set: checked as stored (numba), or scanned
+    assert engine.nonfinite(simulation.shapes) == "inp.x"
+    simulation.set("inp.x", 0.5)
+    assert engine.nonfinite(simulation.shapes) is None
+    narrow = pl.Simulation(layered_network(False), trials=2, backend=backend, seed=0, dtype="float32")
+    with np.errstate(over="ignore"):
+        narrow.set("inp.x", 1e300)  # finite as given, infinite once stored in float32
+    assert narrow.engine.nonfinite(narrow.shapes) == "inp.x"
     simulation.advance(2)  # a kernel writing NaN is seen although the array was verified finite before
     simulation.set("hid.v", np.full((2, 5), np.inf))
     with pytest.raises(DivergenceError):

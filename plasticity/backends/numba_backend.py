@@ -283,9 +283,12 @@ class NumbaEngine:
         return self.arrays[key].copy()
 
     def set(self, key: str, value: np.ndarray) -> None:
-        self.arrays[key][...] = value
+        array = self.arrays[key]
+        array[...] = value
         self._version[key] += 1
         self._ready.clear()
+        if np.ndim(value) == 0 and np.isfinite(array.flat[0]):  # a number (a switch): checked as stored, not scanned later
+            self._verified[key] = self._version[key]
 
     def nonfinite(self, keys: Iterable[str]) -> str | None:
         """The first of ``keys`` holding a NaN or infinite value, or None; checked in place (no copy),
