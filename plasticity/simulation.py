@@ -219,7 +219,8 @@ class Simulation:
         projections whose rules run. A NaN or infinite recorded value, or any in the final
         state, raises :class:`~plasticity.errors.DivergenceError`.
         """
-        buffers, record, first, start, seconds = self._execute(steps, inputs, record, plastic)
+        start = now_iso()
+        buffers, record, first, seconds = self._execute(steps, inputs, record, plastic)
         return self._dataset(buffers, record, first, start, seconds)
 
     def advance(
@@ -252,7 +253,7 @@ class Simulation:
             key: np.empty((self._record_count(first, steps, every), *self.shapes[key]), dtype=self._record_dtype)
             for key, every in record.items()
         }
-        start, clock = now_iso(), _time.perf_counter()
+        clock = _time.perf_counter()
         compiled = getattr(self.engine, "run_compiled", None)  # optional: a run without inputs or recording in one call
         if not readers and not record and compiled is not None:
             while steps:  # in chunks; a chunk the engine does not compile goes step by step
@@ -267,7 +268,7 @@ class Simulation:
         bad = self.engine.nonfinite(self.shapes)  # in place: copying every weight per short phase costs more than the phase
         if bad is not None:
             self._check_finite(bad, self.engine.get(bad), self.steps_done)
-        return buffers, record, first, start, _time.perf_counter() - clock
+        return buffers, record, first, _time.perf_counter() - clock
 
     def _step_by_step(self, steps, readers, record, buffers, plastic_set) -> None:
         filled = dict.fromkeys(record, 0)
