@@ -51,6 +51,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from plasticity.analysis.energy import pc_energy
 from plasticity.errors import ConfigError, DivergenceError
 from plasticity.init import normal
 from plasticity.network import Network
@@ -354,7 +355,7 @@ class PredictiveCodingModel:
                     self._switch(self.hidden, "hold", 0.0 if phase == 0 and not swept else 1.0)
                 if record:
                     dataset = self.sim.run(count, plastic=False, record=dict.fromkeys(keys, 1))
-                    energies.append(sum(0.5 * (dataset[key] ** 2).sum(dataset[key].dims[-1]) for key in keys).values)
+                    energies.append(pc_energy(dataset, keys).values)
                 else:
                     self.sim.advance(count, plastic=False)
                 if phase == 0 and not swept:

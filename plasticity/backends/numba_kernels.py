@@ -126,12 +126,11 @@ def _drive(drives, row, source_version, weights_version, assign, unchanged, sour
     if _stamped(drives, row, source_version, weights_version):
         reused = 1
         drives[row, 6] = 0
-        if unchanged:
-            pass
-        elif assign:
-            _copy_into(target, kept)
-        else:
-            _add_into(target, kept)
+        if not unchanged:
+            if assign:
+                _copy_into(target, kept)
+            else:
+                _add_into(target, kept)
     else:
         seen = drives[row, 3] == 1 and drives[row, 4] == source_version and drives[row, 5] == weights_version
         changing = drives[row, 6] == 1 and not seen

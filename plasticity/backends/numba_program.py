@@ -240,8 +240,8 @@ class _ProgramWriter:
         self.engine = engine
         self.keys = list(engine._version)
         self.index = {key: position for position, key in enumerate(self.keys)}
-        self.projections = list(engine._contribution)
-        self.row = {name: position for position, name in enumerate(self.projections)}
+        self.projections = list(engine._contribution)  # in the order of their rows of the drive table
+        self.row = {name: slot.row for name, slot in engine._contribution.items()}
         self.arguments = _Arguments("a")
         self.params = _Arguments("p")  # parameter vectors of the kernels
         self.kernels: set[str] = {"tanh32"}  # the network's generated functions the program calls
@@ -319,17 +319,15 @@ def step_program(engine: Any) -> StepProgram | None:
         elif kind == "drive" and position in kept_at:
             number, target = kept_at[position]
             if position == kept[target][0]:
+                slots = [engine._contribution[operations[k].payload[0]] for k in kept[target]]
                 stamps = " and ".join(
-                    f"_stamped(drives, {row[name]}, versions[{index[engine._contribution[name].source_key]}], "
-                    f"versions[{index[engine._contribution[name].weights_key]}])"
-                    for name, _ in (operations[k].payload for k in kept[target])
+                    f"_stamped(drives, {slot.row}, versions[{index[slot.source_key]}], versions[{index[slot.weights_key]}])"
+                    for slot in slots
                 )
                 body(f"keep{number} = s > 0 and {stamps}  # {target} made by reused products in the step before")
-            _emit_drive(body, engine, *payload, f"keep{number}", row, index, arguments)
-            writer.versions(writes)
-            continue
+            _emit_drive(body, engine, *payload, f"keep{number}", index, arguments)
         elif kind == "drive":
-            _emit_drive(body, engine, *payload, "False", row, index, arguments)
+            _emit_drive(body, engine, *payload, "False", index, arguments)
         elif kind == "feedback":
             _emit_feedback(body, engine, *payload, arguments)
         else:
@@ -384,7 +382,7 @@ def step_program(engine: Any) -> StepProgram | None:
     return StepProgram(module.run, writer.keys, writer.projections, writer.params.arrays, arguments.arrays, list(writer.fused), written, list(kept))
 
 
-def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, kept: str, row: dict, index: dict, arguments: _Arguments) -> None:
+def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, kept: str, index: dict, arguments: _Arguments) -> None:
     """A call of :func:`~plasticity.backends.numba_kernels._drive` for projection ``name``; ``kept``:
     the expression saying that the target already holds its sum (see :func:`_kept_sums`)."""
     slot = engine._contribution[name]
