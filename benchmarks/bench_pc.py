@@ -46,7 +46,7 @@ import numba
 import numpy as np
 import torch
 
-from plasticity.backends import available_backends, numba_backend
+from plasticity.backends import available_backends, blas, numba_backend
 from plasticity.backends.numba_codegen import FASTMATH
 from plasticity.networks.predictive_coding import PredictiveCodingModel
 from plasticity.provenance import now_iso
@@ -59,6 +59,13 @@ SIZES = [784, 256, 256, 10]
 BATCH = 128
 GAMMA, LR = 0.1, 0.01
 SMALL_SIZES, SMALL_BATCH = [64, 128, 10], 32
+_ENGINE_BLAS_IS_MKL = blas.BLAS.startswith("MKL")
+
+
+def _compare_blas() -> bool:
+    """Whether to time scipy's BLAS beside MKL: on one thread only, as two libraries with several
+    threads each in one process spin against each other (both ran 2x slower on 2 cores)."""
+    return _ENGINE_BLAS_IS_MKL and numba.get_num_threads() == 1
 
 
 def _data(batches: int, seed: int = 0, sizes=SIZES, batch=BATCH):
@@ -131,11 +138,15 @@ def bench_alternating(sizes, batch: int, steps: int, batches: int, rounds: int) 
     found = {"sizes": list(sizes), "batch": batch, "rounds": rounds}
     if list(sizes) == SIZES and batch == BATCH:
         runs["hand_written"], found["max_weight_difference_to_engine"] = _hand_written_run(x, y, steps)
+        if _compare_blas():  # the same loop on the BLAS the engine used before MKL
+            runs["hand_written_scipy_blas"], _ = _hand_written_run(x, y, steps, _scipy_blas_gemm)
     best = _alternating_rounds(runs, batches, rounds)
     found.update({f"{name}_samples_per_s": batch / seconds for name, seconds in best.items()})
     found["compiled_gain"] = best["step_by_step"] / best["compiled"]
     if "hand_written" in best:
         found["compiled_to_hand_written"] = best["hand_written"] / best["compiled"]
+    if "hand_written_scipy_blas" in best:
+        found["hand_written_mkl_gain"] = best["hand_written_scipy_blas"] / best["hand_written"]
     return found
 
 
@@ -178,9 +189,20 @@ def bench_step_cost(steps: int, batches: int, rounds: int) -> dict:
     return found
 
 
-def _hand_written_kernel(tanh):
+@numba.njit
+def _scipy_blas_gemm(alpha, a, b, beta, out):  # pragma: no cover - compiled
+    """:func:`~plasticity.backends.blas.gemm` through numba's ``np.dot`` (scipy's BLAS): the products
+    the engine made before it called MKL, for the hand-written loop's comparison."""
+    if alpha == 1.0 and beta == 0.0:
+        np.dot(a, b, out)
+    else:
+        out += alpha * np.dot(a, b)
+
+
+def _hand_written_kernel(tanh, gemm):
     """One pc training batch on SIZES written by hand (see the module docstring), built around the
-    engine's float32 ``tanh`` so that both compute the same function."""
+    engine's float32 ``tanh`` so that both compute the same function, its products made by ``gemm``
+    (``gemm(alpha, a, b, beta, out)``: ``out = alpha * a @ b + beta * out``)."""
     fastmath = set(FASTMATH)
     one = np.float32(1.0)
 
@@ -201,7 +223,7 @@ def _hand_written_kernel(tanh):
     def train_batch(x0, target, w1, b1, w2, b2, w3, b3, steps, gamma, lr, scratch):
         drive1, x1, e1, fx1, fp1, g1, mu2, x2, e2, fx2, fp2, g2, mu3, e3 = scratch
         g = np.float32(gamma)
-        np.dot(x0, w1.T, drive1)  # constant while the input is clamped
+        gemm(1.0, x0, w1.T, 0.0, drive1)  # constant while the input is clamped
         for i in range(x1.shape[0]):
             for j in range(x1.shape[1]):
                 drive1[i, j] += b1[j]
@@ -209,22 +231,22 @@ def _hand_written_kernel(tanh):
                 f = tanh(x1[i, j])
                 fx1[i, j] = f
                 fp1[i, j] = one - f * f
-        np.dot(fx1, w2.T, mu2)
+        gemm(1.0, fx1, w2.T, 0.0, mu2)
         for i in range(x2.shape[0]):
             for j in range(x2.shape[1]):
                 x2[i, j] = mu2[i, j] + b2[j]
                 f = tanh(x2[i, j])
                 fx2[i, j] = f
                 fp2[i, j] = one - f * f
-        np.dot(fx2, w3.T, mu3)
+        gemm(1.0, fx2, w3.T, 0.0, mu3)
         prediction = mu3 + b3
         for step in range(steps + 1):  # the last pass computes the errors of the relaxed state
-            np.dot(fx1, w2.T, mu2)
-            np.dot(fx2, w3.T, mu3)
+            gemm(1.0, fx1, w2.T, 0.0, mu2)
+            gemm(1.0, fx2, w3.T, 0.0, mu3)
             for i in range(e3.shape[0]):
                 for j in range(e3.shape[1]):
                     e3[i, j] = target[i, j] - mu3[i, j] - b3[j]
-            np.dot(e3, w3, g2)
+            gemm(1.0, e3, w3, 0.0, g2)
             if step == steps:
                 for i in range(e2.shape[0]):
                     for j in range(e2.shape[1]):
@@ -232,12 +254,12 @@ def _hand_written_kernel(tanh):
                         e1[i, j] = x1[i, j] - drive1[i, j]
                 break
             relax_layer(x2, mu2, mu2, b2, g2, fp2, g, fx2, e2, False)  # e2 from the state before the step
-            np.dot(e2, w2, g1)
+            gemm(1.0, e2, w2, 0.0, g1)
             relax_layer(x1, drive1, drive1, b1, g1, fp1, g, fx1, e1, True)
         scale = np.float32(lr / x0.shape[0])
-        w1 += scale * np.dot(e1.T, x0)
-        w2 += scale * np.dot(e2.T, fx1)
-        w3 += scale * np.dot(e3.T, fx2)
+        gemm(scale, e1.T, x0, 1.0, w1)
+        gemm(scale, e2.T, fx1, 1.0, w2)
+        gemm(scale, e3.T, fx2, 1.0, w3)
         b1 += scale * e1.sum(axis=0)
         b2 += scale * e2.sum(axis=0)
         b3 += scale * e3.sum(axis=0)
@@ -249,20 +271,21 @@ def _hand_written_kernel(tanh):
 _HAND_WRITTEN_WEIGHTS = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
-def _hand_written(model: PredictiveCodingModel):
+def _hand_written(model: PredictiveCodingModel, gemm=blas.gemm):
     """``train(data, target, steps)``: the hand-written pc batch on a copy of ``model``'s weights, and
-    those weights (w1, b1, w2, b2, w3, b3), updated in place."""
-    kernel = _hand_written_kernel(model.sim.engine.module.tanh32)
+    those weights (w1, b1, w2, b2, w3, b3), updated in place; products by ``gemm`` (the engine's BLAS
+    by default)."""
+    kernel = _hand_written_kernel(model.sim.engine.module.tanh32, gemm)
     weights = [np.ascontiguousarray(model.weights()[name], dtype=np.float32) for name in _HAND_WRITTEN_WEIGHTS]
     scratch = tuple(np.zeros((BATCH, n), np.float32) for n in [SIZES[1]] * 12 + [SIZES[-1]] * 2)
     return (lambda data, target, steps: kernel(data, target, *weights, steps, GAMMA, LR, scratch)), weights
 
 
-def _hand_written_run(x: np.ndarray, y: np.ndarray, steps: int):
-    """The hand-written pc batch as ``run(b)`` on batch ``b`` of ``x, y``, and the largest weight
-    difference to the engine after one batch from the same weights (raises above 1e-5)."""
+def _hand_written_run(x: np.ndarray, y: np.ndarray, steps: int, gemm=blas.gemm):
+    """The hand-written pc batch (products by ``gemm``) as ``run(b)`` on batch ``b`` of ``x, y``, and
+    the largest weight difference to the engine after one batch from the same weights (raises above 1e-5)."""
     model = _model("pc", "numba")
-    train, weights = _hand_written(model)
+    train, weights = _hand_written(model, gemm)
     train(x[0], y[0], steps)
     model.train_batch(x[0], y[0], steps)
     engine_weights = model.weights()
@@ -274,6 +297,13 @@ def _hand_written_run(x: np.ndarray, y: np.ndarray, steps: int):
 
 @numba.njit
 def _products(lefts, rights, outs, repeats):  # pragma: no cover - compiled
+    for _ in range(repeats):
+        for k in range(len(outs)):
+            blas.gemm(1.0, lefts[k], rights[k], 0.0, outs[k])
+
+
+@numba.njit
+def _products_scipy_blas(lefts, rights, outs, repeats):  # pragma: no cover - compiled
     for _ in range(repeats):
         for k in range(len(outs)):
             np.dot(lefts[k], rights[k], outs[k])
@@ -299,13 +329,19 @@ def bench_products(steps: int, repeats: int) -> dict:
     operands = {shape: (rng.standard_normal(shape[:2]).astype(np.float32), rng.standard_normal(shape[1:]).astype(np.float32),
                         np.zeros((shape[0], shape[2]), np.float32)) for shape in set(products)}
     lefts, rights, outs = (numba.typed.List([operands[shape][k] for shape in products]) for k in range(3))
-    _products(lefts, rights, outs, 1)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _products(lefts, rights, outs, 5)
-        best = min(best, (time.perf_counter() - start) / 5)
-    return {"ms_per_batch": 1e3 * best, "samples_per_s": BATCH / best}
+    kernels = {"engine_blas": _products, **({"scipy_blas": _products_scipy_blas} if _compare_blas() else {})}
+    best = dict.fromkeys(kernels, float("inf"))
+    for kernel in kernels.values():
+        kernel(lefts, rights, outs, 1)
+    for _ in range(repeats):  # alternating, so that both see the same machine
+        for name, kernel in kernels.items():
+            start = time.perf_counter()
+            kernel(lefts, rights, outs, 5)
+            best[name] = min(best[name], (time.perf_counter() - start) / 5)
+    found = {"ms_per_batch": 1e3 * best["engine_blas"], "samples_per_s": BATCH / best["engine_blas"]}
+    if "scipy_blas" in best:
+        found.update(scipy_blas_ms_per_batch=1e3 * best["scipy_blas"], scipy_blas_samples_per_s=BATCH / best["scipy_blas"])
+    return found
 
 
 def bench_torch_autograd(batches: int, repeats: int) -> dict:
@@ -354,7 +390,8 @@ def main() -> None:
     backends = [b for b in args.backends if b in present]
     baseline = bench_torch_autograd(max(args.batches, 20), args.repeats)
     floor = bench_products(args.T, args.repeats)
-    print(f"matrix products alone (pc, T = {args.T}): {floor['ms_per_batch']:.2f} ms per batch = {floor['samples_per_s']:.0f} samples/s", flush=True)
+    print(f"numba backend BLAS: {blas.BLAS}", flush=True)
+    print(f"matrix products alone (pc, T = {args.T}): {floor}", flush=True)
     rows = []
     for backend, mode in [(backend, mode) for backend in backends for mode in args.modes]:
         result = bench_engine(mode, backend, args.T, args.batches, args.repeats)
@@ -386,6 +423,7 @@ def main() -> None:
         "load_average_1min_at_end": os.getloadavg()[0],
         "torch_threads": torch.get_num_threads(),
         "threads_limit": args.threads,
+        "numba_backend_blas": blas.BLAS,
         "sizes": SIZES,
         "batch": BATCH,
         "T": args.T,
@@ -429,6 +467,9 @@ def main() -> None:
         "Hand-written: one numba function per batch, the input's drive once, fused elementwise passes, the same "
         "BLAS and tanh; its weights after a batch are within "
         f"{alternating[0]['max_weight_difference_to_engine']:.1e} of the engine's." if alternating else "",
+        *([f"The same loop with scipy's BLAS (numba's `np.dot`, what the engine used before MKL): "
+           f"{alternating[0]['hand_written_scipy_blas_samples_per_s']:.0f} samples/s; MKL's gain "
+           f"{alternating[0]['hand_written_mkl_gain']:.2f}x."] if alternating and "hand_written_mkl_gain" in alternating[0] else []),
         "",
         *([f"Per inference step (alternating rounds of T = 1 and T = {1 + 2 * args.T}, best of {step_cost['rounds']}): the engine "
            f"{step_cost['engine_ms_per_inference_step']:.3f} ms, hand-written {step_cost['hand_written_ms_per_inference_step']:.3f} ms; "
@@ -436,7 +477,11 @@ def main() -> None:
            f"{step_cost['engine_ms_per_batch_besides_inference']:.2f} ms, hand-written "
            f"{step_cost['hand_written_ms_per_batch_besides_inference']:.2f} ms.", ""] if step_cost else []),
         f"The matrix products of a pc batch alone (T = {args.T}; layer 1's constant drive once), with the same BLAS: "
-        f"{floor['ms_per_batch']:.2f} ms per batch, {floor['samples_per_s']:.0f} samples/s: the ceiling for pc on these threads.",
+        f"{floor['ms_per_batch']:.2f} ms per batch, {floor['samples_per_s']:.0f} samples/s: the ceiling for pc on these threads"
+        + (f" (with scipy's BLAS: {floor['scipy_blas_ms_per_batch']:.2f} ms, {floor['scipy_blas_samples_per_s']:.0f} samples/s)."
+           if "scipy_blas_ms_per_batch" in floor else "."),
+        "",
+        f"The numba backend's BLAS: {blas.BLAS}.",
         "",
     ]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines))

@@ -65,11 +65,12 @@ def environment() -> dict[str, object]:
     from plasticity.provenance import git_revision
 
     try:
+        from plasticity.backends.blas import BLAS
         from plasticity.backends.numba_codegen import cache_dir
 
-        kernel_cache = str(cache_dir())
+        kernel_cache, numba_blas = str(cache_dir()), BLAS
     except ImportError as error:
-        kernel_cache = f"unavailable ({error})"
+        kernel_cache = numba_blas = f"unavailable ({error})"
     return {
         "plasticity": f"{__version__} ({git_revision() or 'no git revision'})",
         "python": f"{platform.python_version()} ({sys.executable})",
@@ -79,6 +80,7 @@ def environment() -> dict[str, object]:
         "backends available": available_backends(),
         "numba threading layer": _threading_layer(),
         "numba threads": numba.config.NUMBA_NUM_THREADS,
+        "numba backend BLAS": numba_blas + " (PLASTICITY_BLAS=scipy chooses scipy's)",
         "kernel cache directory": kernel_cache + " (set PLASTICITY_CACHE_DIR to move it)",
         "numba cache directory": numba.config.CACHE_DIR or "beside each module's source (NUMBA_CACHE_DIR unset)",
         "GPUs": _gpus() or ["none"],

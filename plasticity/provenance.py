@@ -65,10 +65,11 @@ def to_json(value: Any) -> str:
 
 
 def base_attrs(*, backend: str, dtype: str, seed: Any) -> dict[str, str | int | float]:
-    """Provenance every run carries: versions, backend, dtype, seed and host."""
+    """Provenance every run carries: versions, backend, dtype, seed and host; on the numba backend
+    also the BLAS its products ran on (libraries round differently in the last bits)."""
     import numba
 
-    return {
+    attrs = {
         "plasticity_version": package_version(),
         "backend": backend,
         "dtype": str(dtype),
@@ -78,3 +79,8 @@ def base_attrs(*, backend: str, dtype: str, seed: Any) -> dict[str, str | int | 
         "numpy_version": np.__version__,
         "numba_version": numba.__version__,
     }
+    if backend == "numba":
+        from plasticity.backends.blas import BLAS
+
+        attrs["blas"] = BLAS
+    return attrs

@@ -491,3 +491,23 @@ def evaluate_monomials(terms, env, reduced, shape):
             value = value * env[name]
         total = total + value
     return total
+
+
+# ============================================================================
+# BLAS products of the numba backend (plasticity.backends.blas.gemm): a triple loop
+# in float64.
+# ============================================================================
+
+
+def gemm(alpha, a, b, beta, out):
+    """``alpha * a @ b + beta * out`` as sums over k, element by element (a new float64 array)."""
+    import numpy as _gemm_np
+
+    m, k = a.shape
+    n = b.shape[1]
+    result = _gemm_np.zeros((m, n))
+    for i in range(m):
+        for j in range(n):
+            total = sum(float(a[i, q]) * float(b[q, j]) for q in range(k))
+            result[i, j] = alpha * total + (beta * float(out[i, j]) if beta != 0 else 0.0)
+    return result

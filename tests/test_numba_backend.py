@@ -161,13 +161,14 @@ def test_shared_weights_match_numpy(name, dtype, masked):
 
 
 @pytest.mark.parametrize("name", ["oja", "hebb"])
-def test_separable_update_in_row_blocks_matches_numpy(name, monkeypatch):
-    """A separable shared-weight update computes its product in blocks of rows, so that it keeps no
-    buffer the size of the weights; with several blocks (one of them partial) it agrees with numpy."""
-    monkeypatch.setattr(numba_backend, "SEPARABLE_BLOCK", 64)  # 9 rows of 7 columns per block
+def test_separable_update_adds_its_product_in_place(name):
+    """A separable shared-weight update has BLAS add its product to the weights (beta = 1): it keeps
+    no buffer the size of the weights, and agrees with numpy."""
     simulation = assert_agree(lambda: rule_network(get_rule(name), n_post=30, shared=True), "float64", trials=3)
-    *_, buffers = simulation.engine._plasticity["ff"]
-    assert (9, 7) in {buffer.shape for buffer in buffers}
+    *_, arrays = simulation.engine._plasticity["ff"]  # the state arrays it reads and writes, then its buffers
+    weights = simulation.engine.arrays["ff.w"]
+    assert any(array is weights for array in arrays)
+    assert all(array.size < weights.size for array in arrays if array is not weights)
 
 
 def test_separable_updates_are_detected():

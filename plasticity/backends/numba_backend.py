@@ -20,7 +20,9 @@ dropped on :meth:`NumbaEngine.set` and after the last step of a run (``next_inpu
 Shared weights (a minibatch) drive with BLAS, and their separable updates are generated
 kernels that scale rows and columns and add one BLAS product of factor matrices (see
 :func:`~plasticity.backends.numba_codegen.separable_terms`). Every drive and feedback product is
-one in-place BLAS call without copies (:func:`gemm`; feedback accumulates with ``beta = 1``).
+one in-place BLAS call without copies (:func:`~plasticity.backends.blas.gemm`, on Intel MKL where
+the installed torch carries it, else scipy's BLAS; a product added to a sum is accumulated by
+BLAS itself, ``beta = 1``).
 
 Work a step can skip. The engine counts writes to every state array (inputs, :meth:`NumbaEngine.set`,
 unit stages, drives and feedback into their summed inputs, a projection's plasticity). A drive
@@ -42,11 +44,12 @@ the same write counts and drive reuse, so no stage is dispatched from Python
 
 Threads. numba kernels run threaded only from
 :data:`~plasticity.backends.numba_codegen.PARALLEL_MIN_ELEMENTS` elements; every BLAS call of a
-step goes to scipy's OpenBLAS (numpy's pool stays idle, so two pools never spin against each
-other). Both use every core by default. On a machine whose cores other programs share, limit
-both to one thread (``threadpoolctl.threadpool_limits(1)`` and ``numba.set_num_threads(1)``, or
-``OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1``): spinning worker threads then cost more than
-they bring (``benchmarks/results/pc.md``).
+step goes to one library (:mod:`~plasticity.backends.blas`), which with MKL runs on numba's
+thread count, so ``numba.set_num_threads`` (or ``NUMBA_NUM_THREADS``) governs both; numpy's
+OpenBLAS pool stays idle, so two pools never spin against each other. Both use every core by
+default. On a machine whose cores other programs share, one thread (``NUMBA_NUM_THREADS=1``,
+and ``OPENBLAS_NUM_THREADS=1`` where scipy's BLAS is used) can be faster: spinning worker
+threads then cost more than they bring (``benchmarks/results/pc.md``).
 """
 
 from __future__ import annotations
@@ -56,9 +59,9 @@ from typing import Any, Iterable, Mapping, NamedTuple
 
 import numba
 import numpy as np
-from scipy.linalg import blas
 
-from plasticity.backends.numba_codegen import COLUMN_CHUNK, SEPARABLE_BLOCK, generate, load_module
+from plasticity.backends.blas import gemm
+from plasticity.backends.numba_codegen import COLUMN_CHUNK, generate, load_module
 from plasticity.backends.numba_kernels import _all_finite, _matvec, _matvec_transposed
 from plasticity.backends.numba_program import DRIVE_FIELDS, StepProgram, step_program
 from plasticity.backends.writes import written_keys
@@ -77,33 +80,6 @@ COMPILE_AFTER_SECONDS = 10.0
 #: time does not count towards COMPILE_AFTER_SECONDS: a network's first steps would otherwise
 #: count its kernels' compile (seconds) as stepping and trigger the program's compile at once.
 _SLOW_STEP_SECONDS = 0.05
-
-
-def _fortran(matrix: np.ndarray) -> tuple[np.ndarray, int]:
-    """``matrix.T`` as a Fortran-ordered operand: (array, transpose flag), without a copy."""
-    return (matrix.T, 0) if matrix.flags.c_contiguous else (matrix, 1)
-
-
-def gemm(alpha: float, a: np.ndarray, b: np.ndarray, beta: float, c: np.ndarray) -> None:
-    """``c = alpha * a @ b + beta * c`` in place: one BLAS call, no copy of any operand.
-
-    ``c`` is C-ordered, ``a`` and ``b`` C- or F-ordered (a weight matrix or its ``.T``); BLAS
-    computes ``c.T = b.T @ a.T`` on the Fortran views. Every product of a step goes through
-    scipy's BLAS, so only one BLAS thread pool is ever woken (numpy's and scipy's OpenBLAS
-    pools spinning against each other slowed steps several-fold on two cores).
-    """
-    left, trans_a = _fortran(b)
-    right, trans_b = _fortran(a)
-    function = _GEMM.get(c.dtype)
-    if function is None:
-        function = _GEMM[c.dtype] = blas.get_blas_funcs("gemm", (c,))
-    out = c.T
-    result = function(alpha, left, right, beta=beta, c=out, trans_a=trans_a, trans_b=trans_b, overwrite_c=True)
-    if result is not out:  # BLAS refused to write in place
-        c[...] = result.T
-
-
-_GEMM: dict[np.dtype, Any] = {}
 
 
 def _accumulate(target: np.ndarray, value: np.ndarray, assign: bool) -> None:
@@ -176,7 +152,6 @@ class NumbaEngine:
                 "npre": projection.pre.n,
                 "npost": projection.post.n,
                 "chunks": -(-projection.pre.n // COLUMN_CHUNK),
-                "rows": min(projection.post.n, max(1, SEPARABLE_BLOCK // projection.pre.n)),
             }
             buffers = [np.zeros([sizes.get(d, d) for d in shape], dtype=kind) for _, shape, kind in spec.buffers]
             fixed = (

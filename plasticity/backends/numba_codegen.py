@@ -29,8 +29,8 @@ here is only how:
 * shared weights (a minibatch): the update averaged over trials, in one loop over
   (row, trial, column) into a float64 row total, or, for increments that are sums of separable terms
   ``scalar * f(post) * g(pre) * w**k`` (``k`` 0 or 1), as row/column scalings and the
-  BLAS product of two factor matrices (post x trials, trials x pre) added to ``w`` in
-  blocks of rows by :func:`~plasticity.backends.numba_kernels._add_product` (see
+  BLAS product of two factor matrices (post x trials, trials x pre) added to ``w`` by
+  the BLAS call itself (:func:`~plasticity.backends.blas.gemm` with ``beta = 1``; see
   :func:`separable_terms`);
 * a population kernel can also run the equations of several stages in one loop: the
   compiled step programs of :mod:`plasticity.backends.numba_program` fuse stages so.
@@ -38,6 +38,7 @@ here is only how:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -54,7 +55,6 @@ __all__ = [
     "FASTMATH",
     "PARALLEL_MIN_ELEMENTS",
     "COLUMN_CHUNK",
-    "SEPARABLE_BLOCK",
     "cache_dir",
     "load_module",
     "NetworkSource",
@@ -72,9 +72,6 @@ PARALLEL_MIN_ELEMENTS = 1 << 18
 COLUMN_CHUNK = 512
 #: Trials per tile of the transposing loop that writes a separable update's post factors.
 TRANSPOSE_TILE = 16
-#: Elements of the buffer a separable update of shared weights computes its product into, in
-#: blocks of rows (so that no buffer the size of the weights is kept).
-SEPARABLE_BLOCK = 1 << 20
 
 _POST = frozenset({"post"})
 _PRE = frozenset({"pre"})
@@ -89,8 +86,23 @@ def cache_dir() -> Path:
     return path
 
 
+_HELPER_FILES = ("blas.py", "numba_kernels.py")
+
+
+@functools.cache
+def _helpers_digest() -> str:
+    """Digest of the compiled helpers generated modules call. numba's disk cache of a function
+    does not notice a change in the functions it calls from other files, so the helpers' digest
+    is part of every generated module's text (and file name)."""
+    here = Path(__file__).resolve().parent
+    text = b"".join((here / name).read_bytes() for name in _HELPER_FILES)
+    return hashlib.sha256(text).hexdigest()[:24]
+
+
 def load_module(source: str) -> ModuleType:
-    """Import ``source`` from ``<cache>/k<sha256>.py``, writing the file atomically if new."""
+    """Import ``source`` from ``<cache>/k<sha256>.py``, writing the file atomically if new (the
+    text starts with a line naming the digest of the helpers it calls)."""
+    source = f"# helpers {_helpers_digest()}\n{source}"
     digest = hashlib.sha256(source.encode()).hexdigest()[:24]
     name = f"plasticity_kernels_{digest}"
     if name in sys.modules:
@@ -251,8 +263,7 @@ class KernelSpec:
     """One generated function: its name and what to pass it.
 
     ``arrays`` are state keys, ``buffers`` (name, shape, dtype) scratch arrays the engine
-    allocates once (shape entries ``"trials"``, ``"npost"``, ``"npre"``, ``"chunks"``, ``"rows"``
-    (rows per block of a separable update's product) or numbers);
+    allocates once (shape entries ``"trials"``, ``"npost"``, ``"npre"``, ``"chunks"`` or numbers);
     ``params`` the parameter values in order.
     """
 
@@ -305,7 +316,7 @@ def tanh32(x):
 def generate(network: Network, trials: int, dtype: str) -> NetworkSource:
     """Source text of every kernel of ``network`` for ``trials`` trials in ``dtype``."""
     scalar = f"np.{dtype}"
-    header = ["import numba", "import numpy as np", "", "from plasticity.backends.numba_kernels import _add_product", "", "", _TANH32, ""]
+    header = ["import numba", "import numpy as np", "", "from plasticity.backends.blas import gemm", "", "", _TANH32, ""]
     pieces = []
     units: dict[tuple[str, str], KernelSpec] = {}
     for name, population in network.populations.items():
@@ -633,7 +644,7 @@ class _PlasticityWriter:
         """``w_new = w * (base + rows[i] + columns[j]) + (step / trials) * L R`` (see
         :class:`SeparableUpdate`): the scales as trial means in float64, the outer terms as
         factor matrices ``L`` (post, terms x trials) and ``R`` (terms x trials, pre) in the state's
-        dtype, multiplied by BLAS in blocks of rows; then the mask."""
+        dtype, their product added to ``w`` by one BLAS call; then the mask."""
         lines = self.lines
         step = 1.0 if update.sign == 0 else float(update.sign)
         base = 1.0 if update.sign else 0.0
@@ -670,7 +681,6 @@ class _PlasticityWriter:
             only = update.outer[0][2] if terms == 1 else ()
             plain = len(only) == 1 and isinstance(only[0], Name) and only[0].kind == "pre"
             right = self.array(self.side_key(only[0])) if plain else self.buffer((terms, "trials", "npre"), dtype)
-            product = self.buffer(("rows", "npre"), dtype)
             # L is the transpose of trial-major unit variables: written in tiles of trials, so that
             # each write is contiguous and each read stays in the cache lines of the tile's rows
             # (one trial after another, every write strided, took 2 ns a factor)
@@ -692,8 +702,8 @@ class _PlasticityWriter:
                     lines.dedent()
                 lines.dedent()
             lines(
-                f"_add_product({weights}, {self.scalar}({step!r} / trials), {left}.reshape(npost, {terms} * trials), "
-                f"{right}.reshape({terms} * trials, npre), {product})"
+                f"gemm({self.scalar}({step!r} / trials), {left}.reshape(npost, {terms} * trials), "
+                f"{right}.reshape({terms} * trials, npre), {self.scalar}(1.0), {weights})"
             )
         if self.projection.mask is not None:  # a flat loop: it vectorises where one over (i, j) did not
             lines(f"flat, kept = {weights}.reshape(-1), {self.array_mask()}.reshape(-1)")

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
+from plasticity.backends.blas import gemm
 from plasticity.backends.numba_codegen import FASTMATH
 
 _JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True)
@@ -81,26 +82,29 @@ def _fill_zero(target):  # pragma: no cover - compiled
         flat[k] = 0.0
 
 
-def _product_into(weights, source, out, transposed):
-    """``out = source @ weights.T`` (a drive) or ``source @ weights`` (``transposed``: feedback); with
-    weights per trial (3 dimensions) trial by trial. Compiled by the overload below, by weight type."""
+def _product_into(weights, source, out, transposed, accumulate):
+    """``out = source @ weights.T`` (a drive) or ``source @ weights`` (``transposed``: feedback), added
+    to ``out`` when ``accumulate``; with weights per trial (3 dimensions) trial by trial. Compiled by
+    the overload below, by weight type."""
     raise NotImplementedError("called from compiled code only")
 
 
 @overload(_product_into, jit_options=_JIT)
-def _product_into_overload(weights, source, out, transposed):
-    if weights.ndim == 2:  # shared weights: one BLAS product
+def _product_into_overload(weights, source, out, transposed, accumulate):
+    if weights.ndim == 2:  # shared weights: one BLAS product, accumulated by BLAS itself (beta = 1)
 
-        def shared(weights, source, out, transposed):  # pragma: no cover - compiled
+        def shared(weights, source, out, transposed, accumulate):  # pragma: no cover - compiled
+            beta = 1.0 if accumulate else 0.0
             if transposed:
-                np.dot(source, weights, out)
+                gemm(1.0, source, weights, beta, out)
             else:
-                np.dot(source, weights.T, out)
+                gemm(1.0, source, weights.T, beta, out)
 
         return shared
 
-    def per_trial(weights, source, out, transposed):  # pragma: no cover - compiled
-        _fill_zero(out)
+    def per_trial(weights, source, out, transposed, accumulate):  # pragma: no cover - compiled
+        if not accumulate:
+            _fill_zero(out)
         if transposed:
             _matvec_transposed(weights, source, out)
         else:
@@ -137,13 +141,9 @@ def _drive(drives, row, source_version, weights_version, assign, unchanged, sour
         drives[row, 6] = 1
         if changing:
             drives[row, 0] = 0
-            if assign:
-                _product_into(weights, source, target, False)
-            else:  # the kept buffer is free while no stamp is held
-                _product_into(weights, source, kept, False)
-                _add_into(target, kept)
+            _product_into(weights, source, target, False, not assign)
         else:
-            _product_into(weights, source, kept, False)
+            _product_into(weights, source, kept, False, False)
             drives[row, 0] = 1
             drives[row, 1] = source_version
             drives[row, 2] = weights_version
@@ -158,26 +158,6 @@ def _drive(drives, row, source_version, weights_version, assign, unchanged, sour
 
 
 @numba.njit(**_JIT)
-def _feedback(assign, weights, source, target, scratch):  # pragma: no cover - compiled
+def _feedback(assign, weights, source, target):  # pragma: no cover - compiled
     """Add (``assign``: write) the transposed product of a projection's feedback into its target."""
-    if assign:
-        _product_into(weights, source, target, True)
-    else:
-        _product_into(weights, source, scratch, True)
-        _add_into(target, scratch)
-
-
-@numba.njit(**_JIT)
-def _add_product(weights, alpha, factors, right, buffer):  # pragma: no cover - compiled
-    """``weights += alpha * factors @ right`` (post x terms, terms x pre), the product computed into
-    ``buffer`` in blocks of its rows, so that no buffer the size of the weights is needed. Shared by
-    every separable update (compiled once per dtype)."""
-    npost = weights.shape[0]
-    rows = buffer.shape[0]
-    for i0 in range(0, npost, rows):
-        i1 = min(i0 + rows, npost)
-        block = buffer[: i1 - i0]
-        np.dot(factors[i0:i1], right, block)
-        target, values = weights[i0:i1].reshape(-1), block.reshape(-1)
-        for k in range(target.size):
-            target[k] += alpha * values[k]
+    _product_into(weights, source, target, True, not assign)

@@ -7,7 +7,7 @@ a hundred us), so the numba engine also writes the whole step program, looped ov
 steps of a run, as one generated function: the population kernels and the plasticity
 kernels of the projections that learn (an array of flags, so one program serves every
 choice of ``plastic``) called in order, every product a BLAS call made from compiled code
-(``np.dot`` into a preallocated output), summed inputs reset and accumulated in place (the
+(:func:`~plasticity.backends.blas.gemm` into a preallocated output), summed inputs reset and accumulated in place (the
 helpers of :mod:`plasticity.backends.numba_kernels`). It keeps the engine's write counters
 and reuses a drive while neither its source nor its weights were written, as
 :meth:`~plasticity.backends.numba_backend.NumbaEngine.step` does. Unit stages of a population
@@ -394,6 +394,5 @@ def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, kept: str, i
 def _emit_feedback(body: _Lines, engine: Any, name: str, assign: bool, arguments: _Arguments) -> None:
     """A call of :func:`~plasticity.backends.numba_kernels._feedback` for projection ``name``."""
     _, weights, source, target = engine._feedbacks[name]
-    scratch = target if assign else np.zeros_like(target)
-    passed = [arguments(weights), arguments(source), arguments(target), arguments(scratch)]
+    passed = [arguments(weights), arguments(source), arguments(target)]
     body(f"_feedback({assign}, {', '.join(passed)})  # feedback {name}")

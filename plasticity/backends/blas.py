@@ -1,0 +1,244 @@
+"""The BLAS the numba backend multiplies matrices with: Intel MKL where torch carries it, else scipy's.
+
+Every matrix product of the numba backend (drives and feedback of shared weights, the separable
+updates of their plasticity, compiled step programs and steps taken one by one alike) is one
+call of :func:`gemm`. Its machine code calls the Fortran ``?gemm`` symbols
+``plasticity_blas_sgemm`` and ``plasticity_blas_dgemm``, bound when this module is imported to
+
+- ``mkl``: Intel MKL's ``sgemm_``/``dgemm_``, exported by the ``libtorch_cpu`` library of the
+  installed torch (a required dependency; x86-64 Linux wheels link MKL in). Found without
+  importing torch. At the products of a predictive coding step (batch 128, 256 x 256 weights,
+  one thread) it ran 1.2-1.6x faster than scipy's OpenBLAS on this project's machines
+  (``benchmarks/results/pc.md``), the rate torch's own CPU products run at;
+- ``scipy``: the BLAS scipy was built with (``scipy.linalg.cython_blas``, usually OpenBLAS), the
+  one numba's ``np.dot`` calls, wherever MKL is not found (other platforms, torch builds without
+  MKL) or ``PLASTICITY_BLAS=scipy`` asks for it.
+
+Binding symbols at run time rather than baking in addresses keeps every kernel that multiplies
+cacheable on disk (numba does not cache functions holding ctypes pointers). The choice is made
+once per process; :data:`BLAS` names it, and runs on the numba backend record it in their
+provenance (``blas`` attribute): the two libraries round differently in the last bits, and
+neither is bitwise reproducible across thread counts.
+
+Threads. MKL runs each product on ``numba.get_num_threads()`` threads (set per call, on the
+calling thread only, and restored after: torch's own products in the same thread keep theirs),
+so ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS`` governs the whole backend. scipy's BLAS
+keeps its own thread pool (``OPENBLAS_NUM_THREADS``, ``threadpoolctl``). Two libraries with
+several threads each in one process spin against each other: on 2 cores, MKL products beside
+OpenBLAS products (numpy's ``@`` in a user's loop, say) made both 2x slower; with one thread each,
+or only one library busy, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import llvmlite.binding as llvm
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import get_cython_function_address, intrinsic
+# numba's own cacheable read of the calling thread's numba.get_num_threads() (the public function
+# holds a ctypes pointer, which keeps functions calling it out of the disk cache); it calls the
+# threading layer's symbol, which exists once the layer is launched
+from numba.np.ufunc.parallel import _iget_num_threads, _launch_threads
+
+__all__ = ["BLAS", "BLAS_CHOICES", "gemm"]
+
+#: Values of the ``PLASTICITY_BLAS`` environment variable: ``auto`` (the default: MKL where
+#: found, else scipy's), ``mkl`` (an error where it is not found) or ``scipy``.
+BLAS_CHOICES = ("auto", "mkl", "scipy")
+_GEMM_SYMBOLS = {types.float32: "plasticity_blas_sgemm", types.float64: "plasticity_blas_dgemm"}
+_THREADS_SYMBOL = "plasticity_blas_set_threads"
+
+
+def _torch_library() -> Path | None:
+    """The installed torch's ``libtorch_cpu`` shared library, located without importing torch."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    names = {"linux": "libtorch_cpu.so", "darwin": "libtorch_cpu.dylib", "win32": "torch_cpu.dll"}
+    path = Path(next(iter(spec.submodule_search_locations))) / "lib" / names.get(sys.platform, "libtorch_cpu.so")
+    return path if path.exists() else None
+
+
+def _fortran_gemm(function, dtype) -> np.ndarray:
+    """``a @ b`` for fixed 2 x 3 and 3 x 4 operands, computed by the Fortran ``?gemm`` ``function``
+    (ctypes), to check that a library found by name computes what its name says."""
+    a = np.arange(1.0, 7.0, dtype=dtype).reshape(2, 3)
+    b = np.arange(-6.0, 6.0, dtype=dtype).reshape(3, 4)
+    out = np.zeros((2, 4), dtype)
+    scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+    ints = [ctypes.c_int(v) for v in (4, 2, 3, 4, 3, 4)]  # out.T = b.T @ a.T: m, n, k, lda, ldb, ldc
+    no = ctypes.c_char(b"N")
+    function(ctypes.byref(no), ctypes.byref(no), *map(ctypes.byref, ints[:3]), ctypes.byref(scalar(1.0)),
+             b.ctypes.data_as(ctypes.c_void_p), ctypes.byref(ints[3]), a.ctypes.data_as(ctypes.c_void_p),
+             ctypes.byref(ints[4]), ctypes.byref(scalar(0.0)), out.ctypes.data_as(ctypes.c_void_p), ctypes.byref(ints[5]))
+    return np.array_equal(out, a @ b)
+
+
+def _mkl() -> tuple[dict[str, int], str] | None:
+    """Addresses of MKL's ``sgemm_``, ``dgemm_`` and ``MKL_Set_Num_Threads_Local`` in torch's
+    library, and MKL's version; None where the library or a symbol is missing or a product is wrong."""
+    path = _torch_library()
+    if path is None:
+        return None
+    try:
+        library = ctypes.CDLL(str(path))
+        functions = {name: getattr(library, name) for name in ("sgemm_", "dgemm_", "MKL_Set_Num_Threads_Local", "MKL_Get_Version_String")}
+    except (OSError, AttributeError):
+        return None
+    for name, dtype in (("sgemm_", np.float32), ("dgemm_", np.float64)):
+        functions[name].restype = None
+        if not _fortran_gemm(functions[name], dtype):
+            return None
+    version = ctypes.create_string_buffer(256)
+    functions["MKL_Get_Version_String"](version, ctypes.c_int(len(version)))
+    addresses = {symbol: ctypes.cast(functions[name], ctypes.c_void_p).value
+                 for symbol, name in ((_GEMM_SYMBOLS[types.float32], "sgemm_"), (_GEMM_SYMBOLS[types.float64], "dgemm_"),
+                                      (_THREADS_SYMBOL, "MKL_Set_Num_Threads_Local"))}
+    return addresses, f"{version.value.decode(errors='replace').strip()} (torch's {path.name})"
+
+
+@numba.cfunc(types.int32(types.int32), cache=True)
+def _keep_threads(threads):  # pragma: no cover - compiled
+    """scipy's BLAS keeps its own thread count: setting one is a no-op returning "not set"."""
+    return 0
+
+
+def _scipy() -> tuple[dict[str, int], str]:
+    import scipy
+
+    try:
+        name = scipy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    except (KeyError, TypeError):
+        name = "unknown BLAS"
+    addresses = {_GEMM_SYMBOLS[types.float32]: get_cython_function_address("scipy.linalg.cython_blas", "sgemm"),
+                 _GEMM_SYMBOLS[types.float64]: get_cython_function_address("scipy.linalg.cython_blas", "dgemm"),
+                 _THREADS_SYMBOL: _keep_threads.address}
+    return addresses, f"{name} (scipy {scipy.__version__})"
+
+
+def _bind() -> str:
+    """Bind the symbols the compiled products call, as ``PLASTICITY_BLAS`` asks; the BLAS's name."""
+    choice = os.environ.get("PLASTICITY_BLAS", "auto").strip().lower() or "auto"
+    if choice not in BLAS_CHOICES:
+        raise ValueError(f"PLASTICITY_BLAS={choice!r} is not valid; valid values: {', '.join(BLAS_CHOICES)}")
+    found = _mkl() if choice != "scipy" else None
+    if found is None and choice == "mkl":
+        raise RuntimeError(
+            "PLASTICITY_BLAS=mkl, but no working MKL was found in the installed torch "
+            f"({_torch_library() or 'no libtorch_cpu library'}); unset it or set PLASTICITY_BLAS=scipy"
+        )
+    addresses, name = found or _scipy()
+    for symbol, address in addresses.items():
+        llvm.add_symbol(symbol, address)
+    _launch_threads()
+    return f"MKL {name}" if found else name
+
+
+#: The BLAS every product of the numba backend runs on, e.g. ``"MKL Intel(R) oneAPI Math Kernel
+#: Library Version 2024.2 ... (torch's libtorch_cpu.so)"``.
+BLAS = _bind()
+
+
+@intrinsic
+def _call_gemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """The Fortran ``?gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)`` call on
+    the arrays' data, every argument passed by address as Fortran expects; the dtype of ``c``
+    picks ``s`` or ``d``."""
+    if not all(isinstance(x, types.Array) for x in (a, b, c)) or c.dtype not in _GEMM_SYMBOLS or not a.dtype == b.dtype == c.dtype:
+        return None
+    dtype = c.dtype
+
+    def codegen(context, builder, signature, args):
+        values = dict(zip(("transa", "transb", "m", "n", "k", "alpha", "a", "lda", "b", "ldb", "beta", "c", "ldc"), args))
+        argtypes = dict(zip(values, signature.args))
+
+        def by_address(name, to):
+            return cgutils.alloca_once_value(builder, context.cast(builder, values[name], argtypes[name], to))
+
+        def data(name):
+            return builder.bitcast(context.make_array(argtypes[name])(context, builder, values[name]).data,
+                                   context.get_value_type(dtype).as_pointer())
+
+        char, integer, scalar = ir.IntType(8).as_pointer(), ir.IntType(32).as_pointer(), context.get_value_type(dtype).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [char, char, integer, integer, integer, scalar, scalar, integer, scalar, integer,
+                                               scalar, scalar, integer])
+        function = cgutils.get_or_insert_function(builder.module, fnty, _GEMM_SYMBOLS[dtype])
+        builder.call(function, [
+            by_address("transa", types.uint8), by_address("transb", types.uint8),
+            by_address("m", types.int32), by_address("n", types.int32), by_address("k", types.int32),
+            by_address("alpha", dtype), data("a"), by_address("lda", types.int32), data("b"), by_address("ldb", types.int32),
+            by_address("beta", dtype), data("c"), by_address("ldc", types.int32),
+        ])
+        return context.get_dummy_value()
+
+    return types.void(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), codegen
+
+
+@intrinsic
+def _set_threads(typingctx, threads):
+    """Set the calling thread's BLAS thread count (0: the library's global setting); the previous one."""
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32)])
+        function = cgutils.get_or_insert_function(builder.module, fnty, _THREADS_SYMBOL)
+        return builder.call(function, [context.cast(builder, args[0], signature.args[0], types.int32)])
+
+    return types.int32(threads), codegen
+
+
+_N, _T = ord("N"), ord("T")
+_JIT = dict(cache=True, nogil=True)
+
+
+@numba.njit(**_JIT)
+def _fortran_view(x):  # pragma: no cover - compiled
+    """How BLAS reads the 2-d array ``x`` transposed, as a column-major matrix: (``N`` when its
+    memory is that of ``x.T`` in column-major order, ``T`` when it is that of ``x``, 0 when
+    neither), and the leading dimension."""
+    rows, columns = x.shape
+    row_step, column_step = x.strides[0] // x.itemsize, x.strides[1] // x.itemsize
+    if (column_step == 1 or columns == 1) and (row_step >= columns or rows == 1):
+        return _N, max(row_step if rows > 1 else columns, 1)
+    if (row_step == 1 or rows == 1) and (column_step >= rows or columns == 1):
+        return _T, max(column_step if columns > 1 else rows, 1)
+    return 0, 0
+
+
+@numba.njit(**_JIT)
+def gemm(alpha, a, b, beta, out):  # pragma: no cover - compiled
+    """``out = alpha * a @ b + beta * out`` in place, one BLAS call without copies.
+
+    ``a`` (m, k), ``b`` (k, n) and ``out`` (m, n) share a float dtype; ``a`` and ``b`` are
+    row- or column-major (a weight matrix, its ``.T``, a block of rows), ``out`` has
+    contiguous rows. BLAS works column-major, so it computes ``out.T = b.T @ a.T``. Operands
+    of other layouts go through ``np.dot`` (a copy). With ``beta = 0``, ``out`` is only written.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
+        raise ValueError("gemm: shapes do not match (a is m x k, b k x n, out m x n)")
+    if m == 0 or n == 0:
+        return
+    transa, lda = _fortran_view(b)
+    transb, ldb = _fortran_view(a)
+    transc, ldc = _fortran_view(out)
+    if k == 0 or transa == 0 or transb == 0 or transc != _N:
+        product = np.dot(np.ascontiguousarray(a), np.ascontiguousarray(b))
+        for i in range(m):
+            for j in range(n):
+                out[i, j] = alpha * product[i, j] + (beta * out[i, j] if beta != 0 else 0)
+        return
+    previous = _set_threads(_iget_num_threads())
+    _call_gemm(transa, transb, n, m, k, alpha, b, lda, a, ldb, beta, out, ldc)
+    _set_threads(previous)
+
