@@ -125,3 +125,33 @@ def test_numba_runs_record_their_blas():
     assert dataset.attrs["blas"] == blas.BLAS
     numpy_run = pl.Simulation(pl.Network([population]), backend="numpy", seed=0).run(2, record={"a.y": 1})
     assert "blas" not in numpy_run.attrs
+
+
+def _product_in_child(queue):
+    out = np.zeros((512, 512), np.float32)
+    blas.gemm(1.0, np.ones((512, 300), np.float32), np.ones((300, 512), np.float32), 0.0, out)
+    queue.put(float(out[0, 0]))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_a_forked_child_multiplies_after_its_parent_did_on_several_threads():
+    """GNU OpenMP (MKL's threads) hangs when a forked child starts threads: products in a child run
+    on one thread."""
+    import multiprocessing
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    try:
+        out = np.zeros((512, 512), np.float32)
+        blas.gemm(1.0, np.ones((512, 300), np.float32), np.ones((300, 512), np.float32), 0.0, out)
+    finally:
+        numba.set_num_threads(previous)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_product_in_child, args=(queue,))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in its product")
+    assert child.exitcode == 0 and queue.get(timeout=5) == 300.0

@@ -22,7 +22,9 @@ neither is bitwise reproducible across thread counts.
 
 Threads. MKL runs each product on ``numba.get_num_threads()`` threads (set per call, on the
 calling thread only, and restored after: torch's own products in the same thread keep theirs),
-so ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS`` governs the whole backend. scipy's BLAS
+so ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS`` governs the whole backend. In a process
+forked from one that has run MKL (``multiprocessing``'s default start on Linux), products run on
+one thread: GNU OpenMP, which MKL's threads come from, hangs when a forked child starts threads. scipy's BLAS
 keeps its own thread pool (``OPENBLAS_NUM_THREADS``, ``threadpoolctl``). Two libraries with
 several threads each in one process spin against each other: on 2 cores, MKL products beside
 OpenBLAS products (numpy's ``@`` in a user's loop, say) made both 2x slower; with one thread each,
@@ -140,8 +142,20 @@ def _bind() -> str:
     addresses, name = found or _scipy()
     for symbol, address in addresses.items():
         llvm.add_symbol(symbol, address)
+    llvm.add_symbol(_THREAD_CAP_SYMBOL, ctypes.addressof(_THREAD_CAP))
+    os.register_at_fork(after_in_child=_one_thread_after_fork)
     _launch_threads()
     return f"MKL {name}" if found else name
+
+
+#: The most threads a product may run on, read by the compiled products: unbounded, and 1 in a
+#: forked child (see the module docstring).
+_THREAD_CAP = ctypes.c_int32(2**31 - 1)
+_THREAD_CAP_SYMBOL = "plasticity_blas_thread_cap"
+
+
+def _one_thread_after_fork() -> None:
+    _THREAD_CAP.value = 1
 
 
 #: The BLAS every product of the numba backend runs on, e.g. ``"MKL Intel(R) oneAPI Math Kernel
@@ -182,6 +196,20 @@ def _call_gemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, 
         return context.get_dummy_value()
 
     return types.void(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), codegen
+
+
+@intrinsic
+def _thread_cap(typingctx):
+    """The value of :data:`_THREAD_CAP`, read where the compiled code runs (not frozen at compile time)."""
+
+    def codegen(context, builder, signature, args):
+        variable = builder.module.globals.get(_THREAD_CAP_SYMBOL)
+        if variable is None:
+            variable = ir.GlobalVariable(builder.module, ir.IntType(32), _THREAD_CAP_SYMBOL)
+            variable.linkage = "external"
+        return builder.load(variable)
+
+    return types.int32(), codegen
 
 
 @intrinsic
@@ -238,7 +266,7 @@ def gemm(alpha, a, b, beta, out):  # pragma: no cover - compiled
             for j in range(n):
                 out[i, j] = alpha * product[i, j] + (beta * out[i, j] if beta != 0 else 0)
         return
-    previous = _set_threads(_iget_num_threads())
+    previous = _set_threads(min(_iget_num_threads(), _thread_cap()))
     _call_gemm(transa, transb, n, m, k, alpha, b, lda, a, ldb, beta, out, ldc)
     _set_threads(previous)
 
