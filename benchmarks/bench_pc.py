@@ -467,7 +467,7 @@ def main() -> None:
         "Hand-written: one numba function per batch, the input's drive once, fused elementwise passes, the same "
         "BLAS and tanh; its weights after a batch are within "
         f"{alternating[0]['max_weight_difference_to_engine']:.1e} of the engine's." if alternating else "",
-        *([f"The same loop with scipy's BLAS (numba's `np.dot`, what the engine used before MKL): "
+        *(["", f"The same loop with scipy's BLAS (numba's `np.dot`, what the engine used before MKL): "
            f"{alternating[0]['hand_written_scipy_blas_samples_per_s']:.0f} samples/s; MKL's gain "
            f"{alternating[0]['hand_written_mkl_gain']:.2f}x."] if alternating and "hand_written_mkl_gain" in alternating[0] else []),
         "",

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--figures-dir", default="figures", help="the figures directory (default: ./figures)")
     figures.set_defaults(handler=_figures)
 
-    info = verbs.add_parser("info", help="versions, backends, threading layer, cache directory, GPUs")
+    info = verbs.add_parser("info", help="versions, backends, BLAS, threading layer, cache directory, GPUs")
     info.set_defaults(handler=_info)
 
     rules = verbs.add_parser("rules", help="list the built-in rules, or show one")
