@@ -6,10 +6,10 @@ call of :func:`gemm`. Its machine code calls the Fortran ``?gemm`` symbols
 ``plasticity_blas_sgemm`` and ``plasticity_blas_dgemm``, bound when this module is imported to
 
 - ``mkl``: Intel MKL's ``sgemm_``/``dgemm_``, exported by the ``libtorch_cpu`` library of the
-  installed torch (a required dependency; x86-64 Linux wheels link MKL in). Found without
-  importing torch. At the products of a predictive coding step (batch 128, 256 x 256 weights,
-  one thread) it ran 1.2-1.6x faster than scipy's OpenBLAS on this project's machines
-  (``benchmarks/results/pc.md``), the rate torch's own CPU products run at;
+  installed torch (a required dependency; x86-64 Linux wheels link MKL in), found without
+  importing torch: the products of a predictive coding batch (batch 128, 784-256-256-10, one
+  thread) ran 1.34x faster on it than on scipy's OpenBLAS, side by side
+  (``benchmarks/results/pc.md``);
 - ``scipy``: the BLAS scipy was built with (``scipy.linalg.cython_blas``, usually OpenBLAS), the
   one numba's ``np.dot`` calls, wherever MKL is not found (other platforms, torch builds without
   MKL) or ``PLASTICITY_BLAS=scipy`` asks for it.
@@ -22,13 +22,13 @@ neither is bitwise reproducible across thread counts.
 
 Threads. MKL runs each product on ``numba.get_num_threads()`` threads (set per call, on the
 calling thread only, and restored after: torch's own products in the same thread keep theirs),
-so ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS`` governs the whole backend. In a process
-forked from one that has run MKL (``multiprocessing``'s default start on Linux), products run on
-one thread: GNU OpenMP, which MKL's threads come from, hangs when a forked child starts threads. scipy's BLAS
+so ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS`` governs the whole backend. In a forked
+child process (``multiprocessing``'s default start on Linux) products run on one thread: GNU
+OpenMP, which MKL's threads come from, hangs when a forked child starts threads. scipy's BLAS
 keeps its own thread pool (``OPENBLAS_NUM_THREADS``, ``threadpoolctl``). Two libraries with
 several threads each in one process spin against each other: on 2 cores, MKL products beside
-OpenBLAS products (numpy's ``@`` in a user's loop, say) made both 2x slower; with one thread each,
-or only one library busy, nothing is lost.
+OpenBLAS products (numpy's ``@`` in a user's loop, say) made both 2x slower; with one thread
+each, or only one library busy, nothing is lost.
 """
 
 from __future__ import annotations
@@ -71,9 +71,9 @@ def _torch_library() -> Path | None:
     return path if path.exists() else None
 
 
-def _fortran_gemm(function, dtype) -> np.ndarray:
-    """``a @ b`` for fixed 2 x 3 and 3 x 4 operands, computed by the Fortran ``?gemm`` ``function``
-    (ctypes), to check that a library found by name computes what its name says."""
+def _fortran_gemm(function, dtype) -> bool:
+    """Whether the Fortran ``?gemm`` ``function`` (ctypes) computes ``a @ b`` for fixed 2 x 3 and
+    3 x 4 operands: a library found by name is checked to compute what its name says."""
     a = np.arange(1.0, 7.0, dtype=dtype).reshape(2, 3)
     b = np.arange(-6.0, 6.0, dtype=dtype).reshape(3, 4)
     out = np.zeros((2, 4), dtype)
@@ -100,6 +100,8 @@ def _mkl() -> tuple[dict[str, int], str] | None:
     for name, dtype in (("sgemm_", np.float32), ("dgemm_", np.float64)):
         functions[name].restype = None
         if not _fortran_gemm(functions[name], dtype):
+            warnings.warn(f"{path} exports MKL's {name}, but its product of a small test matrix was wrong; "
+                          "the numba backend uses scipy's BLAS", RuntimeWarning, stacklevel=3)
             return None
     version = ctypes.create_string_buffer(256)
     functions["MKL_Get_Version_String"](version, ctypes.c_int(len(version)))

@@ -7,9 +7,9 @@ a hundred us), so the numba engine also writes the whole step program, looped ov
 steps of a run, as one generated function: the population kernels and the plasticity
 kernels of the projections that learn (an array of flags, so one program serves every
 choice of ``plastic``) called in order, every product a BLAS call made from compiled code
-(:func:`~plasticity.backends.blas.gemm` into a preallocated output), summed inputs reset and accumulated in place (the
-helpers of :mod:`plasticity.backends.numba_kernels`). It keeps the engine's write counters
-and reuses a drive while neither its source nor its weights were written, as
+(:func:`~plasticity.backends.blas.gemm` into a preallocated output), summed inputs reset and
+accumulated in place (the helpers of :mod:`plasticity.backends.numba_kernels`). It keeps the
+engine's write counters and reuses a drive while neither its source nor its weights were written, as
 :meth:`~plasticity.backends.numba_backend.NumbaEngine.step` does. Unit stages of a population
 are fused into one pass where the dependencies allow (:func:`fuse_stages`), and a summed input
 whose drives all reuse their products is left as the step before made it (:func:`_kept_sums`).
