@@ -12,10 +12,11 @@ engine step is one inference step, in the stage order
     rates -> drive -> errors -> feedback -> plasticity -> values
 
 so a learning step reads errors and rates of the same state and the feedback still uses the
-weights from before the update. Per-unit variables set from outside choose what a step does:
-``free`` (1: the value is inferred, 0: clamped to what was set), ``ff`` (1: the value follows its
-prediction, ``x = mu``: L such steps are the feedforward sweep) and, in ``fpa`` mode, ``hold``
-(1: rates and slopes stay at their feedforward values).
+weights from before the update. Layer parameters set between runs (``Simulation.set``) choose
+what a step does: ``free`` (1: the value is inferred, 0: clamped to what was set), ``ff`` (1: the
+value follows its prediction, ``x = mu``: L such steps are the feedforward sweep) and, in ``fpa``
+mode, ``hold`` (1: rates and slopes stay at their feedforward values). As parameters, not
+per-unit variables, they cost a step no reads and a switch no array writes.
 
 Modes (all on the same engine):
 
@@ -129,10 +130,10 @@ def _rate_equations(activation: str, hold: bool) -> list[str]:
 
 def _layer(index: int, n: int, role: str, activation: str, mode: str, gamma: float, infer_bottom: bool) -> Population:
     """Layer ``index`` as a population; ``role`` is ``"bottom"``, ``"hidden"`` or ``"top"``."""
-    params = {"gamma": gamma}
+    params = {"gamma": gamma, "free": 0.0}
     if activation == "leaky_relu" and role == "hidden":
         params["slope"] = LEAKY_SLOPE
-    init = {"x": 0.0, "free": 0.0}
+    init = {"x": 0.0}
     stages: dict[str, list[str]] = {}
     if role == "bottom":
         # the bottom layer's rate is its value: set with it by the clamp, or computed when it is inferred
@@ -142,9 +143,10 @@ def _layer(index: int, n: int, role: str, activation: str, mode: str, gamma: flo
             if mode != "bp":
                 stages["values"] = ["x += gamma * free * g"]
     elif role == "hidden":
-        init.update(e=0.0, fx=0.0, fp=0.0, free=1.0, ff=0.0)
+        init.update(e=0.0, fx=0.0, fp=0.0)
+        params.update(free=1.0, ff=0.0)
         if mode == "fpa":
-            init["hold"] = 0.0
+            params["hold"] = 0.0
         stages["rates"] = _rate_equations(activation, hold=mode == "fpa")
         if mode == "bp":
             stages["errors"] = ["e = fp * g"]
@@ -153,7 +155,8 @@ def _layer(index: int, n: int, role: str, activation: str, mode: str, gamma: flo
             stages["errors"] = ["e = x - mu"]
             stages["values"] = ["x = where(ff > 0, mu, x + gamma * free * (fp * g - e))"]
     else:
-        init.update(e=0.0, ff=0.0)
+        init["e"] = 0.0
+        params["ff"] = 0.0
         stages["errors"] = ["e = x - mu"]
         stages["values"] = ["x = where(ff > 0, mu, x - gamma * free * e)"]
     return Population(n, stages, init, params=params, name=f"layer{index}")

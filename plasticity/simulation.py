@@ -36,6 +36,10 @@ InputSource = np.ndarray | Callable[[int, np.random.Generator], Any] | Iterable[
 class Simulation:
     """A network with state on a backend, advanced step by step.
 
+    State arrays (``"pop.var"``, ``"proj.var"``) and population parameters (``"pop.param"``, a
+    number: a gain, a temperature, a switch between phases) are read with :meth:`get` and changed
+    between runs with :meth:`set`; :attr:`params` holds the parameters' current values.
+
     Parameters
     ----------
     network:
@@ -90,6 +94,8 @@ class Simulation:
         init_sequence, self._input_sequence = root.spawn(2)
         self._runs = 0  # runs so far: run k draws its inputs from child k of _input_sequence
         self.shapes = state_shapes(network, self.trials)
+        self._params = {f"{name}.{param}": value for name, population in network.populations.items()
+                        for param, value in population.params.items()}
         state = initial_state(network, self.trials, np.random.default_rng(init_sequence))
         self.engine = get_backend(backend).build(
             network, state, trials=self.trials, dtype=dtype, dt=self.dt, device=device
@@ -105,13 +111,25 @@ class Simulation:
         """Simulated time at the end of the last step."""
         return self.steps_done * self.dt
 
+    @property
+    def params(self) -> dict[str, float]:
+        """The current value of every population parameter, by ``"pop.param"``."""
+        return dict(self._params)
+
     def get(self, key: str) -> np.ndarray:
-        """A copy of state array ``key`` (``"pop.var"`` or ``"proj.var"``) as numpy."""
+        """A copy of state array ``key`` (``"pop.var"`` or ``"proj.var"``) as numpy, or the value of
+        population parameter ``key`` as a 0-d array."""
+        if key in self._params:
+            return np.array(self._params[key])
         self._check_key(key)
         return self.engine.get(key)
 
     def set(self, key: str, value: Any) -> None:
-        """Set state array ``key`` (broadcast to its shape)."""
+        """Set state array ``key`` (broadcast to its shape), or population parameter ``key`` to a
+        finite number (every later step of every trial uses it)."""
+        if key in self._params:
+            self._set_param(key, value)
+            return
         self._check_key(key)
         array = value if isinstance(value, np.ndarray) and value.dtype in _FLOATS else np.asarray(value, dtype=np.float64)
         shape = self.shapes[key]
@@ -121,9 +139,21 @@ class Simulation:
         # than a number, and a protocol sets its switches many times per batch
         self.engine.set(key, array)
 
+    def _set_param(self, key: str, value: Any) -> None:
+        number = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+        if isinstance(number, bool) or not isinstance(number, (int, float, np.integer, np.floating)) or not np.isfinite(number):
+            raise ConfigError(f"parameter {key!r} takes a finite number, got {value!r}")
+        self.engine.set_param(key, float(number))
+        self._params[key] = float(number)
+
     def _check_key(self, key: str) -> None:
         if key not in self.shapes:
-            raise ConfigError(f"unknown variable {key!r}; valid variables: {', '.join(self.shapes)}")
+            if key in self._params:
+                raise ConfigError(f"{key!r} is a parameter, not a state variable; valid variables: {', '.join(self.shapes)}")
+            raise ConfigError(
+                f"unknown variable {key!r}; valid variables: {', '.join(self.shapes)}; "
+                f"valid parameters: {', '.join(self._params) or '(none)'}"
+            )
 
     def _broadcast(self, key: str, value: Any) -> np.ndarray:
         array = np.asarray(value, dtype=np.float64)
@@ -354,6 +384,7 @@ class Simulation:
         dataset.attrs.update(
             equations=to_json(self.network.equations()),
             config=to_json({"network": self.network.config(), "trials": self.trials, "dt": self.dt, "record": record}),
+            params=to_json(self._params),
             start_time=start,
             end_time=now_iso(),
             wall_time_s=seconds,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import plasticity as pl
-from plasticity.backends import available_backends, numpy_backend
+from plasticity.backends import available_backends, numba_backend, numpy_backend
 
 
 def oja_network(n=5, k=3, **projection):
@@ -229,3 +229,46 @@ def test_set_broadcasts_numbers_rows_and_arrays_and_names_a_bad_shape(backend):
     for bad in (np.zeros(4), np.zeros((2, 5)), np.zeros((2, 3, 5))):
         with pytest.raises(pl.ConfigError, match=rf"value for 'inp.x' has shape \({bad.shape[0]},.*does not broadcast to \(3, 5\)"):
             sim.set("inp.x", bad)
+
+
+def _gated_network():
+    """``y`` follows ``g * I`` while ``gate > 0``, else keeps its value: two population parameters."""
+    inp = pl.Population(4, init={"x": 0.0}, name="inp")
+    out = pl.Population(3, ["y = where(gate > 0, g * I, y)"], init={"y": 0.0}, params={"g": 2.0, "gate": 1.0}, name="out")
+    return pl.Network([inp, out], [pl.Projection(inp, out, None, source="x", target="I", name="ff")])
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_population_parameters_set_between_runs_change_every_later_step(backend, monkeypatch):
+    """A parameter set with ``set`` holds from the next step on, in steps taken one by one and in
+    numba's compiled runs alike; ``get`` and ``params`` read it back, and a recorded run keeps the
+    values it ran with."""
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0)  # numba runs compiled at once
+    sim = pl.Simulation(_gated_network(), trials=2, backend=backend, dtype="float64", seed=1)
+    x = np.arange(8.0).reshape(2, 4)
+    sim.set("inp.x", x)
+    drive = np.einsum("tij,tj->ti", sim.get("ff.w"), x)  # weights per trial
+    sim.advance(3)
+    np.testing.assert_allclose(sim.get("out.y"), 2.0 * drive, rtol=1e-12)
+    sim.set("out.g", 0.5)
+    sim.advance(3)
+    np.testing.assert_allclose(sim.get("out.y"), 0.5 * drive, rtol=1e-12)
+    sim.set("out.gate", np.float32(0.0))
+    sim.set("inp.x", 0.0)
+    dataset = sim.run(2, record={"out.y": 1})
+    np.testing.assert_allclose(dataset["out.y"].values[-1], 0.5 * drive, rtol=1e-12)  # held while the gate is shut
+    assert sim.params == {"out.g": 0.5, "out.gate": 0.0}
+    assert sim.get("out.g").shape == () and float(sim.get("out.g")) == 0.5
+    assert json.loads(dataset.attrs["params"]) == {"out.g": 0.5, "out.gate": 0.0}
+
+
+def test_parameters_take_finite_numbers_and_are_not_recorded():
+    sim = pl.Simulation(_gated_network(), backend="numpy")
+    for bad in (np.nan, np.inf, np.ones(3), "1", True):
+        with pytest.raises(pl.ConfigError, match="parameter 'out.g' takes a finite number"):
+            sim.set("out.g", bad)
+    assert sim.params["out.g"] == 2.0
+    with pytest.raises(pl.ConfigError, match="'out.gate' is a parameter, not a state variable"):
+        sim.run(1, record={"out.gate": 1})
+    with pytest.raises(pl.ConfigError, match="unknown variable 'out.q'.*valid parameters: out.g, out.gate"):
+        sim.set("out.q", 1.0)

@@ -138,10 +138,13 @@ class NumbaEngine:
                 self.arrays[f"{name}.__mask__"] = np.ascontiguousarray(projection.mask, dtype=self.dtype)
         self.source = generate(network, trials, dtype)
         self.module = load_module(self.source.text)
+        # one parameter vector per population, shared by its stage kernels and the compiled programs
+        # (all read it when called, so set_param changes every later step)
+        self._params = {name: np.array(list(population.params.values()), dtype=np.float64)
+                        for name, population in network.populations.items()}
         self._units = {}
         for key, spec in self.source.units.items():
-            params = np.array(spec.params, dtype=np.float64)
-            self._units[key] = (getattr(self.module, spec.function), params, [self.arrays[k] for k in spec.arrays])
+            self._units[key] = (getattr(self.module, spec.function), self._params[key[0]], [self.arrays[k] for k in spec.arrays])
         self._plasticity = {}
         self._fusion: dict[str, bool | None] = {}
         self._ready: dict[str, np.ndarray] = {}
@@ -264,6 +267,11 @@ class NumbaEngine:
         self._ready.clear()
         if np.ndim(value) == 0 and np.isfinite(array.flat[0]):  # a number (a switch): checked as stored, not scanned later
             self._verified[key] = self._version[key]
+
+    def set_param(self, key: str, value: float) -> None:
+        """Set population parameter ``key`` (``"pop.param"``) for every later step."""
+        name, param = key.split(".", 1)
+        self._params[name][list(self.network.populations[name].params).index(param)] = value
 
     def nonfinite(self, keys: Iterable[str]) -> str | None:
         """The first of ``keys`` holding a NaN or infinite value, or None; checked in place (no copy),

@@ -116,6 +116,7 @@ class NumpyEngine:
         self.dtype = np.dtype(dtype)
         self.dt = float(dt)
         self.arrays = {key: np.array(value, dtype=self.dtype) for key, value in state.items()}
+        self.params = {name: dict(population.params) for name, population in network.populations.items()}
 
     # state access -----------------------------------------------------------------------
     def get(self, key: str) -> np.ndarray:
@@ -123,6 +124,11 @@ class NumpyEngine:
 
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key][...] = value
+
+    def set_param(self, key: str, value: float) -> None:
+        """Set population parameter ``key`` (``"pop.param"``) for every later step."""
+        name, param = key.split(".", 1)
+        self.params[name][param] = value
 
     def nonfinite(self, keys) -> str | None:
         """The first of ``keys`` holding a NaN or infinite value, or None (checked in place, no copy)."""
@@ -181,7 +187,7 @@ class NumpyEngine:
         population = self.network.populations[name]
         env: dict[str, Any] = {var: self.arrays[f"{name}.{var}"] for var in population.variables}
         env.update({var: self.arrays[f"{name}.{var}"] for var in self.network.summed[name]})
-        env.update(population.params)
+        env.update(self.params[name])
         env.update(t=t, dt=self.dt)
         for equation in population.stages[stage]:
             _assign(env[equation.var], equation.op, evaluate(equation.expr, env))

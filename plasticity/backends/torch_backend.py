@@ -229,6 +229,7 @@ class TorchEngine:
             )
         check_weight_dtype(network, dtype)
         self.network = network
+        self.params = {name: dict(population.params) for name, population in network.populations.items()}
         self.trials = trials
         self.half = dtype in HALF_DTYPES
         self.dtype = torch.float32 if self.half else DTYPES[dtype]
@@ -307,6 +308,11 @@ class TorchEngine:
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key].copy_(self._host_tensor(value))
         self._version[key] += 1
+
+    def set_param(self, key: str, value: float) -> None:
+        """Set population parameter ``key`` (``"pop.param"``) for every later step."""
+        name, param = key.split(".", 1)
+        self.params[name][param] = value
 
     def nonfinite(self, keys) -> str | None:
         """The first of ``keys`` holding a NaN or infinite value, or None.
@@ -425,7 +431,7 @@ class TorchEngine:
         population = self.network.populations[name]
         env: dict[Any, Any] = {var: self.arrays[f"{name}.{var}"] for var in population.variables}
         env.update({var: self.arrays[f"{name}.{var}"] for var in self.network.summed[name]})
-        env.update(population.params)
+        env.update(self.params[name])
         env.update(t=t, dt=self.dt)
         for equation, closure in self._units[(name, stage)]:
             _assign(env[equation.var], equation.op, closure(env))
