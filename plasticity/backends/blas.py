@@ -8,7 +8,7 @@ call of :func:`gemm`. Its machine code calls the Fortran ``?gemm`` symbols
 - ``mkl``: Intel MKL's ``sgemm_``/``dgemm_``, exported by the ``libtorch_cpu`` library of the
   installed torch (a required dependency; x86-64 Linux wheels link MKL in), found without
   importing torch: the products of a predictive coding batch (batch 128, 784-256-256-10, one
-  thread) ran 1.34x faster on it than on scipy's OpenBLAS, side by side
+  thread) ran 1.28-1.34x faster on it than on scipy's OpenBLAS, side by side
   (``benchmarks/results/pc.md``);
 - ``scipy``: the BLAS scipy was built with (``scipy.linalg.cython_blas``, usually OpenBLAS), the
   one numba's ``np.dot`` calls, wherever MKL is not found (other platforms, torch builds without
