@@ -384,7 +384,7 @@ class Simulation:
         dataset.attrs.update(
             equations=to_json(self.network.equations()),
             config=to_json({"network": self.network.config(), "trials": self.trials, "dt": self.dt, "record": record}),
-            params=to_json(self._params),
+            population_params=to_json(self._params),
             start_time=start,
             end_time=now_iso(),
             wall_time_s=seconds,

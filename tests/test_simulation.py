@@ -259,7 +259,7 @@ def test_population_parameters_set_between_runs_change_every_later_step(backend,
     np.testing.assert_allclose(dataset["out.y"].values[-1], 0.5 * drive, rtol=1e-12)  # held while the gate is shut
     assert sim.params == {"out.g": 0.5, "out.gate": 0.0}
     assert sim.get("out.g").shape == () and float(sim.get("out.g")) == 0.5
-    assert json.loads(dataset.attrs["params"]) == {"out.g": 0.5, "out.gate": 0.0}
+    assert json.loads(dataset.attrs["population_params"]) == {"out.g": 0.5, "out.gate": 0.0}
 
 
 def test_parameters_take_finite_numbers_and_are_not_recorded():
