@@ -142,6 +142,8 @@ class NumbaEngine:
         # (all read it when called, so set_param changes every later step)
         self._params = {name: np.array(list(population.params.values()), dtype=np.float64)
                         for name, population in network.populations.items()}
+        self._param_slots = {f"{name}.{param}": (self._params[name], index) for name, population in network.populations.items()
+                             for index, param in enumerate(population.params)}
         self._units = {}
         for key, spec in self.source.units.items():
             self._units[key] = (getattr(self.module, spec.function), self._params[key[0]], [self.arrays[k] for k in spec.arrays])
@@ -270,8 +272,8 @@ class NumbaEngine:
 
     def set_param(self, key: str, value: float) -> None:
         """Set population parameter ``key`` (``"pop.param"``) for every later step."""
-        name, param = key.split(".", 1)
-        self._params[name][list(self.network.populations[name].params).index(param)] = value
+        vector, index = self._param_slots[key]
+        vector[index] = value
 
     def nonfinite(self, keys: Iterable[str]) -> str | None:
         """The first of ``keys`` holding a NaN or infinite value, or None; checked in place (no copy),
