@@ -24,8 +24,14 @@ Threads. MKL runs each product on ``numba.get_num_threads()`` threads (set per c
 calling thread only, and restored after: torch's own products in the same thread keep theirs),
 so ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS`` governs the whole backend. In a forked
 child process (``multiprocessing``'s default start on Linux) products run on one thread: GNU
-OpenMP, which MKL's threads come from, hangs when a forked child starts threads. scipy's BLAS
-keeps its own thread pool (``OPENBLAS_NUM_THREADS``, ``threadpoolctl``). Two libraries with
+OpenMP, which MKL's threads come from, hangs when a forked child starts threads. MKL's OpenMP
+runtime is loaded as ``import torch`` loads it (``libtorch_global_deps``, global), so numba's
+``omp`` threading layer, launched after it, shares it: with two runtimes, numba's threaded
+kernels and MKL's products spun against each other (pc training at batch 1024 on 2 cores: 2,500
+samples/s with two runtimes, 22,200 with one; ``benchmarks/results/blas.md``). scipy's BLAS
+keeps its own thread pool (``OPENBLAS_NUM_THREADS``, ``threadpoolctl``), which spins against
+numba's threaded kernels the same way (2,600 samples/s there; 12,500 with
+``OPENBLAS_NUM_THREADS=1``). Two libraries with
 several threads each in one process spin against each other: on 2 cores, MKL products beside
 OpenBLAS products (numpy's ``@`` in a user's loop, say) made both 2x slower; with one thread
 each, or only one library busy, nothing is lost.
@@ -93,6 +99,12 @@ def _mkl() -> tuple[dict[str, int], str] | None:
     if path is None:
         return None
     try:
+        # as `import torch` does: its OpenMP runtime (libgomp) global, so that numba's threading
+        # layer, launched later, joins the one MKL's threads come from (with two runtimes, numba's
+        # threaded kernels and MKL's products spun against each other: 9x slower at batch 1024)
+        global_deps = path.with_name(path.name.replace("libtorch_cpu", "libtorch_global_deps"))
+        if global_deps.exists():
+            ctypes.CDLL(str(global_deps), mode=ctypes.RTLD_GLOBAL)
         library = ctypes.CDLL(str(path))
         functions = {name: getattr(library, name) for name in ("sgemm_", "dgemm_", "MKL_Set_Num_Threads_Local", "MKL_Get_Version_String")}
     except (OSError, AttributeError):
