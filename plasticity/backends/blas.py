@@ -157,7 +157,8 @@ def _bind() -> str:
     for symbol, address in addresses.items():
         llvm.add_symbol(symbol, address)
     llvm.add_symbol(_THREAD_CAP_SYMBOL, ctypes.addressof(_THREAD_CAP))
-    os.register_at_fork(after_in_child=_one_thread_after_fork)
+    if hasattr(os, "register_at_fork"):  # POSIX only; elsewhere processes are spawned, not forked
+        os.register_at_fork(after_in_child=_one_thread_after_fork)
     _launch_threads()
     return f"MKL {name}" if found else name
 
