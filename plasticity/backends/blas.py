@@ -30,11 +30,10 @@ runtime is loaded as ``import torch`` loads it (``libtorch_global_deps``, global
 kernels and MKL's products spun against each other (pc training at batch 1024 on 2 cores: 2,500
 samples/s with two runtimes, 22,200 with one; ``benchmarks/results/blas.md``). scipy's BLAS
 keeps its own thread pool (``OPENBLAS_NUM_THREADS``, ``threadpoolctl``), which spins against
-numba's threaded kernels the same way (2,600 samples/s there; 12,500 with
-``OPENBLAS_NUM_THREADS=1``). Two libraries with
-several threads each in one process spin against each other: on 2 cores, MKL products beside
-OpenBLAS products (numpy's ``@`` in a user's loop, say) made both 2x slower; with one thread
-each, or only one library busy, nothing is lost.
+numba's threaded kernels the same way (2,600 samples/s there; 12,500 with both on one
+thread). Two libraries with several threads each in one process spin against each other too:
+on 2 cores, MKL products beside OpenBLAS products (numpy's ``@`` in a user's loop, say) made
+both 2x slower; with one thread each, or only one library busy, nothing is lost.
 """
 
 from __future__ import annotations
