@@ -16,7 +16,10 @@ weights from before the update. Layer parameters set between runs (``Simulation.
 what a step does: ``free`` (1: the value is inferred, 0: clamped to what was set), ``ff`` (1: the
 value follows its prediction, ``x = mu``: L such steps are the feedforward sweep) and, in ``fpa``
 mode, ``hold`` (1: rates and slopes stay at their feedforward values). As parameters, not
-per-unit variables, they cost a step no reads and a switch no array writes.
+per-unit variables, they cost a step no reads and a switch no array writes. A training batch's
+sweep runs only the stages it needs (``SWEEP_STAGES``: no errors or feedback, which values that
+follow their predictions ignore) and its pc/fpa update only ``UPDATE_STAGES`` (no feedback or
+values, which the update does not use).
 
 Modes (all on the same engine):
 
@@ -87,6 +90,11 @@ MODES = ("pc", "zil", "fpa", "bp")
 DIRECTIONS = ("discriminative", "generative")
 OPTIMIZERS = ("sgd", "adam")
 STAGES = ("rates", "drive", "errors", "feedback", "plasticity", "values")
+#: The stages of a sweep step with the values following their predictions (errors and feedback,
+#: which the values then ignore, skipped) and of a pc/fpa weight update (feedback and values,
+#: which the update does not use, skipped).
+SWEEP_STAGES = ("rates", "drive", "values")
+UPDATE_STAGES = ("rates", "drive", "errors", "plasticity")
 #: Slope of the leaky relu for negative inputs.
 LEAKY_SLOPE = 0.01
 
@@ -397,7 +405,7 @@ class PredictiveCodingModel:
         if self.mode in ("pc", "fpa"):
             if self.mode == "fpa":
                 self._switch(self.hidden, "hold", 1.0)
-            self.sim.advance(1, plastic=True)
+            self.sim.advance(1, plastic=True, stages=UPDATE_STAGES)
             return
         for distance in range(self.depth):
             layer = self.depth - distance
@@ -425,7 +433,7 @@ class PredictiveCodingModel:
             return prediction, energy, None
         if steps:  # a sweep one step short; the first inference step predicts (see _relax)
             self._clamp(data, target)
-            self.sim.advance(self.depth - 1, plastic=False)
+            self.sim.advance(self.depth - 1, plastic=False, stages=SWEEP_STAGES)
             self._end_sweep()
             path, prediction = self._relax(steps, record, swept=False)
         else:

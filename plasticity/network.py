@@ -35,7 +35,8 @@ class Operation:
 
     ``kind`` is ``"reset"`` (zero summed inputs ``targets``), ``"drive"`` or ``"feedback"``
     (of ``projection``), ``"units"`` (equations of ``population`` in ``stage``) or
-    ``"plasticity"`` (of ``projection``).
+    ``"plasticity"`` (of ``projection``); ``stage`` is the network stage it belongs to (a run
+    may run a subset of stages).
     """
 
     kind: str
@@ -141,21 +142,21 @@ class Network:
                 targets = {(p.post.name, p.target) for p in self.projections.values()}
                 if not separate_feedback:
                     targets |= {(p.pre.name, p.feedback[1]) for p in self.projections.values() if p.feedback}
-                program.append(Operation("reset", targets=tuple(sorted(targets))))
+                program.append(Operation("reset", stage=stage, targets=tuple(sorted(targets))))
                 for projection in self.projections.values():
-                    program.append(Operation("drive", projection=projection.name))
+                    program.append(Operation("drive", projection=projection.name, stage=stage))
                     if projection.feedback and not separate_feedback:
-                        program.append(Operation("feedback", projection=projection.name))
+                        program.append(Operation("feedback", projection=projection.name, stage=stage))
             elif stage == "feedback":
                 targets = {(p.pre.name, p.feedback[1]) for p in self.projections.values() if p.feedback}
-                program.append(Operation("reset", targets=tuple(sorted(targets))))
+                program.append(Operation("reset", stage=stage, targets=tuple(sorted(targets))))
                 for projection in self.projections.values():
                     if projection.feedback:
-                        program.append(Operation("feedback", projection=projection.name))
+                        program.append(Operation("feedback", projection=projection.name, stage=stage))
             elif stage == "plasticity":
                 for projection in self.projections.values():
                     if projection.rule is not None:
-                        program.append(Operation("plasticity", projection=projection.name))
+                        program.append(Operation("plasticity", projection=projection.name, stage=stage))
             else:
                 for population in self.populations.values():
                     if population.stages.get(stage):

@@ -241,17 +241,24 @@ class Simulation:
         inputs: Mapping[str, InputSource] | None = None,
         record: Mapping[str, int] | None = None,
         plastic: bool | Iterable[str] = True,
+        stages: Iterable[str] | None = None,
     ) -> xr.Dataset:
         """Advance ``steps`` steps and return what ``record`` asked for.
 
         ``record`` maps a variable (``"pop.var"``, ``"proj.w"``) to a recording interval: the
         value after every ``k``-th step. ``plastic`` is ``True``, ``False`` or the names of the
-        projections whose rules run. A NaN or infinite recorded value, or any in the final
-        state, raises :class:`~plasticity.errors.DivergenceError`.
+        projections whose rules run. ``stages`` (default all) names the network stages each step
+        runs, in the network's order; the others are skipped, and what they would write keeps
+        its value (a feedforward sweep without errors and feedback, say). A NaN or infinite
+        recorded value, or any in the final state, raises :class:`~plasticity.errors.DivergenceError`.
         """
         start = now_iso()
-        buffers, record, first, seconds = self._execute(steps, inputs, record, plastic)
-        return self._dataset(buffers, record, first, start, seconds)
+        stage_set = self._stage_set(stages)
+        buffers, record, first, seconds = self._execute(steps, inputs, record, plastic, stage_set)
+        dataset = self._dataset(buffers, record, first, start, seconds)
+        if stage_set is not None:
+            dataset.attrs["stages"] = to_json([stage for stage in self.network.stages if stage in stage_set])
+        return dataset
 
     def advance(
         self,
@@ -259,6 +266,7 @@ class Simulation:
         *,
         inputs: Mapping[str, InputSource] | None = None,
         plastic: bool | Iterable[str] = True,
+        stages: Iterable[str] | None = None,
     ) -> None:
         """Advance ``steps`` steps like :meth:`run`, recording nothing and returning no dataset.
 
@@ -266,9 +274,19 @@ class Simulation:
         dataset per phase would cost more than the steps. The same checks apply: a NaN or
         infinite value in the final state raises :class:`~plasticity.errors.DivergenceError`.
         """
-        self._execute(steps, inputs, None, plastic)
+        self._execute(steps, inputs, None, plastic, self._stage_set(stages))
 
-    def _execute(self, steps, inputs, record, plastic):
+    def _stage_set(self, stages: Iterable[str] | None) -> frozenset[str] | None:
+        """The stages a run runs, or None for all of them."""
+        if stages is None:
+            return None
+        chosen = frozenset([stages] if isinstance(stages, str) else stages)
+        valid = self.network.stages
+        if not chosen or not chosen <= set(valid):
+            raise ConfigError(f"stages must name one or more of the network's stages ({', '.join(valid)}), got {stages!r}")
+        return None if chosen == set(valid) else chosen
+
+    def _execute(self, steps, inputs, record, plastic, stages=None):
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ConfigError(f"steps must be a non-negative integer, got {steps!r}")
         record = dict(record or {})
@@ -288,25 +306,25 @@ class Simulation:
         if not readers and not record and compiled is not None:
             while steps:  # in chunks; a chunk the engine does not compile goes step by step
                 chunk = min(steps, COMPILED_CHUNK)
-                if compiled(self.steps_done, chunk, plastic_set):
+                if compiled(self.steps_done, chunk, plastic_set, stages):
                     self.steps_done += chunk
                 else:
-                    self._step_by_step(chunk, readers, record, buffers, plastic_set)
+                    self._step_by_step(chunk, readers, record, buffers, plastic_set, stages)
                 steps -= chunk
         else:
-            self._step_by_step(steps, readers, record, buffers, plastic_set)
+            self._step_by_step(steps, readers, record, buffers, plastic_set, stages)
         bad = self.engine.nonfinite(self.shapes)  # in place: copying every weight per short phase costs more than the phase
         if bad is not None:
             self._check_finite(bad, self.engine.get(bad), self.steps_done)
         return buffers, record, first, _time.perf_counter() - clock
 
-    def _step_by_step(self, steps, readers, record, buffers, plastic_set) -> None:
+    def _step_by_step(self, steps, readers, record, buffers, plastic_set, stages) -> None:
         filled = dict.fromkeys(record, 0)
         upcoming = {key: read(0) for key, read in readers.items()} if steps else {}
         for step in range(steps):
             current = upcoming
             upcoming = {key: read(step + 1) for key, read in readers.items()} if step + 1 < steps else None
-            self.engine.step((self.steps_done + 1) * self.dt, current, plastic_set, upcoming)
+            self.engine.step((self.steps_done + 1) * self.dt, current, plastic_set, upcoming, stages)
             self.steps_done += 1
             for key, every in record.items():
                 if self.steps_done % every == 0:

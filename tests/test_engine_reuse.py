@@ -237,9 +237,9 @@ def test_compiled_program_fuses_stages(mode, dtype, compile_at_once):
     expected = {("layer3", ("errors", "values"))}
     for layer in ("layer1", "layer2"):  # the last step of a run ends without the next step's rates
         expected |= {(layer, ("errors", "values")), (layer, ("errors", "values", "rates"))}
-    assert set(fast.sim.engine._compiled.fused) == expected
+    assert set(fast.sim.engine._programs[None].fused) == expected
     # every summed input is made by drives alone (weights and bias); layer1's reuse both while the input is clamped
-    assert set(fast.sim.engine._compiled.kept) == {"layer1.mu", "layer2.mu", "layer3.mu"}
+    assert set(fast.sim.engine._programs[None].kept) == {"layer1.mu", "layer2.mu", "layer3.mu"}
     assert fast.sim.engine.compiled_steps > 0
 
 

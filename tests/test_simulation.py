@@ -272,3 +272,48 @@ def test_parameters_take_finite_numbers_and_are_not_recorded():
         sim.run(1, record={"out.gate": 1})
     with pytest.raises(pl.ConfigError, match="unknown variable 'out.q'.*valid parameters: out.g, out.gate"):
         sim.set("out.q", 1.0)
+
+
+def _staged_network():
+    """Two populations and a learning projection with feedback, in custom stages."""
+    bottom = pl.Population(5, {"rates": ["r = tanh(x)"], "values": ["x += 0.1 * (B - x)"]}, init={"x": 0.0, "r": 0.0}, name="bottom")
+    top = pl.Population(4, {"errors": ["e = y - I"], "values": ["y += -0.2 * e"]}, init={"y": 0.5, "e": 0.0}, name="top")
+    projection = pl.Projection(bottom, top, "hebb", source="r", target="I", feedback=("e", "B"), shared=True, name="p")
+    return pl.Network([bottom, top], [projection], stages=("rates", "drive", "errors", "feedback", "plasticity", "values"))
+
+
+@pytest.mark.parametrize("backend,compiled", [(b, c) for b in available_backends() for c in ((False, True) if b == "numba" else (False,))])
+def test_a_run_of_a_subset_of_stages_skips_the_others_on_every_backend(backend, compiled, monkeypatch):
+    """``stages`` runs only the named stages, in the network's order; what the others write keeps its
+    value. Every backend (numba stepping and compiled) agrees with numpy over runs that alternate
+    subsets and full steps."""
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0 if compiled else 1e9)
+    results = {}
+    for name in ("numpy", backend):
+        sim = pl.Simulation(_staged_network(), trials=3, backend=name, dtype="float64", seed=2)
+        sim.set("bottom.x", np.linspace(-1.0, 1.0, 15).reshape(3, 5))
+        before = {key: sim.get(key) for key in ("top.e", "bottom.x", "bottom.B", "p.w")}
+        sim.advance(2, plastic=False, stages=("rates", "drive", "values"))
+        for key in ("top.e", "bottom.B", "p.w"):  # errors, feedback and plasticity did not run
+            np.testing.assert_array_equal(sim.get(key), before[key], err_msg=key)
+        x = before["bottom.x"] * 0.9  # values ran twice, with the stale feedback B = 0: the second from x * 0.9
+        np.testing.assert_allclose(sim.get("bottom.x"), x * 0.9, rtol=1e-12)
+        np.testing.assert_allclose(sim.get("top.I"), np.tanh(x) @ sim.get("p.w").T, rtol=1e-10)  # rates, then drive
+        sim.advance(3)
+        sim.advance(2, stages=["rates", "drive", "errors", "plasticity"])
+        dataset = sim.run(2, stages=("feedback", "values"), record={"bottom.x": 1})
+        assert json.loads(dataset.attrs["stages"]) == ["feedback", "values"]
+        if name == "numba" and compiled:  # both subsets ran as their own compiled programs
+            assert {frozenset({"rates", "drive", "values"}), frozenset({"rates", "drive", "errors", "plasticity"})} <= set(sim.engine._programs)
+            assert sim.engine.compiled_steps == 7
+        results[name] = {key: sim.get(key) for key in sim.shapes}
+    for key, value in results["numpy"].items():
+        np.testing.assert_allclose(results[backend][key], value, rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+def test_stages_must_name_the_networks_stages():
+    sim = pl.Simulation(_staged_network(), backend="numpy")
+    for bad in (("drive", "learn"), (), "units"):
+        with pytest.raises(pl.ConfigError, match=r"stages must name one or more of the network's stages \(rates, drive, errors"):
+            sim.advance(1, stages=bad)
+    assert "stages" not in sim.run(1, stages=list(sim.network.stages), record={"top.y": 1}).attrs  # all of them: a plain run

@@ -194,7 +194,9 @@ class NumbaEngine:
             if projection.feedback is not None
         }
         self._plan = self._program_plan()
-        self._compiled: StepProgram | None | bool = False  # generated on the first run that can use it
+        # compiled step programs by the stages they run (None: all), generated on the first run that can use one
+        self._programs: dict[frozenset[str] | None, StepProgram | None] = {}
+        self._stage_plans: dict[frozenset[str], list[tuple[int, Any, tuple[str, ...]]]] = {}
         self._verified: dict[str, int] = {}
         self.fused_steps = 0
         self.cached_drives = 0
@@ -294,18 +296,24 @@ class NumbaEngine:
         inputs: Mapping[str, np.ndarray],
         plastic: frozenset[str],
         next_inputs: Mapping[str, np.ndarray] | None = None,
+        stages: frozenset[str] | None = None,
     ) -> None:
-        """Advance one step at time ``t`` (see :mod:`plasticity.network` for the order).
+        """Advance one step at time ``t`` (see :mod:`plasticity.network` for the order), running the
+        network stages in ``stages`` (None: all).
 
         ``next_inputs`` are the inputs of the following step of the same run, or ``None``;
-        they let the plasticity pass precompute the next drive.
+        they let the plasticity pass precompute the next drive (in full steps only: a step that
+        skips the drive would leave the precomputed one pending).
         """
         start = time.perf_counter()
         arrays, version = self.arrays, self._version
         for key, value in inputs.items():
             arrays[key][...] = value
             version[key] += 1
-        for code, payload, writes in self._plan:
+        plan = self._plan
+        if stages is not None:
+            plan, next_inputs = self.stage_plan(stages), None
+        for code, payload, writes in plan:
             if code == _UNITS:
                 function, params, state = payload
                 function(t, self.dt, params, *state)
@@ -333,9 +341,19 @@ class NumbaEngine:
         compiled, self._kernel_count = count != self._kernel_count, count
         return compiled
 
-    def run_compiled(self, first_step: int, steps: int, plastic: frozenset[str]) -> bool:
+    def stage_plan(self, stages: frozenset[str]) -> list[tuple[int, Any, tuple[str, ...]]]:
+        """The entries of the step plan that belong to ``stages``, in order."""
+        plan = self._stage_plans.get(stages)
+        if plan is None:
+            plan = self._stage_plans[stages] = [
+                entry for operation, entry in zip(self.network.program, self._plan, strict=True) if operation.stage in stages
+            ]
+        return plan
+
+    def run_compiled(self, first_step: int, steps: int, plastic: frozenset[str], stages: frozenset[str] | None = None) -> bool:
         """Run ``steps`` steps without inputs as one compiled call (:mod:`~plasticity.backends.numba_program`),
-        the rules of ``plastic`` running; the first step is step ``first_step + 1``.
+        the rules of ``plastic`` and the network stages in ``stages`` (None: all) running; the
+        first step is step ``first_step + 1``.
 
         Returns False, having done nothing, when the run takes the step-by-step path: a drive
         precomputed by a fused plasticity pass is pending, or the program is not compiled yet and
@@ -343,11 +361,11 @@ class NumbaEngine:
         """
         if steps < 1 or self._ready:
             return False
-        if self._compiled is False:
+        if stages not in self._programs:
             if self.stepped_seconds < COMPILE_AFTER_SECONDS:
                 return False
-            self._compiled = step_program(self)
-        program = self._compiled
+            self._programs[stages] = step_program(self, stages)
+        program = self._programs[stages]
         if program is None:
             return False
         versions = np.array([self._version[key] for key in program.keys], dtype=np.int64)

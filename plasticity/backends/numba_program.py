@@ -105,12 +105,15 @@ class _Operation:
         return bool(written & (later.reads | later_written) or self.reads & later_written)
 
 
-def _operations(engine: Any) -> list[_Operation]:
-    """The engine's plan with read sets: unit variables named in the equations, a product's source,
-    weights (and target when it accumulates), a rule's unit reads and its projection's variables."""
+def _operations(engine: Any, stages: frozenset[str] | None = None) -> list[_Operation]:
+    """The engine's plan (its entries in ``stages``; None: all) with read sets: unit variables named
+    in the equations, a product's source, weights (and target when it accumulates), a rule's unit
+    reads and its projection's variables."""
     network = engine.network
     found = []
     for operation, (_, payload, writes) in zip(network.program, engine._plan, strict=True):
+        if stages is not None and operation.stage not in stages:
+            continue
         kind, reads = operation.kind, set()
         if kind == "units":
             population = operation.population
@@ -276,7 +279,7 @@ class _ProgramWriter:
         self.versions(writes or operation.writes)
 
 
-def step_program(engine: Any) -> StepProgram | None:
+def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgram | None:
     """The compiled step program of ``engine`` (a :class:`~plasticity.backends.numba_backend.NumbaEngine`,
     whose plan, arrays and drive caches it reads). Unit stages are fused where :func:`fuse_stages` can, and across
     steps where :func:`_cross_step` can.
@@ -285,7 +288,7 @@ def step_program(engine: Any) -> StepProgram | None:
     """
     writer = _ProgramWriter(engine)
     body, arguments, index, row = writer.body, writer.arguments, writer.index, writer.row
-    operations = fuse_stages(_operations(engine))
+    operations = fuse_stages(_operations(engine, stages))
     cross = _cross_step(operations, engine.network)
     firsts = {first: last for first, last in cross.values()}
     lasts = {last: first for first, last in cross.values()}

@@ -141,15 +141,19 @@ class NumpyEngine:
         inputs: Mapping[str, np.ndarray],
         plastic: frozenset[str],
         next_inputs: Mapping[str, np.ndarray] | None = None,
+        stages: frozenset[str] | None = None,
     ) -> None:
-        """Advance one step at time ``t``; ``plastic`` names projections whose rule runs."""
+        """Advance one step at time ``t``; ``plastic`` names projections whose rule runs, ``stages``
+        the network stages that run (None: all)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported by the simulation
-            self._step(t, inputs, plastic)
+            self._step(t, inputs, plastic, stages)
 
-    def _step(self, t: float, inputs: Mapping[str, np.ndarray], plastic: frozenset[str]) -> None:
+    def _step(self, t: float, inputs: Mapping[str, np.ndarray], plastic: frozenset[str], stages: frozenset[str] | None) -> None:
         for key, value in inputs.items():
             self.arrays[key][...] = value
         for operation in self.network.program:
+            if stages is not None and operation.stage not in stages:
+                continue
             if operation.kind == "reset":
                 for population, var in operation.targets:
                     self.arrays[f"{population}.{var}"].fill(0.0)

@@ -341,8 +341,10 @@ class TorchEngine:
         inputs: Mapping[str, np.ndarray],
         plastic: frozenset[str],
         next_inputs: Mapping[str, np.ndarray] | None = None,
+        stages: frozenset[str] | None = None,
     ) -> None:
-        """Advance one step at time ``t``; ``plastic`` names projections whose rule runs."""
+        """Advance one step at time ``t``; ``plastic`` names projections whose rule runs, ``stages``
+        the network stages that run (None: all)."""
         for key, value in inputs.items():
             staged = self._prefetched.get(key)
             self.arrays[key].copy_(staged[1] if staged is not None and staged[0] is value else self._host_tensor(value))
@@ -351,6 +353,8 @@ class TorchEngine:
         for key in inputs:
             version[key] += 1
         for operation in self.network.program:
+            if stages is not None and operation.stage not in stages:
+                continue
             if operation.kind == "reset":
                 for population, var in operation.targets:
                     key = f"{population}.{var}"
