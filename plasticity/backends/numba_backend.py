@@ -312,7 +312,7 @@ class NumbaEngine:
             version[key] += 1
         plan = self._plan
         if stages is not None:
-            plan, next_inputs = self.stage_plan(stages), None
+            plan, next_inputs = self._stage_plan(stages), None
         for code, payload, writes in plan:
             if code == _UNITS:
                 function, params, state = payload
@@ -341,7 +341,7 @@ class NumbaEngine:
         compiled, self._kernel_count = count != self._kernel_count, count
         return compiled
 
-    def stage_plan(self, stages: frozenset[str]) -> list[tuple[int, Any, tuple[str, ...]]]:
+    def _stage_plan(self, stages: frozenset[str]) -> list[tuple[int, Any, tuple[str, ...]]]:
         """The entries of the step plan that belong to ``stages``, in order."""
         plan = self._stage_plans.get(stages)
         if plan is None:
