@@ -352,10 +352,10 @@ class PredictiveCodingModel:
         energy per trial before each step (with ``record``) and, in the second case, the top's
         prediction (all trials), read after the first step.
 
-        The last step of a sweep computes what the first inference step computes from the same state,
-        except the values (which it leaves at their predictions): so a sweep of ``depth - 1`` steps,
-        whose first inference step computes the prediction too, leaves every state the same and saves
-        a step (with ``fpa`` that step also computes the rates it then holds).
+        The last step of a sweep computes the rates and drives the first inference step computes
+        from the same state (and then sets the values to their predictions): so a sweep of
+        ``depth - 1`` steps, whose first inference step computes the prediction too, leaves every
+        state the same and saves a step (with ``fpa`` that step also computes the rates it then holds).
         """
         keys = [f"layer{index}.e" for index in range(1, self.depth + 1)]
         phases = [steps] if swept else [1, steps - 1]
