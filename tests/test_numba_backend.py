@@ -235,6 +235,58 @@ def test_parallel_kernels_match_numpy():
     assert_agree(lambda: rule_network(CUSTOM_RULES["reductions"], n_pre=2100, n_post=6, shared=True), "float64", trials=2, steps=5)
 
 
+
+def _steps_in_child(simulation, inputs, queue):
+    try:
+        simulation.advance(3)  # a compiled program
+        simulation.run(2, inputs={"inp.x": inputs})  # step by step
+        queue.put(simulation.get("hid.v"))
+    except BaseException as error:  # the parent reports it
+        queue.put(repr(error))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_a_forked_child_runs_the_threaded_kernels_serially(monkeypatch):
+    """numba's omp layer terminates a forked child that starts a threaded loop after its parent
+    did: there every threaded kernel (population, plasticity, per-trial products; stepped and in a
+    compiled program) runs its serial twin, with the parent's results."""
+    import multiprocessing
+
+    import numba
+
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0)
+    network, _ = feedback_network(200, 200)
+    simulation = pl.Simulation(network, trials=100, backend="numba", seed=0)
+    source = simulation.engine.source
+    assert source.plasticity["ff"].parallel and source.units[("hid", "values")].parallel
+    inputs = np.random.default_rng(0).standard_normal((2, 100, 200))
+    simulation.set("inp.x", inputs[0])
+    previous = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    try:
+        simulation.advance(3)
+        simulation.run(2, inputs={"inp.x": inputs})
+        assert simulation.engine.compiled_steps == 3
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_steps_in_child, args=(simulation, inputs, queue))
+        child.start()
+        try:
+            found = queue.get(timeout=120)  # before join: the child exits once its result is read
+        except Exception:
+            found = None
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+            pytest.fail("the forked child hung")
+        assert child.exitcode == 0 and found is not None, f"the forked child ended with {child.exitcode}"
+        simulation.advance(3)
+        simulation.run(2, inputs={"inp.x": inputs})
+    finally:
+        numba.set_num_threads(previous)
+    assert not isinstance(found, str), found
+    np.testing.assert_allclose(found, simulation.get("hid.v"), rtol=1e-6)
+
 # the fused pass -----------------------------------------------------------------------------
 
 

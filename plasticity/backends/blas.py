@@ -23,8 +23,10 @@ neither is bitwise reproducible across thread counts.
 Threads. MKL runs each product on ``numba.get_num_threads()`` threads (set per call, on the
 calling thread only, and restored after: torch's own products in the same thread keep theirs),
 so ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS`` governs the whole backend. In a forked
-child process (``multiprocessing``'s default start on Linux) products run on one thread: GNU
-OpenMP, which MKL's threads come from, hangs when a forked child starts threads. MKL's OpenMP
+child process (``multiprocessing``'s default start on Linux) products run on one thread, and the
+numba backend's threaded kernels their serial twins (:func:`threads` says which): GNU OpenMP,
+which MKL's threads come from, hangs when a forked child starts threads, and numba's ``omp``
+layer terminates such a child. MKL's OpenMP
 runtime is loaded as ``import torch`` loads it (``libtorch_global_deps``, global), so numba's
 ``omp`` threading layer, launched after it, shares it: with two runtimes, numba's threaded
 kernels and MKL's products spun against each other (pc training at batch 1024 on 2 cores: 2,500
@@ -57,7 +59,7 @@ from numba.extending import get_cython_function_address, intrinsic
 # threading layer's symbol, which exists once the layer is launched
 from numba.np.ufunc.parallel import _iget_num_threads, _launch_threads
 
-__all__ = ["BLAS", "BLAS_CHOICES", "gemm"]
+__all__ = ["BLAS", "BLAS_CHOICES", "gemm", "threads"]
 
 #: Values of the ``PLASTICITY_BLAS`` environment variable: ``auto`` (the default: MKL where
 #: found, else scipy's), ``mkl`` (an error where it is not found) or ``scipy``.
@@ -243,6 +245,14 @@ _JIT = dict(cache=True, nogil=True)
 
 
 @numba.njit(**_JIT)
+def threads():  # pragma: no cover - compiled
+    """The threads compiled code may use now: numba's thread count, 1 in a forked child (products
+    and threaded kernels alike: GNU OpenMP hangs or, in numba's ``omp`` layer, terminates a forked
+    child that starts threads)."""
+    return min(_iget_num_threads(), _thread_cap())
+
+
+@numba.njit(**_JIT)
 def _fortran_view(x):  # pragma: no cover - compiled
     """How BLAS reads the 2-d array ``x`` transposed, as a column-major matrix: (``N`` when its
     memory is that of ``x.T`` in column-major order, ``T`` when it is that of ``x``, 0 when
@@ -280,7 +290,7 @@ def gemm(alpha, a, b, beta, out):  # pragma: no cover - compiled
             for j in range(n):
                 out[i, j] = alpha * product[i, j] + (beta * out[i, j] if beta != 0 else 0)
         return
-    previous = _set_threads(min(_iget_num_threads(), _thread_cap()))
+    previous = _set_threads(threads())
     _call_gemm(transa, transb, n, m, k, alpha, b, lda, a, ldb, beta, out, ldc)
     _set_threads(previous)
 

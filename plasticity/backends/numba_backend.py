@@ -43,7 +43,8 @@ the same write counts and drive reuse, so no stage is dispatched from Python
 (:attr:`NumbaEngine.compiled_steps` counts the steps run so).
 
 Threads. numba kernels run threaded only from
-:data:`~plasticity.backends.numba_codegen.PARALLEL_MIN_ELEMENTS` elements; every BLAS call of a
+:data:`~plasticity.backends.numba_codegen.PARALLEL_MIN_ELEMENTS` elements, and only while
+:func:`~plasticity.backends.blas.threads` allows more than one (not in a forked child); every BLAS call of a
 step goes to one library (:mod:`~plasticity.backends.blas`), which with MKL runs on numba's
 thread count, so ``numba.set_num_threads`` (or ``NUMBA_NUM_THREADS``) governs both; numpy's
 OpenBLAS pool stays idle, so two pools never spin against each other. Both use every core by
@@ -62,7 +63,7 @@ import numpy as np
 
 from plasticity.backends.blas import gemm
 from plasticity.backends.numba_codegen import COLUMN_CHUNK, generate, load_module
-from plasticity.backends.numba_kernels import _all_finite, _matvec, _matvec_transposed
+from plasticity.backends.numba_kernels import _all_finite, _matvec
 from plasticity.backends.numba_program import DRIVE_FIELDS, StepProgram, step_program
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network
@@ -213,7 +214,7 @@ class NumbaEngine:
         """Every numba dispatcher this engine calls (to count compilations and cache hits)."""
         found = [function for function, *_ in self._units.values()]
         found += [kernel for kernel, *_ in self._plasticity.values()]
-        return found + [_matvec, _matvec_transposed, _all_finite]
+        return found + [_matvec, _all_finite]
 
     def _program_plan(self) -> list[tuple[int, Any, tuple[str, ...]]]:
         """The step program with every lookup done once: (operation code, what it needs, keys it writes).
@@ -412,13 +413,13 @@ class NumbaEngine:
             else:
                 if assign:
                     target.fill(0.0)
-                _matvec(weights, source, target)
+                _matvec(weights, source, target, False)
             return
         if shared:
             gemm(1.0, source, weights.T, 0.0, contribution)
         else:
             contribution.fill(0.0)
-            _matvec(weights, source, contribution)
+            _matvec(weights, source, contribution, False)
         state[0], state[1], state[2] = 1, source_version, weights_version
         _accumulate(target, contribution, assign)
 
@@ -429,7 +430,7 @@ class NumbaEngine:
         else:
             if assign:
                 target.fill(0.0)
-            _matvec_transposed(weights, source, target)
+            _matvec(weights, source, target, True)
 
     def _plasticity_step(self, name: str, t: float, next_inputs: Mapping[str, np.ndarray] | None) -> None:
         kernel, fixed, (xn, drive), arrays = self._plasticity[name]

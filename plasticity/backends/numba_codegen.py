@@ -66,8 +66,10 @@ __all__ = [
 #: LLVM fast-math flags of every kernel: no ``nnan``/``ninf``, so NaN and Inf propagate
 #: and divergence is detected.
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
-#: Kernels over fewer elements than this run on one thread (thread start-up costs more).
-PARALLEL_MIN_ELEMENTS = 1 << 18
+#: Kernels over fewer elements than this run on one thread (thread start-up costs more: on 2
+#: cores, a pass of a few operations per element over 16k float32 elements ran 13 us on one
+#: thread, 11 us on two).
+PARALLEL_MIN_ELEMENTS = 1 << 14
 #: Columns per task of a column pass (``sum_post``).
 COLUMN_CHUNK = 512
 #: Trials per tile of the transposing loop that writes a separable update's post factors.
@@ -154,6 +156,26 @@ def _decorator(parallel: bool) -> str:
     return (
         f"@numba.njit(cache=True, parallel={parallel}, fastmath={{{flags}}}, "
         "error_model='numpy', nogil=True)"
+    )
+
+
+def _kernel_source(function: str, arguments: list[str], body: str, parallel: bool) -> str:
+    """The source of kernel ``function(*arguments)`` whose lines after the ``def`` are ``body``.
+
+    A threaded kernel (``parallel``) is the body compiled twice, ``<function>_threaded`` and
+    ``<function>_serial``, and ``function`` calling one of them by
+    :func:`~plasticity.backends.blas.threads` at each call: the serial loop on one thread (no
+    threading-layer start-up) and in a forked child, which numba's ``omp`` layer would terminate.
+    """
+    signature = ", ".join(arguments)
+    if not parallel:
+        return f"{_decorator(False)}\ndef {function}({signature}):\n{body}"
+    return (
+        f"{_decorator(True)}\ndef {function}_threaded({signature}):\n{body}\n\n"
+        f"{_decorator(False)}\ndef {function}_serial({signature}):\n{body}\n\n"
+        f"@numba.njit(cache=True, nogil=True)\ndef {function}({signature}):\n"
+        f"    if threads() > 1:\n        {function}_threaded({signature})\n"
+        f"    else:\n        {function}_serial({signature})\n"
     )
 
 
@@ -316,7 +338,7 @@ def tanh32(x):
 def generate(network: Network, trials: int, dtype: str) -> NetworkSource:
     """Source text of every kernel of ``network`` for ``trials`` trials in ``dtype``."""
     scalar = f"np.{dtype}"
-    header = ["import numba", "import numpy as np", "", "from plasticity.backends.blas import gemm", "", "", _TANH32, ""]
+    header = ["import numba", "import numpy as np", "", "from plasticity.backends.blas import gemm, threads", "", "", _TANH32, ""]
     pieces = []
     units: dict[tuple[str, str], KernelSpec] = {}
     for name, population in network.populations.items():
@@ -432,9 +454,6 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
         pending.append(f"{arrays[equation.var]}[tr, u] = v_{equation.var}")
     flush()
     lines = _Lines()
-    lines(f"# population {name}, stage {_comment(stage)!r}")
-    lines(_decorator(parallel))
-    lines(f"def {function}(time, dt, prm, {', '.join(arrays.values())}):")
     lines.indent()
     lines(f"tt = {scalar}(time)")
     lines(f"dtt = {scalar}(dt)")
@@ -447,7 +466,8 @@ def _population_kernel(network, name, stage, equations, function, trials, scalar
         lines(line)
     lines(f"trials, n = {arrays[population.variables[0]] if population.variables else 's0'}.shape")
     lines("for tr in numba.prange(trials):")
-    text = lines.text() + body.text()
+    arguments = ["time", "dt", "prm", *arrays.values()]
+    text = f"# population {name}, stage {_comment(stage)!r}\n" + _kernel_source(function, arguments, lines.text() + body.text(), parallel)
     return KernelSpec(function, keys, [population.params[p] for p in params], parallel=parallel), text
 
 
@@ -618,7 +638,7 @@ class _PlasticityWriter:
         for line in self.emitter.constant_lines() + self.scalars:
             head(line)
         parallel = self.parallel and any("numba.prange" in line for line in body)
-        text = f"{_decorator(parallel)}\ndef {function}({', '.join(arguments)}):\n" + head.text() + "\n".join(body) + "\n"
+        text = _kernel_source(function, arguments, head.text() + "\n".join(body) + "\n", parallel)
         spec = KernelSpec(
             function,
             list(self.keys),

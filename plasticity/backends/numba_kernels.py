@@ -13,43 +13,70 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from plasticity.backends.blas import gemm
+from plasticity.backends.blas import gemm, threads
 from plasticity.backends.numba_codegen import FASTMATH
 
 _JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 
 
-@numba.njit(parallel=True, **_JIT)
-def _matvec(weights, source, target):  # pragma: no cover - compiled
-    """target[t, i] += sum_j weights[t, i, j] * source[t, j], accumulated in float64."""
-    trials, npost, npre = weights.shape
-    for k in numba.prange(trials * npost):
-        t = k // npost
-        i = k % npost
-        acc = 0.0
-        for j in range(npre):
-            acc += weights[t, i, j] * source[t, j]
-        target[t, i] += acc
+@numba.njit(**_JIT)
+def _matvec_entry(weights, source, target, k):  # pragma: no cover - compiled
+    """target[t, i] += sum_j weights[t, i, j] * source[t, j] for entry ``k = t * npost + i``, accumulated in float64."""
+    npost, npre = weights.shape[1], weights.shape[2]
+    t = k // npost
+    i = k % npost
+    acc = 0.0
+    for j in range(npre):
+        acc += weights[t, i, j] * source[t, j]
+    target[t, i] += acc
 
 
-@numba.njit(parallel=True, **_JIT)
-def _matvec_transposed(weights, source, target):  # pragma: no cover - compiled
-    """target[t, j] += sum_i weights[t, i, j] * source[t, i], columns in chunks of 256."""
-    trials, npost, npre = weights.shape
+@numba.njit(**_JIT)
+def _matvec_transposed_chunk(weights, source, target, k):  # pragma: no cover - compiled
+    """target[t, j] += sum_i weights[t, i, j] * source[t, i] over chunk ``k`` of 256 columns of
+    trial ``t`` (chunks numbered trial by trial)."""
+    npost, npre = weights.shape[1], weights.shape[2]
     chunks = (npre + 255) // 256
-    for k in numba.prange(trials * chunks):
-        t = k // chunks
-        j0 = (k % chunks) * 256
-        j1 = min(j0 + 256, npre)
-        acc = np.zeros(j1 - j0)
-        for i in range(npost):
-            a = source[t, i]
-            row = weights[t, i, j0:j1]  # a view indexed from 0: the loop vectorises
-            for j in range(j1 - j0):
-                acc[j] += row[j] * a
-        out = target[t, j0:j1]
+    t = k // chunks
+    j0 = (k % chunks) * 256
+    j1 = min(j0 + 256, npre)
+    acc = np.zeros(j1 - j0)
+    for i in range(npost):
+        a = source[t, i]
+        row = weights[t, i, j0:j1]  # a view indexed from 0: the loop vectorises
         for j in range(j1 - j0):
-            out[j] += acc[j]
+            acc[j] += row[j] * a
+    out = target[t, j0:j1]
+    for j in range(j1 - j0):
+        out[j] += acc[j]
+
+
+@numba.njit(parallel=True, **_JIT)
+def _matvec_threaded(weights, source, target, transposed):  # pragma: no cover - compiled
+    trials, npost, npre = weights.shape
+    if transposed:
+        for k in numba.prange(trials * ((npre + 255) // 256)):
+            _matvec_transposed_chunk(weights, source, target, k)
+    else:
+        for k in numba.prange(trials * npost):
+            _matvec_entry(weights, source, target, k)
+
+
+@numba.njit(**_JIT)
+def _matvec(weights, source, target, transposed):  # pragma: no cover - compiled
+    """Per-trial products added to ``target``: ``target[t] += weights[t] @ source[t]``, or with
+    ``transposed`` ``weights[t].T @ source[t]``; threaded unless :func:`~plasticity.backends.blas.threads`
+    allows one thread (see :func:`~plasticity.backends.numba_codegen._kernel_source`)."""
+    if threads() > 1:
+        _matvec_threaded(weights, source, target, transposed)
+        return
+    trials, npost, npre = weights.shape
+    if transposed:
+        for k in range(trials * ((npre + 255) // 256)):
+            _matvec_transposed_chunk(weights, source, target, k)
+    else:
+        for k in range(trials * npost):
+            _matvec_entry(weights, source, target, k)
 
 
 @numba.njit(**_JIT)
@@ -105,10 +132,7 @@ def _product_into_overload(weights, source, out, transposed, accumulate):
     def per_trial(weights, source, out, transposed, accumulate):  # pragma: no cover - compiled
         if not accumulate:
             _fill_zero(out)
-        if transposed:
-            _matvec_transposed(weights, source, out)
-        else:
-            _matvec(weights, source, out)
+        _matvec(weights, source, out, transposed)
 
     return per_trial
 

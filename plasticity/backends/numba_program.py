@@ -353,6 +353,7 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
     lines("import numba")
     lines("import numpy as np")
     lines("")
+    lines("from plasticity.backends.blas import threads")
     lines("from plasticity.backends.numba_kernels import _all_finite, _drive, _feedback, _fill_zero, _stamped")
     lines("")
     lines(f"kernels = sys.modules[{engine.module.__name__!r}]")
