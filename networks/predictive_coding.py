@@ -285,8 +285,8 @@ class PredictiveCodingModel:
         total = np.zeros(self.batch)
         for index in layers:
             error = self.sim.get(f"layer{index}.e")
-            total += 0.5 * np.sum(error * error, axis=1)
-        return total
+            total += np.einsum("ij,ij->i", error, error)  # no temporary the size of the errors
+        return 0.5 * total
 
     def _pad(self, values: np.ndarray, n: int, what: str) -> np.ndarray:
         values = np.asarray(values)
