@@ -171,6 +171,24 @@ def test_separable_update_adds_its_product_in_place(name):
     assert all(array.size < weights.size for array in arrays if array is not weights)
 
 
+@pytest.mark.parametrize(
+    "equation",
+    [
+        "w += eta * y_post * x_pre",
+        "w -= eta * 2 * y_post * (0.5 * x_pre)",
+        "w += eta * exp(-t / tau) * y_post * x_pre - eta * 0.1 * w",
+    ],
+)
+def test_a_term_of_two_unit_variables_multiplies_the_state_arrays(equation):
+    """An outer term that is one post and one pre unit variable times scalars multiplies the state
+    arrays themselves (the post one as a transposed view), its scalars in BLAS's alpha: no factor
+    matrix is written out, and the update agrees with numpy."""
+    rule = pl.Rule([equation], {"eta": 0.01, "tau": 5.0})
+    simulation = assert_agree(lambda: rule_network(rule, n_post=30, shared=True), "float64", trials=3)
+    buffers = simulation.engine.source.plasticity["ff"].buffers
+    assert not [shape for _, shape, _ in buffers if "trials" in shape]
+
+
 def test_separable_updates_are_detected():
     oja = numba_codegen.separable_terms(get_rule("oja").parsed[0])
     assert oja is not None and len(oja.row_scale) == 1 and len(oja.outer) == 1 and not oja.column_scale

@@ -257,6 +257,27 @@ def _pure_lookup(node: Node) -> str | None:
     return None
 
 
+def _multiplied(factors: tuple[Node, ...]) -> list[Node]:
+    """The operands of the products ``factors`` multiply, products taken apart."""
+    operands: list[Node] = []
+    for factor in factors:
+        if isinstance(factor, Binary) and factor.op == "*":
+            operands += _multiplied((factor.left, factor.right))
+        else:
+            operands.append(factor)
+    return operands
+
+
+def _single_unit_factor(factors: tuple[Node, ...], kind: str) -> tuple[Name, list[Node]] | None:
+    """When ``factors`` multiply one unit variable of kind ``kind`` (``"pre"``, ``"post"``) by pure
+    scalars: that variable and the scalars; else None."""
+    operands = _multiplied(factors)
+    units = [f for f in operands if not _pure(f)]
+    if len(units) == 1 and isinstance(units[0], Name) and units[0].kind == kind:
+        return units[0], [f for f in operands if f is not units[0]]
+    return None
+
+
 def _reductions(node: Node) -> list[Reduce]:
     """Reductions under ``node``, innermost first, each once."""
     found: list[Reduce] = []
@@ -286,7 +307,10 @@ class KernelSpec:
 
     ``arrays`` are state keys, ``buffers`` (name, shape, dtype) scratch arrays the engine
     allocates once (shape entries ``"trials"``, ``"npost"``, ``"npre"``, ``"chunks"`` or numbers);
-    ``params`` the parameter values in order.
+    ``params`` the parameter values in order; a plasticity kernel's end with ``1 / trials``, its
+    per-trial mean read at run time: with fast-math, ``x / trials`` became a product with the
+    rounded reciprocal where a compiled program inlined the kernel and a division where Python
+    called it, one rounding apart.
     """
 
     function: str
@@ -565,6 +589,7 @@ class _PlasticityWriter:
         self.emitter = _Emitter(scalar)
         self.keys: list[str] = []
         self.buffers: list[tuple[str, tuple[str, ...], str]] = []
+        self.trials = trials
         size = trials * self.projection.post.n * self.projection.pre.n
         self.parallel = size >= PARALLEL_MIN_ELEMENTS
         self.lines = _Lines()
@@ -635,6 +660,7 @@ class _PlasticityWriter:
                 continue  # no equation can name it
             head(f"d_{param} = prm[{index}]")
             head(f"p_{param} = {self.scalar}(d_{param})")
+        head(f"per_trial = prm[{len(self.rule.params)}]")
         for line in self.emitter.constant_lines() + self.scalars:
             head(line)
         parallel = self.parallel and any("numba.prange" in line for line in body)
@@ -642,7 +668,7 @@ class _PlasticityWriter:
         spec = KernelSpec(
             function,
             list(self.keys),
-            list(self.rule.params.values()),
+            [*self.rule.params.values(), 1.0 / self.trials],
             list(self.buffers),
             fusable=fuse_at is not None,
             parallel=parallel,
@@ -694,37 +720,48 @@ class _PlasticityWriter:
             lines.dedent()
         if update.outer:
             terms = len(update.outer)
-            # L is kept transposed, (post, terms x trials), so that both operands of the product are
-            # C-ordered (a transposed operand made OpenBLAS's sgemm a third slower at these shapes); a
-            # single pre factor that is a unit variable is R itself, not a copy
-            left = self.buffer(("npost", terms, "trials"), dtype)
-            only = update.outer[0][2] if terms == 1 else ()
-            plain = len(only) == 1 and isinstance(only[0], Name) and only[0].kind == "pre"
-            right = self.array(self.side_key(only[0])) if plain else self.buffer((terms, "trials", "npre"), dtype)
-            # L is the transpose of trial-major unit variables: written in tiles of trials, so that
-            # each write is contiguous and each read stays in the cache lines of the tile's rows
-            # (one trial after another, every write strided, took 2 ns a factor)
-            lines(f"for t0 in range(0, trials, {TRANSPOSE_TILE}):")
-            lines.indent()
-            for k, (coefficient, post, _) in enumerate(update.outer):
-                lines("for i in range(npost):")
-                lines.indent()(f"for t in range(t0, min(t0 + {TRANSPOSE_TILE}, trials)):")
-                lines.indent()(f"{left}[i, {k}, t] = {self.term(coefficient, post)}")
+            post_unit = _single_unit_factor(update.outer[0][1], "post") if terms == 1 else None
+            pre_unit = _single_unit_factor(update.outer[0][2], "pre") if terms == 1 else None
+            # a term's single unit variable is its factor matrix itself (L as its transpose, a view;
+            # R as it is) and its scalars go into the product's alpha: only other factors are
+            # written out (transposing 128 x 256 errors took longer than their BLAS update of a
+            # 256 x 256 matrix)
+            alpha = [repr(step)]
+            if post_unit:
+                unit, scalars = post_unit
+                left = f"{self.array(self.side_key(unit))}.T"
+                alpha += [repr(update.outer[0][0]), *(self.emitter.emit(f, _pure_lookup) for f in scalars)]
+            else:
+                # L is written transposed, (post, terms x trials), in tiles of trials, so that each
+                # write is contiguous and each read stays in the cache lines of the tile's rows (one
+                # trial after another, every write strided, took 2 ns a factor)
+                buffer = self.buffer(("npost", terms, "trials"), dtype)
+                lines(f"for t0 in range(0, trials, {TRANSPOSE_TILE}):")
+                lines.indent()
+                for k, (coefficient, post, _) in enumerate(update.outer):
+                    lines("for i in range(npost):")
+                    lines.indent()(f"for t in range(t0, min(t0 + {TRANSPOSE_TILE}, trials)):")
+                    lines.indent()(f"{buffer}[i, {k}, t] = {self.term(coefficient, post)}")
+                    lines.dedent()
+                    lines.dedent()
                 lines.dedent()
-                lines.dedent()
-            lines.dedent()
-            if not plain:
+                left = f"{buffer}.reshape(npost, {terms} * trials)"
+            if pre_unit:
+                unit, scalars = pre_unit
+                right = self.array(self.side_key(unit))
+                alpha += [self.emitter.emit(f, _pure_lookup) for f in scalars]
+            else:
+                buffer = self.buffer((terms, "trials", "npre"), dtype)
                 lines("for t in range(trials):")
                 lines.indent()
                 for k, (_, _, pre) in enumerate(update.outer):
                     lines("for j in range(npre):")
-                    lines.indent()(f"{right}[{k}, t, j] = {self.term(1.0, pre)}")
+                    lines.indent()(f"{buffer}[{k}, t, j] = {self.term(1.0, pre)}")
                     lines.dedent()
                 lines.dedent()
-            lines(
-                f"gemm({self.scalar}({step!r} / trials), {left}.reshape(npost, {terms} * trials), "
-                f"{right}.reshape({terms} * trials, npre), {self.scalar}(1.0), {weights})"
-            )
+                right = f"{buffer}.reshape({terms} * trials, npre)"
+            alpha.append("per_trial")
+            lines(f"gemm({self.scalar}({' * '.join(alpha)}), {left}, {right}, {self.scalar}(1.0), {weights})")
         if self.projection.mask is not None:  # a flat loop: it vectorises where one over (i, j) did not
             lines(f"flat, kept = {weights}.reshape(-1), {self.array_mask()}.reshape(-1)")
             lines("for k in range(flat.size):")
