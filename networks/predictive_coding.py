@@ -19,7 +19,11 @@ mode, ``hold`` (1: rates and slopes stay at their feedforward values). As parame
 per-unit variables, they cost a step no reads and a switch no array writes. A training batch's
 sweep runs only the stages it needs (``SWEEP_STAGES``: no errors or feedback, which values that
 follow their predictions ignore) and its pc/fpa update only ``UPDATE_STAGES`` (no feedback or
-values, which the update does not use).
+values, which the update does not use). In ``pc`` and ``fpa`` the top layer also keeps its
+feedforward prediction (``prediction``: set after a full sweep; in a training batch, whose sweep
+stops a step short, taken from ``mu`` by the first inference step's errors stage while ``take``
+is 1, which that stage clears), so that the batch reads it after its inference run instead of
+splitting the run after the first step.
 
 Modes (all on the same engine):
 
@@ -166,6 +170,9 @@ def _layer(index: int, n: int, role: str, activation: str, mode: str, gamma: flo
         init["e"] = 0.0
         params["ff"] = 0.0
         stages["errors"] = ["e = x - mu"]
+        if mode in ("pc", "fpa"):  # a training batch's prediction, kept by its first inference step
+            init.update(prediction=0.0, take=0.0)
+            stages["errors"] += ["prediction = where(take > 0, mu, prediction)", "take = 0"]
         stages["values"] = ["x = where(ff > 0, mu, x - gamma * free * e)"]
     return Population(n, stages, init, params=params, name=f"layer{index}")
 
@@ -313,7 +320,10 @@ class PredictiveCodingModel:
         rows = self._clamp(data, target)
         self.sim.advance(self.depth, plastic=False)
         self._end_sweep()
-        return self.sim.get(f"{self.top}.mu")[:rows]
+        prediction = self.sim.get(f"{self.top}.mu")
+        if self.mode in ("pc", "fpa"):
+            self.sim.set(f"{self.top}.prediction", prediction)
+        return prediction[:rows]
 
     def _clamp(self, data: np.ndarray, target: np.ndarray | None) -> int:
         """Clamp ``data`` (and ``target``) and switch the layers above to follow their predictions; the rows of data."""
@@ -350,16 +360,18 @@ class PredictiveCodingModel:
     def _relax(self, steps: int, record: bool, swept: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``steps`` inference steps after a sweep (``swept``) or a sweep one step short of one: the
         energy per trial before each step (with ``record``) and, in the second case, the top's
-        prediction (all trials), read after the first step.
+        prediction (all trials) that the first step computed.
 
         The last step of a sweep computes the rates and drives the first inference step computes
         from the same state (and then sets the values to their predictions): so a sweep of
-        ``depth - 1`` steps, whose first inference step computes the prediction too, leaves every
-        state the same and saves a step (with ``fpa`` that step also computes the rates it then holds).
+        ``depth - 1`` steps, whose first inference step computes the prediction too (the top keeps
+        it as ``prediction``), leaves every state the same and saves a step. With ``fpa`` that step
+        also computes the rates it then holds, so its inference runs as two: the first step, then
+        the rest with ``hold`` on.
         """
         keys = [f"layer{index}.e" for index in range(1, self.depth + 1)]
-        phases = [steps] if swept else [1, steps - 1]
-        energies, prediction = [], None
+        phases = [1, steps - 1] if self.mode == "fpa" and not swept else [steps]
+        energies = []
         try:
             for phase, count in enumerate(phases):
                 if self.mode == "fpa":
@@ -369,11 +381,10 @@ class PredictiveCodingModel:
                     energies.append(pc_energy(dataset, keys).values)
                 else:
                     self.sim.advance(count, plastic=False)
-                if phase == 0 and not swept:
-                    prediction = self.sim.get(f"{self.top}.mu")
         except DivergenceError:
             self._locate_divergence(steps)
             raise
+        prediction = None if swept else self.sim.get(f"{self.top}.prediction")
         return (np.concatenate(energies) if record else None), prediction
 
     def _locate_divergence(self, steps: int) -> None:
@@ -433,6 +444,7 @@ class PredictiveCodingModel:
             return prediction, energy, None
         if steps:  # a sweep one step short; the first inference step predicts (see _relax)
             self._clamp(data, target)
+            self.sim.set(f"{self.top}.take", 1.0)
             self.sim.advance(self.depth - 1, plastic=False, stages=SWEEP_STAGES)
             self._end_sweep()
             path, prediction = self._relax(steps, record, swept=False)

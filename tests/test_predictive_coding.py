@@ -277,10 +277,27 @@ def test_bad_input_is_rejected_before_work():
         run(depth=3)
 
 
+def test_a_pc_training_batch_runs_its_inference_as_one_run():
+    """The top keeps the prediction of the first inference step, so a pc batch runs the sweep, its T
+    inference steps and the update as three runs (fpa splits its inference where ``hold`` turns on)."""
+    weights, biases, data, target = _problem(seed=2)
+    sweep = len(SIZES) - 2  # a step short of the depth
+    for mode, runs in (("pc", [sweep, 7, 1]), ("fpa", [sweep, 1, 6, 1])):
+        model = _model(mode, "numpy")
+        _load(model, weights, biases)
+        counts = []
+        advance = model.sim.advance
+        model.sim.advance = lambda steps, **kwargs: counts.append(steps) or advance(steps, **kwargs)
+        prediction, _, _ = model.train_batch(data, target, steps=7)
+        assert counts == runs, mode
+        _load(model, weights, biases)
+        np.testing.assert_array_equal(prediction, model.forward(data, target))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", ["pc", "fpa"])
 def test_train_batch_equals_sweep_inference_update(mode, backend):
-    """train_batch sweeps one step short and reads the prediction after the first inference step
+    """train_batch sweeps one step short and keeps the prediction its first inference step computes
     (which computes what the sweep's last step would have, values aside): the same prediction,
     energies, weights and state as forward, infer and learn called one after another. (numba's
     compiled programs run train_batch as its steps taken one by one: tests/test_engine_reuse.py.)"""
