@@ -31,7 +31,8 @@ here is only how:
   ``scalar * f(post) * g(pre) * w**k`` (``k`` 0 or 1), as row/column scalings and the
   BLAS product of two factor matrices (post x trials, trials x pre) added to ``w`` by
   the BLAS call itself (:func:`~plasticity.backends.blas.gemm` with ``beta = 1``; see
-  :func:`separable_terms`);
+  :func:`separable_terms`); a factor that is one unit variable is its state array (the post
+  one transposed, a view), its scalars folded into the product's alpha;
 * a population kernel can also run the equations of several stages in one loop: the
   compiled step programs of :mod:`plasticity.backends.numba_program` fuse stages so.
 """
@@ -690,7 +691,8 @@ class _PlasticityWriter:
         """``w_new = w * (base + rows[i] + columns[j]) + (step / trials) * L R`` (see
         :class:`SeparableUpdate`): the scales as trial means in float64, the outer terms as
         factor matrices ``L`` (post, terms x trials) and ``R`` (terms x trials, pre) in the state's
-        dtype, their product added to ``w`` by one BLAS call; then the mask."""
+        dtype (a single term's unit variable standing for itself), their product added to ``w`` by
+        one BLAS call; then the mask."""
         lines = self.lines
         step = 1.0 if update.sign == 0 else float(update.sign)
         base = 1.0 if update.sign else 0.0
