@@ -9,7 +9,8 @@ Training samples per second on sizes [784, 256, 256, 10], tanh, batch 128, rando
    from Python), in alternating rounds, here and on the ``pc.train`` default network
    ([64, 128, 10], batch 32), where dispatch weighs more;
 2. ``torch autograd``: a plain torch loop (forward, MSE loss, ``backward``, SGD step) on the same
-   network, the baseline every ratio is taken against;
+   network, the baseline every ratio is taken against: timed before and after the backends (the
+   best of both), and also in the alternating rounds, where the ratios to it are side by side;
 3. ``hand-written``: the same pc training written by hand as one numba function per batch (the
    input's drive once, each inference step two BLAS products per layer pair and one fused pass
    per layer for errors, values, rates and slopes, the update as three products), with the same
@@ -126,7 +127,8 @@ def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int
 
 def bench_alternating(sizes, batch: int, steps: int, batches: int, rounds: int) -> dict:
     """numba pc with compiled step programs, the same model stepping from Python and, on SIZES, the
-    hand-written pc batch, in alternating rounds (so that all see the same machine); best round of each."""
+    hand-written pc batch and the torch autograd loop, in alternating rounds (so that all see the
+    same machine); best round of each."""
     x, y = _data(batches, sizes=sizes, batch=batch)
     runs = {}
     for compiled in (True, False):
@@ -140,11 +142,14 @@ def bench_alternating(sizes, batch: int, steps: int, batches: int, rounds: int) 
         runs["hand_written"], found["max_weight_difference_to_engine"] = _hand_written_run(x, y, steps)
         if _compare_blas():  # the same loop on the BLAS the engine used before MKL
             runs["hand_written_scipy_blas"], _ = _hand_written_run(x, y, steps, _scipy_blas_gemm)
+        runs["torch_autograd"] = _torch_autograd_run(batches)  # the baseline, side by side
     best = _alternating_rounds(runs, batches, rounds)
     found.update({f"{name}_samples_per_s": batch / seconds for name, seconds in best.items()})
     found["compiled_gain"] = best["step_by_step"] / best["compiled"]
     if "hand_written" in best:
         found["compiled_to_hand_written"] = best["hand_written"] / best["compiled"]
+        found["compiled_to_torch_autograd"] = best["torch_autograd"] / best["compiled"]
+        found["hand_written_to_torch_autograd"] = best["torch_autograd"] / best["hand_written"]
     if "hand_written_scipy_blas" in best:
         found["hand_written_mkl_gain"] = best["hand_written_scipy_blas"] / best["hand_written"]
     return found
@@ -344,7 +349,9 @@ def bench_products(steps: int, repeats: int) -> dict:
     return found
 
 
-def bench_torch_autograd(batches: int, repeats: int) -> dict:
+def _torch_autograd_run(batches: int):
+    """``run(b)``: one training step of a plain torch autograd loop (forward, MSE loss, ``backward``,
+    SGD step) on batch ``b`` of ``batches`` random batches, on SIZES with tanh."""
     torch.manual_seed(0)
     layers = []
     for n_in, n_out in zip(SIZES[:-1], SIZES[1:]):
@@ -361,6 +368,11 @@ def bench_torch_autograd(batches: int, repeats: int) -> dict:
         optimizer.step()
 
     step(0)
+    return step
+
+
+def bench_torch_autograd(batches: int, repeats: int) -> dict:
+    step = _torch_autograd_run(batches)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -458,11 +470,14 @@ def main() -> None:
         "",
         f"numba pc in alternating rounds (best of {4 * args.repeats}), samples/s:",
         "",
-        "| sizes | batch | compiled step programs | step by step | gain | hand-written | compiled / hand-written |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| sizes | batch | compiled step programs | step by step | gain | hand-written | compiled / hand-written "
+        "| torch autograd | compiled / autograd | hand-written / autograd |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[f"| {run['sizes']} | {run['batch']} | {run['compiled_samples_per_s']:.0f} | {run['step_by_step_samples_per_s']:.0f} | "
-          f"{run['compiled_gain']:.2f} | " + (f"{run['hand_written_samples_per_s']:.0f} | {run['compiled_to_hand_written']:.2f} |"
-                                              if "hand_written_samples_per_s" in run else "- | - |") for run in alternating],
+          f"{run['compiled_gain']:.2f} | " + (f"{run['hand_written_samples_per_s']:.0f} | {run['compiled_to_hand_written']:.2f} | "
+                                              f"{run['torch_autograd_samples_per_s']:.0f} | {run['compiled_to_torch_autograd']:.3f} | "
+                                              f"{run['hand_written_to_torch_autograd']:.3f} |"
+                                              if "hand_written_samples_per_s" in run else "- | - | - | - | - |") for run in alternating],
         "",
         "Hand-written: one numba function per batch, the input's drive once, fused elementwise passes, the same "
         "BLAS and tanh; its weights after a batch are within "
