@@ -308,10 +308,10 @@ class KernelSpec:
 
     ``arrays`` are state keys, ``buffers`` (name, shape, dtype) scratch arrays the engine
     allocates once (shape entries ``"trials"``, ``"npost"``, ``"npre"``, ``"chunks"`` or numbers);
-    ``params`` the parameter values in order; a plasticity kernel's end with ``1 / trials``, its
-    per-trial mean read at run time: with fast-math, ``x / trials`` became a product with the
+    ``params`` the parameter values in order, a plasticity kernel's followed by ``1 / trials`` (its
+    per-trial mean, read at run time: with fast-math, ``x / trials`` became a product with the
     rounded reciprocal where a compiled program inlined the kernel and a division where Python
-    called it, one rounding apart.
+    called it, one rounding apart).
     """
 
     function: str
@@ -726,8 +726,8 @@ class _PlasticityWriter:
             pre_unit = _single_unit_factor(update.outer[0][2], "pre") if terms == 1 else None
             # a term's single unit variable is its factor matrix itself (L as its transpose, a view;
             # R as it is) and its scalars go into the product's alpha: only other factors are
-            # written out (transposing 128 x 256 errors took longer than their BLAS update of a
-            # 256 x 256 matrix)
+            # written out (on two threads, transposing 128 x 256 errors took longer than the BLAS
+            # update of a 256 x 256 matrix from them)
             alpha = [repr(step)]
             if post_unit:
                 unit, scalars = post_unit
