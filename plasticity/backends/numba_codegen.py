@@ -308,10 +308,10 @@ class KernelSpec:
 
     ``arrays`` are state keys, ``buffers`` (name, shape, dtype) scratch arrays the engine
     allocates once (shape entries ``"trials"``, ``"npost"``, ``"npre"``, ``"chunks"`` or numbers);
-    ``params`` the parameter values in order, a plasticity kernel's followed by ``1 / trials`` (its
-    per-trial mean, read at run time: with fast-math, ``x / trials`` became a product with the
-    rounded reciprocal where a compiled program inlined the kernel and a division where Python
-    called it, one rounding apart).
+    ``params`` the parameter values in order, a plasticity kernel's followed by ``1 / trials``, by
+    which every trial mean of the kernel is multiplied (read at run time: with fast-math,
+    ``x / trials`` became a product with the rounded reciprocal where a compiled program inlined
+    the kernel and a division where Python called it, one rounding apart).
     """
 
     function: str
@@ -710,7 +710,7 @@ class _PlasticityWriter:
             lines.indent()(f"{total}[{index}] += " + " + ".join(f"np.float64({self.term(c, f)})" for c, f in terms))
             lines.dedent()
             lines.dedent()
-            lines(f"{total}[:] = {step!r} * ({total} / trials)")
+            lines(f"{total}[:] = {step!r} * ({total} * per_trial)")
             scales.append(total)
         rows, columns = scales
         if rows or columns or base != 1.0:
@@ -1057,7 +1057,7 @@ class _PlasticityWriter:
         if masked:
             lines(f"mv = {self.array_mask()}[i, j0:j1]")
         lines("for j in range(j1 - j0):")
-        lines.indent()(f"v = {self.scalar}(total[j] / trials)")
+        lines.indent()(f"v = {self.scalar}(total[j] * per_trial)")
         if equation.op != "=":
             lines(f"v = wv[j] {equation.op[0]} v")
         if masked:
