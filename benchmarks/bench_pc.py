@@ -13,8 +13,9 @@ Training samples per second on sizes [784, 256, 256, 10], tanh, batch 128, rando
    best of both), and also in the alternating rounds, where the ratios to it are side by side;
 3. ``hand-written``: the same pc training written by hand as one numba function per batch (the
    input's drive once, each inference step two BLAS products per layer pair and one fused pass
-   per layer for errors, values, rates and slopes, the update as three products), with the same
-   BLAS and tanh; checked to give the engine's weights after a batch, and timed in the same
+   per layer for errors, values, rates and slopes, the update as three products; with several
+   threads the inference in blocks of trials, a thread each, as the engine runs it), with the
+   same BLAS and tanh; checked to give the engine's weights after a batch, and timed in the same
    alternating rounds as the engine. The engine's ratio to it says what its generality costs.
 
 Also reported: the engine's share, the seconds inside ``engine.step`` and numba's compiled runs
@@ -48,6 +49,7 @@ import numpy as np
 import torch
 
 from plasticity.backends import available_backends, blas, numba_backend
+from plasticity.backends.blas import one_thread, threads, threads_back
 from plasticity.backends.numba_codegen import FASTMATH
 from plasticity.networks.predictive_coding import PredictiveCodingModel
 from plasticity.provenance import now_iso
@@ -101,7 +103,7 @@ def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int
     original = {name: getattr(engine, name) for name in entries}
     for name, method in original.items():
         setattr(engine, name, timed(method))
-    reused = getattr(engine, "cached_drives", 0)
+    reused, split = getattr(engine, "cached_drives", 0), getattr(engine, "split_runs", 0)
     best, best_share = float("inf"), 0.0
     for _ in range(repeats):
         inside[0] = 0.0
@@ -114,10 +116,12 @@ def bench_engine(mode: str, backend: str, steps: int, batches: int, repeats: int
     for name, method in original.items():
         setattr(engine, name, method)
     reused = (getattr(engine, "cached_drives", 0) - reused) / (repeats * batches)
+    split = (getattr(engine, "split_runs", 0) - split) / (repeats * batches)
     # pc: a sweep one step short (the first inference step completes it), the inference, the update step
     engine_steps = model.depth + (steps if mode == "pc" else model.depth)
     return {
         "drives_reused_per_batch": reused,
+        "runs_split_per_batch": split,
         "samples_per_s": batches * BATCH / best,
         "engine_share": best_share,
         "engine_steps_per_batch": engine_steps,
@@ -224,6 +228,38 @@ def _hand_written_kernel(tanh, gemm):
                 rate[i, j] = f
                 slope[i, j] = one - f * f
 
+    @numba.njit(fastmath=fastmath, error_model="numpy", nogil=True)
+    def infer(steps, g, target, b1, w2, b2, w3, b3, drive1, x1, e1, fx1, fp1, g1, mu2, x2, e2, fx2, fp2, g2, mu3, e3):
+        """``steps`` inference steps on a block of the trials, then their errors."""
+        for step in range(steps + 1):  # the last pass computes the errors of the relaxed state
+            gemm(1.0, fx1, w2.T, 0.0, mu2)
+            gemm(1.0, fx2, w3.T, 0.0, mu3)
+            for i in range(e3.shape[0]):
+                for j in range(e3.shape[1]):
+                    e3[i, j] = target[i, j] - mu3[i, j] - b3[j]
+            gemm(1.0, e3, w3, 0.0, g2)
+            if step == steps:
+                for i in range(e2.shape[0]):
+                    for j in range(e2.shape[1]):
+                        e2[i, j] = x2[i, j] - mu2[i, j] - b2[j]
+                        e1[i, j] = x1[i, j] - drive1[i, j]
+                break
+            relax_layer(x2, mu2, mu2, b2, g2, fp2, g, fx2, e2, False)  # e2 from the state before the step
+            gemm(1.0, e2, w2, 0.0, g1)
+            relax_layer(x1, drive1, drive1, b1, g1, fp1, g, fx1, e1, True)
+
+    @numba.njit(fastmath=fastmath, error_model="numpy", parallel=True)
+    def infer_in_blocks(blocks, steps, g, target, b1, w2, b2, w3, b3, drive1, x1, e1, fx1, fp1, g1, mu2, x2, e2, fx2, fp2, g2, mu3, e3):
+        """:func:`infer` on ``blocks`` blocks of the trials at once, one thread each (serial products)."""
+        trials = x1.shape[0]
+        for block in numba.prange(blocks):
+            low, high = trials * block // blocks, trials * (block + 1) // blocks
+            count = one_thread()
+            infer(steps, g, target[low:high], b1, w2, b2, w3, b3, drive1[low:high], x1[low:high], e1[low:high], fx1[low:high],
+                  fp1[low:high], g1[low:high], mu2[low:high], x2[low:high], e2[low:high], fx2[low:high], fp2[low:high],
+                  g2[low:high], mu3[low:high], e3[low:high])
+            threads_back(count)
+
     @numba.njit(fastmath=fastmath, error_model="numpy")
     def train_batch(x0, target, w1, b1, w2, b2, w3, b3, steps, gamma, lr, scratch):
         drive1, x1, e1, fx1, fp1, g1, mu2, x2, e2, fx2, fp2, g2, mu3, e3 = scratch
@@ -245,22 +281,12 @@ def _hand_written_kernel(tanh, gemm):
                 fp2[i, j] = one - f * f
         gemm(1.0, fx2, w3.T, 0.0, mu3)
         prediction = mu3 + b3
-        for step in range(steps + 1):  # the last pass computes the errors of the relaxed state
-            gemm(1.0, fx1, w2.T, 0.0, mu2)
-            gemm(1.0, fx2, w3.T, 0.0, mu3)
-            for i in range(e3.shape[0]):
-                for j in range(e3.shape[1]):
-                    e3[i, j] = target[i, j] - mu3[i, j] - b3[j]
-            gemm(1.0, e3, w3, 0.0, g2)
-            if step == steps:
-                for i in range(e2.shape[0]):
-                    for j in range(e2.shape[1]):
-                        e2[i, j] = x2[i, j] - mu2[i, j] - b2[j]
-                        e1[i, j] = x1[i, j] - drive1[i, j]
-                break
-            relax_layer(x2, mu2, mu2, b2, g2, fp2, g, fx2, e2, False)  # e2 from the state before the step
-            gemm(1.0, e2, w2, 0.0, g1)
-            relax_layer(x1, drive1, drive1, b1, g1, fp1, g, fx1, e1, True)
+        state = (target, b1, w2, b2, w3, b3, drive1, x1, e1, fx1, fp1, g1, mu2, x2, e2, fx2, fp2, g2, mu3, e3)
+        blocks = threads()
+        if blocks > 1:  # the trials' inference is independent: a block per thread, as the engine runs it
+            infer_in_blocks(blocks, steps, g, *state)
+        else:
+            infer(steps, g, *state)
         scale = np.float32(lr / x0.shape[0])
         gemm(scale, e1.T, x0, 1.0, w1)
         gemm(scale, e2.T, fx1, 1.0, w2)
@@ -314,11 +340,28 @@ def _products_scipy_blas(lefts, rights, outs, repeats):  # pragma: no cover - co
             np.dot(lefts[k], rights[k], outs[k])
 
 
+@numba.njit(parallel=True)
+def _products_in_blocks(lefts, rights, outs, repeats, blocks):  # pragma: no cover - compiled
+    """:func:`_products` with the rows of every product cut into ``blocks`` blocks, each computed on
+    a thread of its own with one BLAS thread (how the engine runs a pc batch's trials)."""
+    for block in numba.prange(blocks):
+        count = one_thread()
+        for _ in range(repeats):
+            for k in range(len(outs)):
+                rows = lefts[k].shape[0]
+                low, high = rows * block // blocks, rows * (block + 1) // blocks
+                blas.gemm(1.0, lefts[k][low:high], rights[k], 0.0, outs[k][low:high])
+        threads_back(count)
+
+
 def bench_products(steps: int, repeats: int) -> dict:
     """The matrix products a pc training batch cannot avoid, timed alone, called from compiled code
     with the same BLAS: per inference step the drives and feedbacks of layers 2..L (layer 1's drive
     is constant and hoisted), the feedforward sweep, and the weight updates. A lower bound for any
-    implementation of the same algorithm with this BLAS; its samples/s is the ceiling for pc."""
+    implementation of the same algorithm with this BLAS; its samples/s is the ceiling for pc.
+    With several threads, also with the products of the trials' rows (sweep and inference) in
+    blocks of trials, a thread each, and the weight updates whole, as the engine runs them; the
+    ceiling is the faster of the two."""
     rng = np.random.default_rng(0)
     products = []  # (m, k, n): an (m, k) @ (k, n) product
 
@@ -335,6 +378,18 @@ def bench_products(steps: int, repeats: int) -> dict:
                         np.zeros((shape[0], shape[2]), np.float32)) for shape in set(products)}
     lefts, rights, outs = (numba.typed.List([operands[shape][k] for shape in products]) for k in range(3))
     kernels = {"engine_blas": _products, **({"scipy_blas": _products_scipy_blas} if _compare_blas() else {})}
+    blocks = threads()
+    if blocks > 1:
+        trial_rows = [shape for shape in products if shape[0] == BATCH]
+        updates = [shape for shape in products if shape[0] != BATCH]
+        split = [numba.typed.List([operands[shape][k] for shape in trial_rows]) for k in range(3)]
+        whole = [numba.typed.List([operands[shape][k] for shape in updates]) for k in range(3)]
+
+        def in_blocks(lefts, rights, outs, repeats):
+            _products_in_blocks(*split, repeats, blocks)
+            _products(*whole, repeats)
+
+        kernels["trial_blocks"] = in_blocks
     best = dict.fromkeys(kernels, float("inf"))
     for kernel in kernels.values():
         kernel(lefts, rights, outs, 1)
@@ -343,7 +398,11 @@ def bench_products(steps: int, repeats: int) -> dict:
             start = time.perf_counter()
             kernel(lefts, rights, outs, 5)
             best[name] = min(best[name], (time.perf_counter() - start) / 5)
-    found = {"ms_per_batch": 1e3 * best["engine_blas"], "samples_per_s": BATCH / best["engine_blas"]}
+    fastest = min(best[name] for name in ("engine_blas", "trial_blocks") if name in best)
+    found = {"ms_per_batch": 1e3 * fastest, "samples_per_s": BATCH / fastest,
+             "whole_ms_per_batch": 1e3 * best["engine_blas"]}
+    if "trial_blocks" in best:
+        found["trial_blocks_ms_per_batch"] = 1e3 * best["trial_blocks"]
     if "scipy_blas" in best:
         found.update(scipy_blas_ms_per_batch=1e3 * best["scipy_blas"], scipy_blas_samples_per_s=BATCH / best["scipy_blas"])
     return found
@@ -456,13 +515,15 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, thread limit {args.threads}, measured {report['date']} (best of {args.repeats}); 1-minute load "
         f"average {report['load_average_1min_at_end']:.1f} at the end (other programs shared the cores).",
         "",
-        "| backend | mode | samples/s | x torch autograd | engine share | ms per engine step | drives reused per batch |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| backend | mode | samples/s | x torch autograd | engine share | ms per engine step | drives reused per batch "
+        "| runs split in blocks of trials per batch |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['backend']} | {row['mode']} | {row['samples_per_s']:.0f} | {row['ratio_to_torch_autograd']:.3f} | "
-            f"{100 * row['engine_share']:.0f}% | {row['ms_per_engine_step']:.2f} | {row['drives_reused_per_batch']:.0f} |"
+            f"{100 * row['engine_share']:.0f}% | {row['ms_per_engine_step']:.2f} | {row['drives_reused_per_batch']:.0f} | "
+            f"{row['runs_split_per_batch']:.0f} |"
         )
     lines += [
         "",
@@ -479,8 +540,9 @@ def main() -> None:
                                               f"{run['hand_written_to_torch_autograd']:.3f} |"
                                               if "hand_written_samples_per_s" in run else "- | - | - | - | - |") for run in alternating],
         "",
-        "Hand-written: one numba function per batch, the input's drive once, fused elementwise passes, the same "
-        "BLAS and tanh; its weights after a batch are within "
+        "Hand-written: one numba function per batch, the input's drive once, fused elementwise passes, the inference "
+        "in blocks of trials (a thread each) when there are several threads, the same BLAS and tanh; its weights after a "
+        "batch are within "
         f"{alternating[0]['max_weight_difference_to_engine']:.1e} of the engine's." if alternating else "",
         *(["", f"The same loop with scipy's BLAS (numba's `np.dot`, what the engine used before MKL): "
            f"{alternating[0]['hand_written_scipy_blas_samples_per_s']:.0f} samples/s; MKL's gain "
@@ -493,6 +555,8 @@ def main() -> None:
            f"{step_cost['hand_written_ms_per_batch_besides_inference']:.2f} ms.", ""] if step_cost else []),
         f"The matrix products of a pc batch alone (T = {args.T}; layer 1's constant drive once), with the same BLAS: "
         f"{floor['ms_per_batch']:.2f} ms per batch, {floor['samples_per_s']:.0f} samples/s: the ceiling for pc on these threads"
+        + (f" (whole products {floor['whole_ms_per_batch']:.2f} ms, in blocks of trials {floor['trial_blocks_ms_per_batch']:.2f} ms)"
+           if "trial_blocks_ms_per_batch" in floor else "")
         + (f" (with scipy's BLAS: {floor['scipy_blas_ms_per_batch']:.2f} ms, {floor['scipy_blas_samples_per_s']:.0f} samples/s)."
            if "scipy_blas_ms_per_batch" in floor else "."),
         "",

@@ -109,6 +109,27 @@ def compile_at_once(monkeypatch):
     monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0)
 
 
+@pytest.fixture
+def split_runs(request, monkeypatch):
+    """With ``split`` (the test's parameter) true, compiled runs without learning split their trials
+    into blocks on two threads whatever their size; else never."""
+    import numba
+
+    from plasticity.backends import blas, numba_backend
+
+    if not request.getfixturevalue("split"):
+        monkeypatch.setattr(numba_backend, "SPLIT_MIN_WORK", float("inf"))
+        yield False
+        return
+    if numba.config.NUMBA_NUM_THREADS < 2 or not blas.THREADS_PER_CALL:
+        pytest.skip("splitting trials needs two numba threads and MKL's per-call thread count")
+    monkeypatch.setattr(numba_backend, "SPLIT_MIN_WORK", 0)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield True
+    numba.set_num_threads(threads)
+
+
 def test_step_program_compiled_after_enough_time_stepping(monkeypatch):
     """An engine compiles once it has spent COMPILE_AFTER_SECONDS in steps taken one by one; a long
     run goes in chunks, step by step until then, compiled from the next chunk on."""
@@ -144,12 +165,15 @@ def test_time_compiling_kernels_is_not_time_stepping(monkeypatch, tmp_path):
     np.testing.assert_allclose(simulation.get("fresh.y")[0, 0], (0.25 * np.tanh(0.3) + 0.125) / 0.5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("shared,dtype", [(True, "float32"), (False, "float64")])  # a program compiles in seconds
-def test_compiled_runs_equal_step_by_step(shared, dtype, compile_at_once):
+def test_compiled_runs_equal_step_by_step(shared, dtype, split, compile_at_once, split_runs):
     """A numba run without inputs or recording is one compiled call. It leaves the state, write
     counts and drive reuse that the same steps taken one by one leave: exactly with shared
     weights; to rounding with separate weights per trial, whose learning step-by-step also
-    precomputes the next drive (summed in another order)."""
+    precomputes the next drive (summed in another order). With ``split``, every run without
+    learning splits the 3 trials into blocks of 1 and 2 on two threads: equal to rounding (BLAS
+    may sum a product of one row in another order than the same row among others)."""
     simulations = {}
     for compiled in (True, False):
         simulation = pl.Simulation(layered_network(shared), trials=3, backend="numba", seed=4, dtype=dtype)
@@ -157,7 +181,7 @@ def test_compiled_runs_equal_step_by_step(shared, dtype, compile_at_once):
             simulation.engine.run_compiled = lambda *args: False
         simulations[compiled] = (simulation, phases(simulation, np.random.default_rng(9)))
     (fast, fast_states), (slow, slow_states) = simulations[True], simulations[False]
-    tolerance = 0.0 if shared else {"float32": 1e-6, "float64": 1e-13}[dtype]
+    tolerance = 0.0 if shared and not split else {"float32": 1e-6, "float64": 1e-13}[dtype]
     for number, (expected, actual) in enumerate(zip(slow_states, fast_states)):
         for key in expected:
             np.testing.assert_allclose(actual[key], expected[key], rtol=tolerance, atol=tolerance, err_msg=f"phase {number}: {key}")
@@ -167,6 +191,7 @@ def test_compiled_runs_equal_step_by_step(shared, dtype, compile_at_once):
         assert fast.engine.cached_drives == slow.engine.cached_drives > 0
     assert fast.engine._version == slow.engine._version
     assert fast.steps_done == slow.steps_done == 22
+    assert fast.engine.split_runs == (5 if split else 0)  # the phases without learning or inputs
 
 
 def test_compiled_runs_only_without_inputs_or_recording(compile_at_once):
@@ -213,12 +238,16 @@ def test_compiled_programs_agree_with_numpy(case, compile_at_once):
         np.testing.assert_allclose(states["numba"][key], expected, rtol=1e-10, atol=1e-12, err_msg=key)
 
 
-@pytest.mark.parametrize("mode,dtype", [("pc", "float32"), ("zil", "float32"), ("fpa", "float64")])
-def test_compiled_program_fuses_stages(mode, dtype, compile_at_once):
+@pytest.mark.parametrize(
+    "mode,dtype,split", [("pc", "float32", False), ("zil", "float32", False), ("fpa", "float64", False),
+                         ("pc", "float32", True), ("fpa", "float64", True)],
+)
+def test_compiled_program_fuses_stages(mode, dtype, split, compile_at_once, split_runs):
     """In predictive coding each layer's errors and values stages run as one pass, joined by the next
     step's rates where no product or rule reads the rates in between; inside a step the rates stay
     apart from the errors (the drive reads the one and writes what the other reads). Training with
-    the compiled program equals stepping from Python exactly."""
+    the compiled program equals stepping from Python exactly, and to rounding with the sweep and
+    inference of each batch split into blocks of 3 trials on two threads (``split``)."""
     from plasticity.networks.predictive_coding import PredictiveCodingModel
 
     rng = np.random.default_rng(0)
@@ -232,8 +261,9 @@ def test_compiled_program_fuses_stages(mode, dtype, compile_at_once):
             model.train_batch(data, labels, 5)
         models.append(model)
     fast, slow = models
+    tolerance = {"float32": 1e-5, "float64": 1e-12}[dtype] if split else 0.0  # rounding (see the test above)
     for name, weights in slow.weights().items():
-        np.testing.assert_array_equal(fast.weights()[name], weights, err_msg=name)
+        np.testing.assert_allclose(fast.weights()[name], weights, rtol=tolerance, atol=tolerance, err_msg=name)
     expected = {("layer3", ("errors", "values"))}
     for layer in ("layer1", "layer2"):  # the last step of a run ends without the next step's rates
         expected |= {(layer, ("errors", "values")), (layer, ("errors", "values", "rates"))}
@@ -241,6 +271,7 @@ def test_compiled_program_fuses_stages(mode, dtype, compile_at_once):
     # every summed input is made by drives alone (weights and bias); layer1's reuse both while the input is clamped
     assert set(fast.sim.engine._programs[None].kept) == {"layer1.mu", "layer2.mu", "layer3.mu"}
     assert fast.sim.engine.compiled_steps > 0
+    assert (fast.sim.engine.split_runs > 0) == split
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -280,10 +311,12 @@ def test_nonfinite_in_place(backend):
         simulation.advance(1)
 
 
-def test_compiled_runs_check_what_they_write(compile_at_once):
+@pytest.mark.parametrize("split", [False, True])
+def test_compiled_runs_check_what_they_write(split, compile_at_once, split_runs):
     """A compiled run checks the arrays it wrote for NaN and infinity inside the call: a NaN it
     computes stops the run by name; weights a run without learning only reads are not checked
-    there (nor marked checked), so a NaN set into them beforehand is still found after the run."""
+    there (nor marked checked), so a NaN set into them beforehand is still found after the run.
+    Split into blocks of trials (``split``), each block checks its own rows."""
     simulation = pl.Simulation(layered_network(True), trials=2, backend="numba", seed=0, dtype="float64")
     engine = simulation.engine
     simulation.set("inp.x", 1.0)

@@ -59,7 +59,7 @@ from numba.extending import get_cython_function_address, intrinsic
 # threading layer's symbol, which exists once the layer is launched
 from numba.np.ufunc.parallel import _iget_num_threads, _launch_threads
 
-__all__ = ["BLAS", "BLAS_CHOICES", "gemm", "threads"]
+__all__ = ["BLAS", "BLAS_CHOICES", "THREADS_PER_CALL", "gemm", "one_thread", "threads", "threads_back"]
 
 #: Values of the ``PLASTICITY_BLAS`` environment variable: ``auto`` (the default: MKL where
 #: found, else scipy's), ``mkl`` (an error where it is not found) or ``scipy``.
@@ -177,6 +177,9 @@ def _one_thread_after_fork() -> None:
 #: The BLAS every product of the numba backend runs on, e.g. ``"MKL Intel(R) oneAPI Math Kernel
 #: Library Version 2024.2 ... (torch's libtorch_cpu.so)"``.
 BLAS = _bind()
+#: Whether each product runs on the calling thread's numba thread count (MKL); scipy's BLAS keeps
+#: its own pool, so products called from several threads at once would each start its threads.
+THREADS_PER_CALL = BLAS.startswith("MKL")
 
 
 @intrinsic
@@ -240,6 +243,21 @@ def _set_threads(typingctx, threads):
     return types.int32(threads), codegen
 
 
+@intrinsic
+def _set_numba_threads(typingctx, count):
+    """``numba.set_num_threads(count)`` for the calling thread, from compiled code that stays
+    cacheable (the public function holds a ctypes pointer); :func:`_bind` launched the threading
+    layer whose symbol it calls."""
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(32)])
+        function = cgutils.get_or_insert_function(builder.module, fnty, "set_num_threads")
+        builder.call(function, [context.cast(builder, args[0], signature.args[0], types.int32)])
+        return context.get_dummy_value()
+
+    return types.void(count), codegen
+
+
 _N, _T = ord("N"), ord("T")
 _JIT = dict(cache=True, nogil=True)
 
@@ -250,6 +268,21 @@ def threads():  # pragma: no cover - compiled
     and threaded kernels alike: GNU OpenMP hangs or, in numba's ``omp`` layer, terminates a forked
     child that starts threads)."""
     return min(_iget_num_threads(), _thread_cap())
+
+
+@numba.njit(**_JIT)
+def one_thread():  # pragma: no cover - compiled
+    """Limit the calling thread to one thread (its kernels serial, its products on one BLAS
+    thread); the count it had, for :func:`threads_back`."""
+    count = _iget_num_threads()
+    _set_numba_threads(1)
+    return count
+
+
+@numba.njit(**_JIT)
+def threads_back(count):  # pragma: no cover - compiled
+    """Give the calling thread back the thread count :func:`one_thread` returned."""
+    _set_numba_threads(count)
 
 
 @numba.njit(**_JIT)

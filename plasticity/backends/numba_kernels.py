@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba.extending import overload
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
 
 from plasticity.backends.blas import gemm, threads
 from plasticity.backends.numba_codegen import FASTMATH
@@ -185,3 +187,43 @@ def _drive(drives, row, source_version, weights_version, assign, unchanged, sour
 def _feedback(assign, weights, source, target):  # pragma: no cover - compiled
     """Add (``assign``: write) the transposed product of a projection's feedback into its target."""
     _product_into(weights, source, target, True, not assign)
+
+
+@intrinsic
+def _pointer(typingctx, address, kind):
+    """The ``address`` (an int) as a pointer to ``kind`` values (``np.float32``, ...), for ``numba.carray``."""
+    scalar = kind.instance_type
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(scalar)))
+
+    return types.CPointer(scalar)(address, kind), codegen
+
+
+@intrinsic
+def _call_block(typingctx, entry, block, blocks, table):
+    """Call the compiled step program at address ``entry``, ``void(int64 block, int64 blocks, int64 *table)``."""
+
+    def codegen(context, builder, signature, args):
+        integer = ir.IntType(64)
+        function = builder.inttoptr(args[0], ir.FunctionType(ir.VoidType(), [integer] * 2 + [integer.as_pointer()]).as_pointer())
+        data = context.make_array(signature.args[3])(context, builder, args[3]).data
+        builder.call(function, [args[1], args[2], builder.bitcast(data, integer.as_pointer())])
+        return context.get_dummy_value()
+
+    return types.void(entry, block, blocks, table), codegen
+
+
+@numba.njit(**_JIT)
+def run_alone(entry, table):  # pragma: no cover - compiled
+    """Run the step program at ``entry`` on every trial, on this thread (its kernels and products
+    threaded as the thread count allows)."""
+    _call_block(entry, 0, 1, table)
+
+
+@numba.njit(parallel=True, **_JIT)
+def run_in_blocks(entry, blocks, table):  # pragma: no cover - compiled
+    """Run the step program at ``entry`` on ``blocks`` blocks of the trials at once, one per thread
+    (each block runs with one thread: see :mod:`~plasticity.backends.numba_program`)."""
+    for block in numba.prange(blocks):
+        _call_block(entry, block, blocks, table)

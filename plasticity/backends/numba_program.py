@@ -1,4 +1,4 @@
-"""Compiled step programs: a run of steps without inputs or recording as one numba call.
+"""Compiled step programs: a run of steps without inputs or recording as one compiled call.
 
 Inference in a predictive coding network, a relaxation or a recall phase runs many short
 steps. Dispatching each stage from Python costs about as much as the stage itself at the
@@ -14,9 +14,28 @@ engine's write counters and reuses a drive while neither its source nor its weig
 are fused into one pass where the dependencies allow (:func:`fuse_stages`), and a summed input
 whose drives all reuse their products is left as the step before made it (:func:`_kept_sums`).
 Without learning the state after a compiled run is exactly what the same steps taken one by
-one leave; with learning, a projection with separate weights per trial does not precompute
-its next drive inside its update (the step-by-step path may), so drives are summed in
-another order (equal to rounding).
+one leave (to rounding when its trials are split, below); with learning, a projection with
+separate weights per trial does not precompute its next drive inside its update (the
+step-by-step path may), so drives are summed in another order (equal to rounding).
+
+Trials in blocks. While no rule runs, every trial's steps read and write only that trial's rows
+(the weights are read, not written), so a run without learning splits the trials into
+contiguous blocks run at once, a thread each, every block with its kernels serial and its
+products on one BLAS thread (:data:`~plasticity.backends.numba_backend.SPLIT_MIN_WORK` says from
+which size). The threads then work from the first step to the last without waiting for each
+other, where splitting each product and pass over both threads makes them meet several times a
+step, and a product of a few hundred thousand multiply-adds gains little from a second thread
+(pc training on sizes [784, 256, 256, 10], batch 128: 1.15-1.35x faster on 2 cores). The
+results equal the unsplit run's to rounding: BLAS may sum a row of a product in another order
+when it computes fewer rows at once (a block of one row took another path; blocks of 64 rows
+left every value of the benchmark's run unchanged). The blocks run on the threads of numba's
+threading layer, which MKL shares: threads of another pool would compete with its workers,
+which keep spinning for milliseconds after each threaded product (a pool of Python threads ran
+1.5x slower than no split). For that, the program is compiled as a C-callable function of fixed
+signature, ``run_block(block, blocks, table)``, that finds its arrays from their addresses in
+``table``: one generic launcher (:func:`~plasticity.backends.numba_kernels.run_in_blocks`,
+compiled once) calls it on every thread, where a parallel loop generated per program took
+15-25 s more to compile than the program itself.
 
 The source is written to the kernel cache beside the network's kernels (``<cache>/k<hash>.py``)
 and compiled with ``cache=True``: a second process loads the machine code. Compiling takes
@@ -27,14 +46,22 @@ seconds per network, so an engine compiles its program only once it has spent
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+import numba
 import numpy as np
 
+from plasticity.backends.blas import THREADS_PER_CALL
 from plasticity.backends.numba_codegen import _Lines, _population_kernel, load_module
+from plasticity.backends.numba_kernels import run_alone, run_in_blocks
 from plasticity.equations import Name, walk
 
 __all__ = ["DRIVE_FIELDS", "StepProgram", "fuse_stages", "step_program"]
+
+#: Entries of a step program's table: the run's first step and step count, the addresses of the
+#: time step, learn flags, write counts, drive tables and results (:class:`_Buffers`), then of
+#: every parameter vector and array the program reads.
+_FIRST, _STEPS, _DT, _LEARN, _VERSIONS, _DRIVES, _RESULTS, _ARGUMENTS = range(8)
 
 #: Columns of the engine's drive-cache table (a list of rows for steps taken one by one, passed to a
 #: program as one int array), one row per projection:
@@ -45,21 +72,23 @@ DRIVE_FIELDS = ("stamped", "stamp_source", "stamp_weights", "seen", "seen_source
 
 @dataclass
 class StepProgram:
-    """A generated run function and what to pass it.
+    """A generated step program, compiled as a C-callable function, and what it runs on.
 
-    ``function(first, steps, dt, learn, versions, drives, *params, *arrays)`` runs ``steps``
-    steps (the first at time ``(first + 1) * dt``) and returns the number of drives reused and
-    whether every array the run wrote (of the keys in ``written``, those the program may write,
-    the ones whose write count changed) is finite: one compiled check instead of one call per
-    array after the run.
-    ``learn`` flags (1 or 0) the projections in ``projections`` whose rules run, ``versions``
-    holds the write count of every key in ``keys``, ``drives`` the drive-cache table
-    (:data:`DRIVE_FIELDS`) of every projection; both are updated in place. ``fused`` lists the
-    (population, stages) run as one kernel, ``kept`` the summed inputs left as they are while their
-    drives reuse their products (:func:`_kept_sums`).
+    ``function`` is ``run_block(block, blocks, table)``: ``table`` (``int64``) holds the run's
+    first step and step count, then the addresses of the arrays it reads, made into arrays again
+    in the compiled code (the engine's arrays never move). It runs the steps on block ``block``
+    of ``blocks`` contiguous blocks of the trials, with block's own write counts and drive table;
+    :meth:`run` fills the table and calls it (see :func:`step_program`).
+
+    ``keys`` are the state keys whose write counts the program keeps, ``projections`` those
+    whose drive-table rows and learn flags it takes, ``params`` and ``arrays`` what it runs on,
+    ``fused`` the (population, stages) run as one kernel, ``written`` the keys it may write,
+    ``kept`` the summed inputs left as they are while their drives reuse their products
+    (:func:`_kept_sums`), ``learners`` the projections whose rules it runs, ``splittable``
+    whether a run in which none of them learns may split its trials into blocks.
     """
 
-    function: Callable[..., int]
+    function: Any
     keys: list[str]
     projections: list[str]
     params: list[np.ndarray]
@@ -67,6 +96,56 @@ class StepProgram:
     fused: list[tuple[str, tuple[str, ...]]]
     written: list[str]
     kept: list[str]
+    learners: frozenset[str]
+    splittable: bool
+    table: np.ndarray
+    buffers: _Buffers
+
+    def run(self, first: int, steps: int, dt: float, learn: np.ndarray, versions: np.ndarray, drives: np.ndarray,
+            blocks: int = 1) -> tuple[int, bool]:
+        """Run ``steps`` steps (the first at time ``(first + 1) * dt``), the rules of the projections
+        flagged in ``learn`` running, on ``blocks`` blocks of the trials at once (one per thread,
+        each with one thread; ``blocks > 1`` only when nothing learns and ``splittable``).
+
+        ``versions`` (write counts of ``keys``) and ``drives`` (the drive table) are updated in
+        place. Returns the number of drives reused (by one block: all reuse alike) and whether
+        every array the run wrote (of ``written``, those whose write count changed) is finite.
+        """
+        buffers, table = self.buffers, self.table
+        table[_FIRST], table[_STEPS] = first, steps
+        buffers.dt[0] = dt
+        buffers.learn[:] = learn
+        buffers.versions[:blocks] = versions
+        buffers.drives[:blocks] = drives
+        if blocks > 1:
+            run_in_blocks(self.function.address, blocks, table)
+        else:
+            run_alone(self.function.address, table)
+        versions[:] = buffers.versions[0]
+        drives[:] = buffers.drives[0]
+        results = buffers.results[:blocks]
+        return int(results[0, 0]), bool(results[:, 1].all())
+
+
+@dataclass
+class _Buffers:
+    """What a step program reads and writes besides the engine's arrays: the time step, learn
+    flags, and per block the write counts, drive table and results (drives reused, finite)."""
+
+    dt: np.ndarray
+    learn: np.ndarray
+    versions: np.ndarray
+    drives: np.ndarray
+    results: np.ndarray
+
+    @classmethod
+    def sized(cls, blocks: int, keys: int, projections: int) -> "_Buffers":
+        return cls(np.zeros(1), np.zeros(projections, np.int64), np.zeros((blocks, keys), np.int64),
+                   np.zeros((blocks, projections, len(DRIVE_FIELDS)), np.int64), np.zeros((blocks, 2), np.int64))
+
+    def addresses(self) -> list[int]:
+        """In the order of the table's entries ``_DT`` to ``_RESULTS``."""
+        return [array.ctypes.data for array in (self.dt, self.learn, self.versions, self.drives, self.results)]
 
 
 class _Arguments:
@@ -353,8 +432,10 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
     lines("import numba")
     lines("import numpy as np")
     lines("")
-    lines("from plasticity.backends.blas import threads")
-    lines("from plasticity.backends.numba_kernels import _all_finite, _drive, _feedback, _fill_zero, _stamped")
+    lines("from numba import types")
+    lines("")
+    lines("from plasticity.backends.blas import one_thread, threads, threads_back")
+    lines("from plasticity.backends.numba_kernels import _all_finite, _drive, _feedback, _fill_zero, _pointer, _stamped")
     lines("")
     lines(f"kernels = sys.modules[{engine.module.__name__!r}]")
     for name in sorted(writer.kernels):
@@ -365,25 +446,74 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
         lines.lines.extend(text.splitlines())
         lines("")
         lines("")
-    lines("@numba.njit(cache=True, nogil=True, error_model='numpy')")
-    signature = ["first", "steps", "dt", "learn", "versions", "drives"]
-    signature += [f"p{k}" for k in range(len(writer.params.arrays))] + [f"a{k}" for k in range(len(arguments.arrays))]
-    lines(f"def run({', '.join(signature)}):")
+    written = list(dict.fromkeys(key for operation in operations for key in operation.writes))
+    checked = [(index[key], arguments(engine.arrays[key])) for key in written]
+    params, arrays = writer.params.arrays, arguments.arrays
+    per_trial = _per_trial(engine)
+    trials, count, rows = engine.trials, len(writer.keys), len(writer.projections)
+    lines("@numba.cfunc(types.void(types.int64, types.int64, types.CPointer(types.int64)), cache=True, error_model='numpy')")
+    lines("def run_block(block, blocks, table):")
     lines.indent()
+    lines("count = one_thread() if blocks > 1 else 0  # a block per thread: the thread's kernels and products serial")
+    lines(f"low, high = {trials} * block // blocks, {trials} * (block + 1) // blocks")
+    lines(f"first, steps = table[{_FIRST}], table[{_STEPS}]")
+    lines(f"dt = numba.carray(_pointer(table[{_DT}], np.float64), 1)[0]")
+    lines(f"learn = numba.carray(_pointer(table[{_LEARN}], np.int64), {rows})")
+    lines(f"versions = numba.carray(_pointer(table[{_VERSIONS}] + {8 * count} * block, np.int64), {count})")
+    lines(f"drives = numba.carray(_pointer(table[{_DRIVES}] + {8 * rows * len(DRIVE_FIELDS)} * block, np.int64), ({rows}, {len(DRIVE_FIELDS)}))")
+    for k, array in enumerate(params + arrays):
+        if not array.flags.c_contiguous:
+            raise AssertionError("a step program's arrays are C-contiguous")
+        name = f"p{k}" if k < len(params) else f"a{k - len(params)}"
+        rows_of_block = "[low:high]" if k >= len(params) and id(array) in per_trial else ""
+        lines(f"{name} = numba.carray(_pointer(table[{_ARGUMENTS + k}], np.{array.dtype.name}), {tuple(array.shape)}){rows_of_block}")
     lines("reused = 0")
     lines("initial = versions.copy()")
     lines("for s in range(steps):")
     lines.indent()
     lines("t = (first + s + 1) * dt")
-    written = list(dict.fromkeys(key for operation in operations for key in operation.writes))
-    checks = "".join(  # only what this run wrote: a run without learning reads the weights but leaves them
-        f"    if finite and versions[{index[key]}] != initial[{index[key]}]:\n"
-        f"        finite = _all_finite({arguments(engine.arrays[key])}.reshape(-1))\n"
-        for key in written
+    lines.lines.extend(body.lines)
+    lines.dedent()
+    lines("finite = True")
+    for position, name in checked:  # only what this run wrote: a run without learning reads the weights but leaves them
+        lines(f"if finite and versions[{position}] != initial[{position}]:")
+        lines(f"    finite = _all_finite({name}.reshape(-1))")
+    lines(f"results = numba.carray(_pointer(table[{_RESULTS}] + 16 * block, np.int64), 2)")
+    lines("results[0] = reused")
+    lines("results[1] = finite")
+    lines("if blocks > 1:")
+    lines("    threads_back(count)")
+    module = load_module(lines.text())
+    buffers = _Buffers.sized(max(1, min(numba.config.NUMBA_NUM_THREADS, trials)), count, rows)
+    table = np.array([0, 0, *buffers.addresses(), *(array.ctypes.data for array in params + arrays)], dtype=np.int64)
+    learners = frozenset(operation.payload for operation in operations if operation.kind == "plasticity")
+    splittable = _splittable(engine, operations, per_trial)
+    return StepProgram(
+        module.run_block, writer.keys, writer.projections, params, arrays, list(writer.fused), written, list(kept),
+        learners, splittable, table, buffers,
     )
-    text = lines.text() + body.text() + "    finite = True\n" + checks + "    return reused, finite\n"
-    module = load_module(text)
-    return StepProgram(module.run, writer.keys, writer.projections, writer.params.arrays, arguments.arrays, list(writer.fused), written, list(kept))
+
+
+def _per_trial(engine: Any) -> set[int]:
+    """The ids of the engine's arrays indexed by trial first: population state, drive products and
+    weights kept per trial."""
+    populations = engine.network.populations
+    found = {id(array) for key, array in engine.arrays.items() if key.split(".", 1)[0] in populations}
+    found.update(id(slot.contribution) for slot in engine._contribution.values())
+    found.update(id(slot.weights) for slot in engine._contribution.values() if not slot.shared)
+    return found
+
+
+def _splittable(engine: Any, operations: list[_Operation], per_trial: set[int]) -> bool:
+    """Whether a run in which no rule runs may split its trials into blocks run at once on threads
+    of their own: with two trials or more, BLAS products that take the calling thread's thread
+    count, and every array the steps write indexed by trial first (each trial's steps then read
+    and write only its own rows)."""
+    if engine.trials < 2 or not THREADS_PER_CALL:
+        return False
+    written = {key for operation in operations if operation.kind != "plasticity" for key in operation.writes}
+    arrays = [engine.arrays[key] for key in written] + [slot.contribution for slot in engine._contribution.values()]
+    return all(id(array) in per_trial for array in arrays)
 
 
 def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, kept: str, index: dict, arguments: _Arguments) -> None:
