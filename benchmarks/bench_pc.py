@@ -7,7 +7,8 @@ Training samples per second on sizes [784, 256, 256, 10], tanh, batch 128, rando
    backend asked for (numba and torch by default; numpy optionally); on numba also ``pc`` with
    compiled step programs against the same model with them switched off (every step dispatched
    from Python), in alternating rounds, here and on the ``pc.train`` default network
-   ([64, 128, 10], batch 32), where dispatch weighs more;
+   ([64, 128, 10], batch 32), where dispatch weighs more; with several threads, here also
+   against the same model whose runs never split their trials into blocks;
 2. ``torch autograd``: a plain torch loop (forward, MSE loss, ``backward``, SGD step) on the same
    network, the baseline every ratio is taken against: timed before and after the backends (the
    best of both), and also in the alternating rounds, where the ratios to it are side by side;
@@ -135,14 +136,18 @@ def bench_alternating(sizes, batch: int, steps: int, batches: int, rounds: int) 
     same machine); best round of each."""
     x, y = _data(batches, sizes=sizes, batch=batch)
     runs = {}
-    for compiled in (True, False):
+    full_size = list(sizes) == SIZES and batch == BATCH
+    kinds = ["compiled", "step_by_step"] + (["compiled_unsplit"] if full_size and threads() > 1 else [])
+    for kind in kinds:
         model = _model("pc", "numba", sizes, batch)
-        if not compiled:
+        if kind == "step_by_step":
             model.sim.engine.run_compiled = lambda *args: False
+        if kind == "compiled_unsplit":  # every run's trials on all threads at once, as before runs were split
+            model.sim.engine.split_min_work = float("inf")
         model.train_batch(x[0], y[0], steps)
-        runs["compiled" if compiled else "step_by_step"] = lambda b, model=model: model.train_batch(x[b], y[b], steps)
+        runs[kind] = lambda b, model=model: model.train_batch(x[b], y[b], steps)
     found = {"sizes": list(sizes), "batch": batch, "rounds": rounds}
-    if list(sizes) == SIZES and batch == BATCH:
+    if full_size:
         runs["hand_written"], found["max_weight_difference_to_engine"] = _hand_written_run(x, y, steps)
         if _compare_blas():  # the same loop on the BLAS the engine used before MKL
             runs["hand_written_scipy_blas"], _ = _hand_written_run(x, y, steps, _scipy_blas_gemm)
@@ -150,6 +155,8 @@ def bench_alternating(sizes, batch: int, steps: int, batches: int, rounds: int) 
     best = _alternating_rounds(runs, batches, rounds)
     found.update({f"{name}_samples_per_s": batch / seconds for name, seconds in best.items()})
     found["compiled_gain"] = best["step_by_step"] / best["compiled"]
+    if "compiled_unsplit" in best:
+        found["split_gain"] = best["compiled_unsplit"] / best["compiled"]
     if "hand_written" in best:
         found["compiled_to_hand_written"] = best["hand_written"] / best["compiled"]
         found["compiled_to_torch_autograd"] = best["torch_autograd"] / best["compiled"]
@@ -540,6 +547,10 @@ def main() -> None:
                                               f"{run['hand_written_to_torch_autograd']:.3f} |"
                                               if "hand_written_samples_per_s" in run else "- | - | - | - | - |") for run in alternating],
         "",
+        *([f"Trials split into blocks, a thread each, in runs without learning (the sweep and the inference): "
+           f"{alternating[0]['compiled_samples_per_s']:.0f} samples/s against {alternating[0]['compiled_unsplit_samples_per_s']:.0f} "
+           f"with every run's trials on all threads at once, {alternating[0]['split_gain']:.2f}x.", ""]
+          if alternating and "split_gain" in alternating[0] else []),
         "Hand-written: one numba function per batch, the input's drive once, fused elementwise passes, the inference "
         "in blocks of trials (a thread each) when there are several threads, the same BLAS and tanh; its weights after a "
         "batch are within "

@@ -212,6 +212,7 @@ class NumbaEngine:
         self.cached_drives = 0
         self.compiled_steps = 0
         self.split_runs = 0  # compiled runs whose trials were split into blocks run on threads at once
+        self.split_min_work = SPLIT_MIN_WORK  # from how much work a run splits (inf: never)
         self._step_work = trials * (sum(population.n for population in network.populations.values())
                                     + sum(projection.pre.n * projection.post.n for projection in network.projections.values()))
         self.stepped_seconds = 0.0  # in step(), towards COMPILE_AFTER_SECONDS; steps that compiled kernels left out
@@ -399,8 +400,9 @@ class NumbaEngine:
 
     def _trial_blocks(self, program: StepProgram, steps: int, plastic: frozenset[str]) -> int:
         """How many blocks of trials a compiled run splits into (1: none): a block per thread
-        allowed, when no rule of the program runs and the run does at least :data:`SPLIT_MIN_WORK`."""
-        if not program.splittable or plastic & program.learners or steps * self._step_work < SPLIT_MIN_WORK:
+        allowed, when no rule of the program runs and the run does at least ``split_min_work``
+        (:data:`SPLIT_MIN_WORK` unless changed)."""
+        if not program.splittable or plastic & program.learners or steps * self._step_work < self.split_min_work:
             return 1
         return min(threads(), self.trials)
 
