@@ -77,7 +77,7 @@ class StepProgram:
     ``function`` is ``run_block(block, blocks, table)``: ``table`` (``int64``) holds the run's
     first step and step count, then the addresses of the arrays it reads, made into arrays again
     in the compiled code (the engine's arrays never move). It runs the steps on block ``block``
-    of ``blocks`` contiguous blocks of the trials, with block's own write counts and drive table;
+    of ``blocks`` contiguous blocks of the trials, with the block's own write counts and drive table;
     :meth:`run` fills the table and calls it (see :func:`step_program`).
 
     ``keys`` are the state keys whose write counts the program keeps, ``projections`` those
@@ -450,7 +450,7 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
     checked = [(index[key], arguments(engine.arrays[key])) for key in written]
     params, arrays = writer.params.arrays, arguments.arrays
     per_trial = _per_trial(engine)
-    trials, count, rows = engine.trials, len(writer.keys), len(writer.projections)
+    trials, keys, rows = engine.trials, len(writer.keys), len(writer.projections)
     lines("@numba.cfunc(types.void(types.int64, types.int64, types.CPointer(types.int64)), cache=True, error_model='numpy')")
     lines("def run_block(block, blocks, table):")
     lines.indent()
@@ -459,12 +459,12 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
     lines(f"first, steps = table[{_FIRST}], table[{_STEPS}]")
     lines(f"dt = numba.carray(_pointer(table[{_DT}], np.float64), 1)[0]")
     lines(f"learn = numba.carray(_pointer(table[{_LEARN}], np.int64), {rows})")
-    lines(f"versions = numba.carray(_pointer(table[{_VERSIONS}] + {8 * count} * block, np.int64), {count})")
+    lines(f"versions = numba.carray(_pointer(table[{_VERSIONS}] + {8 * keys} * block, np.int64), {keys})")
     lines(f"drives = numba.carray(_pointer(table[{_DRIVES}] + {8 * rows * len(DRIVE_FIELDS)} * block, np.int64), ({rows}, {len(DRIVE_FIELDS)}))")
     for k, array in enumerate(params + arrays):
-        if not array.flags.c_contiguous:
-            raise AssertionError("a step program's arrays are C-contiguous")
         name = f"p{k}" if k < len(params) else f"a{k - len(params)}"
+        if not array.flags.c_contiguous:  # rebuilt from its address and shape alone
+            raise AssertionError(f"step program argument {name} is not C-contiguous")
         rows_of_block = "[low:high]" if k >= len(params) and id(array) in per_trial else ""
         lines(f"{name} = numba.carray(_pointer(table[{_ARGUMENTS + k}], np.{array.dtype.name}), {tuple(array.shape)}){rows_of_block}")
     lines("reused = 0")
@@ -484,7 +484,7 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
     lines("if blocks > 1:")
     lines("    threads_back(count)")
     module = load_module(lines.text())
-    buffers = _Buffers.sized(max(1, min(numba.config.NUMBA_NUM_THREADS, trials)), count, rows)
+    buffers = _Buffers.sized(max(1, min(numba.config.NUMBA_NUM_THREADS, trials)), keys, rows)
     table = np.array([0, 0, *buffers.addresses(), *(array.ctypes.data for array in params + arrays)], dtype=np.int64)
     learners = frozenset(operation.payload for operation in operations if operation.kind == "plasticity")
     splittable = _splittable(engine, operations, per_trial)
