@@ -77,8 +77,8 @@ class StepProgram:
     ``function`` is ``run_block(block, blocks, table)``: ``table`` (``int64``) holds the run's
     first step and step count, then the addresses of the arrays it reads, made into arrays again
     in the compiled code (the engine's arrays never move). It runs the steps on block ``block``
-    of ``blocks`` contiguous blocks of the trials, with the block's own write counts and drive table;
-    :meth:`run` fills the table and calls it (see :func:`step_program`).
+    of ``blocks`` contiguous blocks of the trials, with the block's own write counts and drive
+    table; :meth:`run` fills the table and calls it (see :func:`step_program`).
 
     ``keys`` are the state keys whose write counts the program keeps, ``projections`` those
     whose drive-table rows and learn flags it takes, ``params`` and ``arrays`` what it runs on,
