@@ -382,19 +382,15 @@ class NumbaEngine:
         program = self._programs[stages]
         if program is None:
             return False
-        versions = np.array([self._version[key] for key in program.keys], dtype=np.int64)
-        drives = np.array(self._drives, dtype=np.int64)
-        learn = np.array([name in plastic for name in program.projections], dtype=np.int64)
-        before = versions.tolist()
+        before = [self._version[key] for key in program.keys]
+        learn = [name in plastic for name in program.projections]
         blocks = self._trial_blocks(program, steps, plastic)
-        reused, finite = program.run(first_step, steps, self.dt, learn, versions, drives, blocks)
+        reused, finite, after, self._drives = program.run(first_step, steps, self.dt, learn, before, self._drives, blocks)
         self.split_runs += blocks > 1
         self.cached_drives += reused
-        after = versions.tolist()
         self._version.update(zip(program.keys, after))
         if finite:  # the program checked what it wrote; else nonfinite() finds the first bad array by itself
             self._verified.update((key, new) for key, old, new in zip(program.keys, before, after) if new != old)
-        self._drives = drives.tolist()
         self.compiled_steps += steps
         return True
 

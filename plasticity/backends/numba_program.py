@@ -101,15 +101,16 @@ class StepProgram:
     table: np.ndarray
     buffers: _Buffers
 
-    def run(self, first: int, steps: int, dt: float, learn: np.ndarray, versions: np.ndarray, drives: np.ndarray,
-            blocks: int = 1) -> tuple[int, bool]:
+    def run(self, first: int, steps: int, dt: float, learn: list[bool], versions: list[int], drives: list[list[int]],
+            blocks: int = 1) -> tuple[int, bool, list[int], list[list[int]]]:
         """Run ``steps`` steps (the first at time ``(first + 1) * dt``), the rules of the projections
         flagged in ``learn`` running, on ``blocks`` blocks of the trials at once (one per thread,
-        each with one thread; ``blocks > 1`` only when nothing learns and ``splittable``).
+        each with one thread; ``blocks > 1`` only when nothing learns and ``splittable``), from the
+        write counts ``versions`` of ``keys`` and the drive table ``drives``.
 
-        ``versions`` (write counts of ``keys``) and ``drives`` (the drive table) are updated in
-        place. Returns the number of drives reused (by one block: all reuse alike) and whether
-        every array the run wrote (of ``written``, those whose write count changed) is finite.
+        Returns the number of drives reused (by one block: all reuse alike), whether every array
+        the run wrote (of ``written``, those whose write count changed) is finite, and the write
+        counts and drive table after the run.
         """
         buffers, table = self.buffers, self.table
         table[_FIRST], table[_STEPS] = first, steps
@@ -121,10 +122,8 @@ class StepProgram:
             run_in_blocks(self.function.address, blocks, table)
         else:
             run_alone(self.function.address, table)
-        versions[:] = buffers.versions[0]
-        drives[:] = buffers.drives[0]
         results = buffers.results[:blocks]
-        return int(results[0, 0]), bool(results[:, 1].all())
+        return int(results[0, 0]), bool(results[:, 1].all()), buffers.versions[0].tolist(), buffers.drives[0].tolist()
 
 
 @dataclass
