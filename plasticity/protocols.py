@@ -16,16 +16,18 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
 
 from plasticity.errors import ConfigError
+from plasticity.params import Spec, check_params, check_seed, specs_of
 from plasticity.provenance import base_attrs, now_iso, to_json
 
 __all__ = ["Protocol", "protocol", "get_protocol", "list_protocols", "run_protocol", "RUNTIME_KEYS"]
@@ -38,11 +40,13 @@ _REGISTRY: dict[str, "Protocol"] = {}
 
 @dataclass(frozen=True)
 class Protocol:
-    """A registered protocol: its name, function and parameter defaults."""
+    """A registered protocol: its name, function, parameter defaults and the checks its signature
+    declares (:mod:`plasticity.params`)."""
 
     name: str
     function: Callable[..., xr.Dataset]
     defaults: dict[str, Any]
+    specs: dict[str, Spec] = field(default_factory=dict)
 
     @property
     def doc(self) -> str:
@@ -58,6 +62,7 @@ class Protocol:
             )
         merged = dict(self.defaults)
         merged.update(params)
+        check_params(self.specs, params)
         return merged
 
 
@@ -77,14 +82,36 @@ def _defaults_of(function: Callable[..., Any]) -> dict[str, Any]:
     return defaults
 
 
+def _checked(function: Callable[..., xr.Dataset], specs: dict[str, Spec]) -> Callable[..., xr.Dataset]:
+    """``function`` with its parameters and seed checked on every call, from Python or a file."""
+
+    @functools.wraps(function)
+    def checked(**kwargs: Any) -> xr.Dataset:
+        if "seed" in kwargs:
+            kwargs["seed"] = check_seed(kwargs["seed"])
+        return function(**check_params(specs, kwargs))
+
+    return checked
+
+
+def _protocol_of(name: str, function: Callable[..., xr.Dataset]) -> Protocol:
+    defaults = _defaults_of(function)
+    specs = specs_of(function, list(defaults))
+    for key, value in defaults.items():
+        if key in specs and value is not None:
+            specs[key](key, value)  # a default its own declaration refuses is a bug in the protocol
+    return Protocol(name, _checked(function, specs), defaults, specs)
+
+
 def protocol(name: str) -> Callable[[Callable[..., xr.Dataset]], Callable[..., xr.Dataset]]:
-    """Register ``function`` as the protocol ``name`` (decorator)."""
+    """Register ``function`` as the protocol ``name`` (decorator). The function returned checks
+    its parameters against the specs its signature declares (:mod:`plasticity.params`)."""
 
     def register(function: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
-        if name in _REGISTRY and _REGISTRY[name].function is not function:
+        if name in _REGISTRY and _REGISTRY[name].function.__wrapped__ is not function:
             raise ValueError(f"protocol {name!r} is registered twice")
-        _REGISTRY[name] = Protocol(name, function, _defaults_of(function))
-        return function
+        _REGISTRY[name] = _protocol_of(name, function)
+        return _REGISTRY[name].function
 
     return register
 
@@ -114,7 +141,7 @@ def get_protocol(name: str) -> Protocol:
         if not callable(function):
             raise ConfigError(f"protocol {name!r}: module {module_name!r} has no function {attribute!r}")
         try:
-            return Protocol(name, function, _defaults_of(function))
+            return _protocol_of(name, function)
         except TypeError as error:
             raise ConfigError(f"protocol {name!r}: {error}") from error
     raise ConfigError(

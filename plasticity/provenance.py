@@ -56,6 +56,9 @@ def _jsonable(value: Any) -> Any:
         return {"entropy": value.entropy, "spawn_key": list(value.spawn_key)}
     if isinstance(value, Path):
         return str(value)
+    as_table = getattr(value, "as_table", None)  # a Rule given as a parameter: its equations table
+    if callable(as_table):
+        return _jsonable(as_table())
     return value
 
 

@@ -166,6 +166,17 @@ class Rule:
             self.name, self.reference, self.description,
         )
 
+    def as_table(self) -> dict[str, Any]:
+        """The rule as the table of equations a TOML file gives (``Rule(**table)`` rebuilds it)."""
+        table: dict[str, Any] = {"equations": list(self.equations)}
+        for key in ("params", "modulators", "init"):
+            if getattr(self, key):
+                table[key] = dict(getattr(self, key)) if key != "modulators" else list(self.modulators)
+        for key in ("form", "name", "reference", "description"):
+            if getattr(self, key) != ("free" if key == "form" else ""):
+                table[key] = getattr(self, key)
+        return table
+
     def cost(self) -> RuleCost:
         """Operations, reads and writes per synapse per step (see :class:`RuleCost`)."""
         counts = {"adds": 0, "multiplies": 0, "divides": 0, "functions": 0, "comparisons": 0}

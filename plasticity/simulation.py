@@ -12,6 +12,7 @@ import xarray as xr
 from plasticity.backends import DEFAULT_BACKEND, check_backend, get_backend
 from plasticity.errors import ConfigError, DivergenceError
 from plasticity.network import Network
+from plasticity.params import check_seed
 from plasticity.provenance import base_attrs, now_iso, to_json
 from plasticity.state import initial_state, modulator_keys, state_shapes
 
@@ -83,6 +84,7 @@ class Simulation:
         if not np.isfinite(dt) or dt <= 0:
             raise ConfigError(f"dt must be a positive number, got {dt!r}")
         check_backend(backend, device)
+        seed = check_seed(seed)
         self.network = network
         self.trials = int(trials)
         self.backend = backend
