@@ -1,179 +1,116 @@
-"""Dense associative memories of +-1 units and the ``dense.capacity`` protocol.
+"""Dense associative memories of +-1 units, built on the engine, and the ``dense.capacity`` protocol.
 
-Krotov and Hopfield (2016, NeurIPS, "Dense associative memory for pattern
-recognition") replace the quadratic Hopfield energy by E(s) = -sum_mu F(xi_mu . s)
-with the polynomial interaction F(x) = x^n (n >= 2; n = 2 is the classical
-network); the capacity grows like N^(n-1). Demircigil, Heusel, Loewe, Upgang and
-Vermet (2017, J. Stat. Phys. 168:288) take F(x) = exp(x) and store exponentially
-many patterns.
+Krotov and Hopfield (2016, NeurIPS, "Dense associative memory for pattern recognition")
+replace the quadratic Hopfield energy by E(s) = -sum_mu F(xi_mu . s) with the polynomial
+interaction F(x) = x^n (n >= 2; n = 2 is the classical network); the capacity grows like
+N^(n-1). Demircigil, Heusel, Loewe, Upgang and Vermet (2017, J. Stat. Phys. 168:288) take
+F(x) = exp(x) and store exponentially many patterns.
 
 A unit update sets s_i to the sign of
 h_i = sum_mu [F(xi_mu,i + m_mu,i) - F(-xi_mu,i + m_mu,i)],  m_mu,i = sum_{j != i} xi_mu,j s_j,
-which is the energy difference between s_i = -1 and s_i = +1, so asynchronous
-updates never increase the energy. With M_mu = xi_mu . s and G(m) = F(m+1) - F(m-1),
-h_i = sum_mu xi_mu,i G(M_mu - xi_mu,i s_i); asynchronous sweeps keep M up to date in
-O(P) per flip, synchronous steps are two matrix products per batch.
+the energy difference between s_i = -1 and s_i = +1, so asynchronous updates never increase
+the energy. With the overlaps M_mu = xi_mu . s and G(m) = F(m+1) - F(m-1), and +-1 patterns and
+states, h_i = sum_mu xi_mu,i G(M_mu - xi_mu,i s_i) = (X^T a)_i + s_i sum_mu b_mu with
+a = G(M-1) + G(M+1) and b = G(M-1) - G(M+1): a separation function of the summed similarity.
 
-Numerics: the polynomial form is evaluated on integers (exact in float64, so every
-backend sees the same ties) while N^n < 2^50, else on x / N (a positive rescaling
-that leaves every sign unchanged); the exponential form is evaluated as
-exp(M - max M), also a positive rescaling. ``energy`` returns -sum_mu (xi_mu . s)^n for
-the polynomial form and -log sum_mu exp(xi_mu . s) for the exponential form (the log
-of minus the Demircigil energy, which keeps its ordering without overflow).
+On the engine: population ``units`` (N, the state ``x``/``y``), population ``memories`` (one
+unit per stored pattern), projection ``patterns`` from the units to the memories (its weights
+are the stored patterns, written by the storage ``rule``: the library's ``hebbian`` with the
+memory unit being written one-hot, or any other rule), which drives the memories' overlaps
+``I = M`` and feeds ``a`` back to the units (``h = X^T a``); a fixed all-ones projection
+``total`` feeds back ``k = sum_mu b_mu``. A synchronous step runs the stages ``drive``
+(overlaps), ``separation`` (a, b), ``feedback`` and ``units`` (``y = sign(h + y k)``, ties
+keep). Asynchronous recall, which keeps M up to date in O(P) per flip, is the registered fast
+path ``dense.recall.async``.
+
+Numerics: the polynomial form is evaluated on integers (exact in float64, so every backend sees
+the same ties) while N^n < 2^50, else on x / N (a positive rescaling that leaves every sign
+unchanged); the exponential form is evaluated as exp(M - max M), also a positive rescaling.
+``energy`` returns -sum_mu (xi_mu . s)^n for the polynomial form and -log sum_mu exp(xi_mu . s)
+for the exponential form (the log of minus the Demircigil energy, which keeps its ordering
+without overflow).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from typing import Annotated, Any
 
-import numba as nb
 import numpy as np
 import xarray as xr
 
-from plasticity.errors import ConfigError
-from plasticity.networks._assoc import (
-    BinaryMemory,
-    check_binary,
-    check_choice,
-    check_dtype,
-    check_fraction,
-    check_int,
-    count_patterns,
-    flip_bits,
-    order_into,
-    order_seeds,
-    resolve_backend,
-    sweep_orders,
-    trial_generators,
-)
-from plasticity.networks.hopfield import UPDATES
+from plasticity.backends.runtime import Runtime, fast_path_replacing, resolve
+from plasticity.errors import ConfigError, EquationError
+from plasticity.network import Network
+from plasticity.networks._assoc import BinaryMemory, check_binary, count_patterns, flip_bits, order_seeds, trial_generators
+from plasticity.networks.hopfield import UPDATES, Retrieval, _storage_rule, sync_recall
+from plasticity.networks.memory_fast_paths import dense_gain
+from plasticity.params import Choice, Int, Real, RuleSpec, check
+from plasticity.population import Population
+from plasticity.projection import Projection
 from plasticity.protocols import protocol
+from plasticity.rule import Rule
+from plasticity.simulation import Simulation
 
-__all__ = ["SEPARATIONS", "DenseAssociativeMemory", "DenseRetrieval", "capacity"]
+__all__ = ["SEPARATIONS", "MAX_POWER", "dense_network", "DenseAssociativeMemory", "capacity"]
 
 SEPARATIONS = ("polynomial", "exp")
+#: Largest polynomial power (the separation is written out as products).
+MAX_POWER = 30
+#: Stages of a dense memory's step: overlaps, separation, feedback of the fields, units' update.
+STAGES = ("drive", "separation", "feedback", "units", "plasticity")
+STORE_STAGES = ("drive", "plasticity")
+RECALL_STAGES = ("drive", "separation", "feedback", "units")
+_OFFERED = "x_pre (the pattern), y_post (1 on the memory unit being written, else 0), I_post (its overlap)"
 
 
-def _poly_scale(n_units: int, power: int) -> float:
-    return 1.0 if power * math.log2(n_units + 1) < 50 else 1.0 / n_units
+def _power_of(text: str, power: int) -> str:
+    return " * ".join([f"({text})"] * power)
 
 
-# ----------------------------------------------------------------------------- kernels
-
-
-@nb.njit(cache=True)
-def _unit_field(xt_i, overlaps, s_i, exponential, power, scale):  # pragma: no cover - compiled
-    """h_i = sum_mu xi_mu,i G(M_mu - xi_mu,i s_i) for one unit (up to a positive factor)."""
-    count = overlaps.shape[0]
-    h = 0.0
+def _separation(power: int, exponential: bool) -> list[str]:
+    """Equations of a = G(M-1) + G(M+1) and b = G(M-1) - G(M+1) over the overlaps M = I."""
     if exponential:
-        top = overlaps[0]
-        for mu in range(1, count):
-            if overlaps[mu] > top:
-                top = overlaps[mu]
-        for mu in range(count):
-            h += xt_i[mu] * math.exp(overlaps[mu] - xt_i[mu] * s_i - top)
-    else:
-        for mu in range(count):
-            m = overlaps[mu] - xt_i[mu] * s_i
-            up = (m + 1.0) * scale
-            down = (m - 1.0) * scale
-            h += xt_i[mu] * (up**power - down**power)
-    return h
+        return [
+            "top = max(I)",
+            "a = exp(I + 2 - top) - exp(I - 2 - top)",
+            "b = 2 * exp(I - top) - exp(I - 2 - top) - exp(I + 2 - top)",
+        ]
+    up, down, mid = (_power_of(f"gain * (I {shift})", power) for shift in ("+ 2", "- 2", "+ 0"))
+    return [f"a = {up} - {down}", f"b = 2 * {mid} - {down} - {up}"]
 
 
-@nb.njit(parallel=True, cache=True)
-def _dense_async_kernel(xt, states, overlaps, seeds, sweep, rows, flips, exponential, power, scale):  # pragma: no cover
-    """Asynchronous sweep ``sweep`` of each trial in ``rows`` (unit order from ``order_into``);
-    ``xt`` is (1 or trials, N, P), overlaps (trials, P); a flip updates M in O(P)."""
-    n = states.shape[1]
-    shared = xt.shape[0] == 1
-    for k in nb.prange(rows.shape[0]):
-        t = rows[k]
-        c = 0 if shared else t
-        order = np.empty(n, dtype=np.int64)
-        order_into(seeds[t], sweep, order)
-        count = 0
-        for q in range(n):
-            i = order[q]
-            s = states[t, i]
-            h = _unit_field(xt[c, i], overlaps[t], s, exponential, power, scale)
-            new = s
-            if h > 0.0:
-                new = 1.0
-            elif h < 0.0:
-                new = -1.0
-            if new != s:
-                states[t, i] = new
-                delta = 2.0 * new
-                for mu in range(xt.shape[2]):
-                    overlaps[t, mu] += delta * xt[c, i, mu]
-                count += 1
-        flips[k] = count
+def _check_form(power: Any, separation: Any) -> tuple[int, bool]:
+    separation = check("separation", separation, Choice(*SEPARATIONS))
+    if separation == "polynomial":
+        power = check("power", power, Int(2, MAX_POWER))
+    return int(power), separation == "exp"
 
 
-def _g(xp, m, exponential, power, scale, top=None):
-    if exponential:
-        return xp.exp(m - top)
-    return ((m + 1.0) * scale) ** power - ((m - 1.0) * scale) ** power
-
-
-def _dense_async_array(xp, xt, states, overlaps, order, rows, flips, exponential, power, scale):
-    """Vectorised twin of ``_dense_async_kernel`` (numpy or torch), batched over trials."""
-    n = states.shape[1]
-    shared = xt.shape[0] == 1
-    flips[:] = 0
-    for q in range(n):
-        i = order[:, q]
-        s = states[rows, i]
-        column = xt[0, i] if shared else xt[rows, i]  # (rows, P)
-        m = overlaps[rows]
-        top = m.max(1, keepdims=True) if xp is np else m.max(1, keepdim=True).values
-        arg = m - column * s[:, None]
-        if exponential:
-            h = (column * xp.exp(arg - top)).sum(1)
-        else:
-            h = (column * _g(xp, arg, False, power, scale)).sum(1)
-        new = xp.where(h > 0, 1.0, xp.where(h < 0, -1.0, s))
-        changed = new != s
-        if bool(changed.any()):
-            r, v = rows[changed], new[changed]
-            states[r, i[changed]] = v
-            overlaps[r] += (2.0 * v)[:, None] * column[changed]
-            flips[changed] += 1
-
-
-def _dense_sync_fields(xp, x, states, rows, exponential, power, scale):
-    """Fields of a synchronous step for ``rows``: M = S X^T, then h = 1/2 A X + 1/2 s * sum_mu B."""
-    shared = x.shape[0] == 1
-    s = states[rows]
-    if shared:
-        m = s @ x[0].T
-    else:
-        m = xp.matmul(s[:, None, :], x[rows].transpose(1, 2) if xp is not np else x[rows].transpose(0, 2, 1))[:, 0]
-    top = None
-    if exponential:
-        top = m.max(1, keepdims=True) if xp is np else m.max(1, keepdim=True).values
-    g_down = _g(xp, m - 1.0, exponential, power, scale, top)
-    g_up = _g(xp, m + 1.0, exponential, power, scale, top)
-    a = g_down + g_up
-    b = (g_down - g_up).sum(1)
-    proj = a @ x[0] if shared else xp.matmul(a[:, None, :], x[rows])[:, 0]
-    return 0.5 * proj + 0.5 * s * b[:, None]
-
-
-@dataclass
-class DenseRetrieval:
-    """Final ``states`` (trials, N), ``sweeps`` that changed the state, ``converged``, ``cycle``
-    (synchronous 2-cycle), final ``energy`` and, when recorded, the ``trajectory``."""
-
-    states: np.ndarray
-    sweeps: np.ndarray
-    converged: np.ndarray
-    cycle: np.ndarray
-    energy: np.ndarray
-    trajectory: np.ndarray | None = None
+def dense_network(n: int, count: int, rule: Any = "hebbian", *, power: int = 3, separation: str = "polynomial",
+                  shared: bool = False) -> Network:
+    """A dense associative memory of ``n`` +-1 units and ``count`` memory units whose weights the
+    storage ``rule`` writes (see the module docstring for its populations and stages). ``shared``:
+    one pattern matrix for every trial (many cues of one memory) instead of one per trial."""
+    rule = _storage_rule(rule)
+    power, exponential = _check_form(power, separation)
+    units = Population(
+        n,
+        {"units": ["y = where(h + y * k > 0, 1, where(h + y * k < 0, -1, y))", "x = y"]},
+        init={"x": 0.0, "y": 0.0},
+        name="units",
+    )
+    memories = Population(
+        count, {"separation": _separation(power, exponential)}, init={"y": 0.0},
+        params={} if exponential else {"gain": dense_gain(n, power)}, name="memories",
+    )
+    try:
+        patterns = Projection(units, memories, rule, source="x", feedback=("a", "h"), init={"w": 0.0}, shared=shared,
+                              name="patterns")
+    except EquationError as error:
+        raise EquationError(f"{error.reason}; a dense memory offers {_OFFERED}", error.equation, error.column) from None
+    total = Projection(units, memories, None, source="x", target="J", feedback=("b", "k"), init={"w": 1.0}, shared=True,
+                       name="total")
+    return Network([units, memories], [patterns, total], stages=STAGES)
 
 
 def _energy(m: np.ndarray, exponential: bool, power: int) -> np.ndarray:
@@ -183,98 +120,48 @@ def _energy(m: np.ndarray, exponential: bool, power: int) -> np.ndarray:
     return -(m**power).sum(1)
 
 
-def _recall(x, cues, rngs, *, exponential, power, update, max_sweeps, backend, device=None, record=False):
-    """Dense dynamics from ``cues`` (trials, N) with pattern stack ``x`` (1 or trials, P, N), float64."""
-    trials, n = cues.shape
-    scale = _poly_scale(n, power)
-    sweeps = np.zeros(trials, dtype=np.int64)
-    converged = np.zeros(trials, dtype=bool)
-    cycle = np.zeros(trials, dtype=bool)
-    active = np.ones(trials, dtype=bool)
-    frames = []
-    if backend == "torch":
-        import torch
+def _store(patterns: np.ndarray, rule: Rule, runtime: Runtime, epochs: int, power: int, separation: str) -> Simulation:
+    """A simulation of ``patterns.shape[0]`` dense memories (one per trial) that stored ``patterns``
+    (trials, P, N): by the rule's registered batch form, or online on the engine with memory unit
+    ``mu`` one-hot while pattern ``mu`` is presented."""
+    trials, count, n = patterns.shape
+    network = dense_network(n, count, rule, power=power, separation=separation)
+    simulation = Simulation(network, trials=trials, backend=runtime.backend, dtype="float64", device=runtime.device)
+    batch = fast_path_replacing("dense.storage", rule, runtime.backend)
+    if batch is not None:
+        simulation.set("patterns.w", runtime.host(batch(runtime.array(patterns, "float64"), epochs, "float64")))
+        return simulation
+    presented = np.tile(np.asarray(patterns).transpose(1, 0, 2), (epochs, 1, 1))  # (steps, trials, N)
+    one_hot = np.tile(np.eye(count)[:, None, :], (epochs, 1, 1))  # (steps, 1, P)
+    simulation.advance(count * epochs, inputs={"units.x": presented, "memories.y": one_hot}, stages=STORE_STAGES)
+    return simulation
 
-        xp = torch
-        xs = torch.as_tensor(x, dtype=torch.float64, device=device)
-        states = torch.as_tensor(cues, dtype=torch.float64, device=device).clone()
 
-        def host(a):
-            return a.cpu().numpy()
-
-        def index(a):
-            return torch.as_tensor(a, device=device)
+def _recall(simulation: Simulation, cues: np.ndarray, rngs, runtime: Runtime, *, power: int, exponential: bool,
+            update: str, max_sweeps: int, record: bool) -> Retrieval:
+    """Dense dynamics from ``cues`` (trials, N) with the patterns the simulation stored."""
+    stored = simulation.get("patterns.w")
+    stored = stored[None] if stored.ndim == 2 else stored
+    if update == "sync":
+        result = sync_recall(simulation, cues, max_sweeps, record, RECALL_STAGES)
     else:
-        xp = np
-        xs = np.ascontiguousarray(x, dtype=np.float64)
-        states = np.array(cues, dtype=np.float64, copy=True)
-
-        def host(a):
-            return a
-
-        def index(a):
-            return a
-
-    if record:
-        frames.append(host(states).astype(np.int8))
-    if update == "async":
-        shared = x.shape[0] == 1
-        xt = xs.transpose(1, 2) if backend == "torch" else np.ascontiguousarray(xs.transpose(0, 2, 1))
-        overlaps = states @ xs[0].T if shared else xp.matmul(states[:, None, :], xt)[:, 0]
-        seeds = order_seeds(rngs)
-        for sweep in range(max_sweeps):
-            rows = np.flatnonzero(active)
-            if rows.size == 0:
-                break
-            if backend == "numba":
-                flips = np.zeros(rows.size, dtype=np.int64)
-                _dense_async_kernel(xt, states, overlaps, seeds, sweep, rows, flips, exponential, power, scale)
-            else:
-                order = sweep_orders(seeds[rows], sweep, n)
-                flips = xp.zeros(rows.size, dtype=xp.int64) if xp is np else torch.zeros(rows.size, dtype=torch.int64, device=device)
-                _dense_async_array(xp, xt, states, overlaps, index(order), index(rows), flips, exponential, power, scale)
-                flips = host(flips)
-            sweeps[rows[flips > 0]] += 1
-            done = rows[flips == 0]
-            converged[done] = True
-            active[done] = False
-            if record:
-                frames.append(host(states).astype(np.int8))
-    else:
-        previous = states.clone() if backend == "torch" else states.copy()
-        for _ in range(max_sweeps):
-            rows = np.flatnonzero(active)
-            if rows.size == 0:
-                break
-            r = index(rows)
-            h = _dense_sync_fields(xp, xs, states, r, exponential, power, scale)
-            s = states[r]
-            new = xp.where(h > 0, 1.0, xp.where(h < 0, -1.0, s))
-            changed = host((new != s).any(1))
-            cycled = host((new == previous[r]).all(1)) & changed
-            previous[r] = s
-            states[r] = new
-            sweeps[rows[changed]] += 1
-            converged[rows[~changed]] = True
-            cycle[rows[cycled]] = True
-            active[rows[~changed | cycled]] = False
-            if record:
-                frames.append(host(states).astype(np.int8))
-    final = host(states)
-    m = np.einsum("tpi,ti->tp", x, final) if x.shape[0] > 1 else final @ x[0].T
-    trajectory = np.stack(frames) if record else None
-    return DenseRetrieval(final, sweeps, converged, cycle, _energy(m, exponential, power), trajectory)
-
-
-def _check_form(power, separation) -> tuple[int, bool]:
-    check_choice("separation", separation, SEPARATIONS)
-    if separation == "polynomial":
-        power = check_int("power", power, minimum=2)
-    return int(power), separation == "exp"
+        scale = 1.0 if exponential else dense_gain(cues.shape[1], power)
+        found = runtime.fast_path("dense.recall.async")(
+            runtime.array(stored, "float64"), runtime.array(cues, "float64"), order_seeds(rngs), max_sweeps, record,
+            exponential=exponential, power=power, scale=scale,
+        )
+        final = runtime.host(found.states).astype(np.float64)
+        trajectory = np.stack(found.frames) if record else None
+        result = Retrieval(final, found.sweeps, found.converged, np.zeros(final.shape[0], dtype=bool), None, found.flips,
+                           trajectory)
+    m = np.einsum("tpi,ti->tp", stored, result.states) if stored.shape[0] > 1 else result.states @ stored[0].T
+    result.energy = _energy(m, exponential, power)
+    return result
 
 
 class DenseAssociativeMemory(BinaryMemory):
-    """A dense associative memory (Krotov and Hopfield 2016; Demircigil et al. 2017) of +-1 units.
+    """A dense associative memory (Krotov and Hopfield 2016; Demircigil et al. 2017) of +-1 units,
+    storing ``patterns`` with the storage ``rule`` (default the library's ``hebbian``) on the engine.
 
     ``separation="polynomial"`` uses F(x) = x^``power`` (power >= 2), ``"exp"`` uses F(x) = exp(x).
 
@@ -285,14 +172,19 @@ class DenseAssociativeMemory(BinaryMemory):
         mem.overlaps(out.states)
     """
 
-    def __init__(self, patterns, *, power: int = 3, separation: str = "polynomial"):
+    def __init__(self, patterns, *, power: int = 3, separation: str = "polynomial", rule: Any = "hebbian",
+                 epochs: int = 1, backend: str = "numba"):
         self.power, self.exponential = _check_form(power, separation)
         self.separation = separation
+        self.rule = _storage_rule(rule)
         self._patterns = check_binary(patterns)
+        epochs = check("epochs", epochs, Int(1, 10_000))
+        stored = _store(self._patterns[None], self.rule, resolve(backend), epochs, self.power, separation)
+        self.stored = stored.get("patterns.w")[0]
 
     def energy(self, states) -> np.ndarray:
-        """-sum_mu (xi_mu . s)^n (polynomial) or -log sum_mu exp(xi_mu . s) (exp), shape (batch,)."""
-        return _energy(self._states(states) @ self._patterns.T, self.exponential, self.power)
+        """-sum_mu (xi_mu . s)^n (polynomial) or -log sum_mu exp(xi_mu . s) (exp) over the stored rows, shape (batch,)."""
+        return _energy(self._states(states) @ self.stored.T, self.exponential, self.power)
 
     def retrieve(
         self,
@@ -304,31 +196,35 @@ class DenseAssociativeMemory(BinaryMemory):
         backend: str = "numba",
         device: str | None = None,
         record: bool = False,
-    ) -> DenseRetrieval:
+    ) -> Retrieval:
         """Run the dynamics from each cue (row) until no unit changes or ``max_sweeps`` sweeps/steps."""
-        check_choice("update", update, UPDATES)
-        max_sweeps = check_int("max_sweeps", max_sweeps)
-        dev = resolve_backend(backend, device)
+        check("update", update, Choice(*UPDATES))
+        max_sweeps = check("max_sweeps", max_sweeps, Int(1, 1_000_000))
+        runtime = resolve(backend, device, "float64")
         s = self._states(cues)
-        return _recall(
-            self._patterns[None], s, trial_generators(seed, s.shape[0]), exponential=self.exponential,
-            power=self.power, update=update, max_sweeps=max_sweeps, backend=backend, device=dev, record=record,
-        )
+        network = dense_network(self.n, self.stored.shape[0], self.rule, power=self.power, separation=self.separation,
+                                shared=True)
+        simulation = Simulation(network, trials=s.shape[0], backend=backend, dtype="float64", device=device)
+        simulation.set("patterns.w", self.stored)
+        return _recall(simulation, s, trial_generators(seed, s.shape[0]), runtime, power=self.power,
+                       exponential=self.exponential, update=update, max_sweeps=max_sweeps, record=record)
 
 
 @protocol("dense.capacity")
 def capacity(
     *,
-    n: int = 100,
-    power: int = 3,
-    separation: str = "polynomial",
-    load: float = 1.5,
-    patterns: int = 0,
-    flip: float = 0.1,
-    update: str = "async",
-    max_sweeps: int = 100,
-    trials: int = 50,
-    threshold: float = 0.95,
+    n: Annotated[int, Int(2, 20_000)] = 100,
+    power: Annotated[int, Int(2, MAX_POWER)] = 3,
+    separation: Annotated[str, Choice(*SEPARATIONS)] = "polynomial",
+    rule: Annotated[Any, RuleSpec()] = "hebbian",
+    epochs: Annotated[int, Int(1, 10_000)] = 1,
+    load: Annotated[float, Real(0, 1000, low_open=True)] = 1.5,
+    patterns: Annotated[int, Int(0, 1_000_000)] = 0,
+    flip: Annotated[float, Real(0, 1)] = 0.1,
+    update: Annotated[str, Choice(*UPDATES)] = "async",
+    max_sweeps: Annotated[int, Int(1, 1_000_000)] = 100,
+    trials: Annotated[int, Int(1, 1_000_000)] = 50,
+    threshold: Annotated[float, Real(0, 1)] = 0.95,
     backend: str = "numba",
     seed: int | np.random.SeedSequence = 0,
     dtype: str = "float32",
@@ -336,36 +232,33 @@ def capacity(
 ) -> xr.Dataset:
     """Retrieval in a dense associative memory, trial by trial (see ``hopfield.capacity``).
 
-    Each trial stores its own ``round(load * n)`` random +-1 patterns (or ``patterns``),
-    cues with the first pattern with a fraction ``flip`` flipped, and records ``overlap``,
-    ``success`` (overlap >= ``threshold``), ``sweeps``, ``converged``, ``cycle`` and ``energy``.
-    The dynamics run in float64 whatever ``dtype`` (the fields are exact integers when they fit).
+    Each trial stores its own ``round(load * n)`` random +-1 patterns (or ``patterns``) with the
+    storage ``rule`` (``epochs`` passes), cues with the first pattern with a fraction ``flip``
+    flipped, and records ``overlap``, ``success`` (overlap >= ``threshold``), ``sweeps``,
+    ``converged``, ``cycle`` and ``energy``. The dynamics run in float64 whatever ``dtype`` (the
+    fields are exact integers when they fit).
     """
-    n = check_int("n", n, minimum=2)
+    rule = _storage_rule(rule)
     power, exponential = _check_form(power, separation)
-    check_choice("update", update, UPDATES)
-    flip = check_fraction("flip", flip)
-    max_sweeps = check_int("max_sweeps", max_sweeps)
-    trials = check_int("trials", trials)
-    threshold = check_fraction("threshold", threshold)
-    check_dtype(dtype)
-    dev = resolve_backend(backend, device)
+    dense_network(2, 1, rule, power=power, separation=separation)  # a rule the memory cannot run fails before any work
+    runtime = resolve(backend, device, "float64")
     count = count_patterns(n, load, patterns)
+    if count * n * trials > 2**31:
+        raise ConfigError(f"dense.capacity would hold {count} x {n} x {trials} stored values; use fewer trials or patterns")
     rngs = trial_generators(seed, trials)
     xs = np.empty((trials, count, n))
     cues = np.empty((trials, n))
     for t in range(trials):
         xs[t] = rngs[t].integers(0, 2, size=(count, n)) * 2.0 - 1.0
         cues[t] = flip_bits(xs[t, 0], flip, rngs[t])
-    result = _recall(
-        xs, cues, rngs, exponential=exponential, power=power, update=update, max_sweeps=max_sweeps,
-        backend=backend, device=dev,
-    )
+    simulation = _store(xs, rule, runtime, epochs, power, separation)
+    result = _recall(simulation, cues, rngs, runtime, power=power, exponential=exponential, update=update,
+                     max_sweeps=max_sweeps, record=False)
     overlap = np.einsum("ti,ti->t", result.states, xs[:, 0]) / n
     dims = ("trial",)
     return xr.Dataset(
         {
-            "overlap": (dims, overlap, {"long_name": "final overlap with the cued pattern"}),
+            "overlap": (dims, overlap, {"long_name": "final overlap with the cued pattern", "units": "1"}),
             "success": (dims, overlap >= threshold, {"long_name": f"overlap >= {threshold}"}),
             "sweeps": (dims, result.sweeps, {"long_name": "sweeps (steps) that changed the state"}),
             "converged": (dims, result.converged, {"long_name": "a sweep changed no unit"}),
@@ -375,5 +268,6 @@ def capacity(
             "alpha": ((), count / n, {"long_name": "load (stored patterns / units)"}),
         },
         coords={"trial": np.arange(trials)},
-        attrs={"model": "dense associative memory", "separation": separation, "power": power, "update": update},
+        attrs={"model": "dense associative memory", "separation": separation, "power": power, "update": update,
+               "rule": rule.name},
     )

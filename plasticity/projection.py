@@ -151,10 +151,12 @@ class Projection:
                     )
 
     def _own_summed(self, side: str) -> set[str]:
-        """Summed inputs this projection adds to on ``side``; its rule may read them (``I_post``)."""
-        if side == "post":
-            return {self.target}
-        return {self.feedback[1]} if self.feedback is not None else set()
+        """Summed inputs this projection adds to on ``side``; its rule may read them (``I_post``; on a
+        recurrent projection, whose pre population is its post one, also ``I_pre``)."""
+        own = {self.feedback[1]} if side == "pre" and self.feedback is not None else set()
+        if side == "post" or self.pre is self.post:
+            own.add(self.target)
+        return own
 
     @property
     def variables(self) -> list[str]:

@@ -166,6 +166,12 @@ class Rule:
             self.name, self.reference, self.description,
         )
 
+    def update_key(self) -> tuple:
+        """What determines the rule's update (equations, parameters, modulators, initial values, form),
+        without its name and documentation: two rules with equal keys change weights the same way."""
+        return (self.equations, tuple(sorted(self.params.items())), self.modulators,
+                tuple(sorted(self.init.items())), self.form)
+
     def as_table(self) -> dict[str, Any]:
         """The rule as the table of equations a TOML file gives (``Rule(**table)`` rebuilds it)."""
         table: dict[str, Any] = {"equations": list(self.equations)}

@@ -15,6 +15,7 @@ from plasticity.rules.decorrelation import FOLDIAK
 from plasticity.rules.hebbian import BCM, BCM_3Q, COVARIANCE, HEBB
 from plasticity.rules.neuromodulated import THREE_FACTOR
 from plasticity.rules.predictive_coding import PC_ADAM, PC_LINEAR_3Q, PC_SGD
+from plasticity.rules.storage import STORAGE_RULES
 from plasticity.rules.supervised import DELTA, PERCEPTRON
 
 __all__ = ["get_rule", "list_rules", "describe_rule", "register_rule", "resolve_rule", "RULE_TABLE_KEYS"]
@@ -38,7 +39,7 @@ def register_rule(rule: Rule) -> Rule:
 for _rule in (HEBB, OJA, SANGER, BCM, BCM_3Q, COVARIANCE, FOLDIAK, DELTA, PERCEPTRON, THREE_FACTOR):
     register_rule(_rule)
 
-for _rule in (PC_SGD, PC_ADAM, PC_LINEAR_3Q):
+for _rule in (PC_SGD, PC_ADAM, PC_LINEAR_3Q, *STORAGE_RULES):
     register_rule(_rule)
 
 

@@ -96,12 +96,34 @@ def test_dense_n3_retrieves_150_patterns_at_n100_where_n2_fails():
 def test_dense_bad_input():
     with pytest.raises(ConfigError, match="'polynomial', 'exp'"):
         DenseAssociativeMemory(random_patterns(2, 8), separation="relu")
-    with pytest.raises(ConfigError, match="power must be an integer >= 2"):
+    with pytest.raises(ConfigError, match=r"power must be an integer in \[2, 30\]; got 1"):
         DenseAssociativeMemory(random_patterns(2, 8), power=1)
     with pytest.raises(ConfigError, match=r"-1 and \+1"):
         DenseAssociativeMemory(np.full((2, 8), 0.5))
     with pytest.raises(ConfigError, match="zero patterns"):
+        dense_capacity(n=100, load=0.001)
+    with pytest.raises(ConfigError, match=r"load must be a number in \(0, 1000\]; got 0.0"):
         dense_capacity(n=100, load=0.0)
+
+
+@pytest.mark.parametrize("update", ["async", "sync"])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_dense_engine_storage_gives_what_the_rows_fast_path_gives(backend, update):
+    """A user rule with the hebbian rule's mathematics runs on the engine (one memory unit one-hot
+    per presented pattern); the library's hebbian takes the dense.storage.rows fast path: the
+    stored patterns and every recall decision are equal exactly."""
+    user = {"equations": ["w += y_post * x_pre"], "name": "my hebb"}
+    params = dict(n=30, patterns=40, flip=0.15, update=update, trials=4, max_sweeps=20, seed=2, backend=backend)
+    engine, fast = dense_capacity(rule=user, **params), dense_capacity(rule="hebbian", **params)
+    for name in ("overlap", "sweeps", "converged", "cycle", "energy"):
+        np.testing.assert_array_equal(engine[name].values, fast[name].values, err_msg=name)
+
+
+def test_dense_storage_rule_errors_name_what_the_memory_offers():
+    from plasticity.errors import EquationError
+
+    with pytest.raises(EquationError, match="unknown variable z_pre.*a dense memory offers x_pre"):
+        dense_capacity(n=20, rule={"equations": ["w += z_pre * y_post"]})
 
 
 # ----------------------------------------------------------------------------- modern Hopfield

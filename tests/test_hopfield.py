@@ -8,7 +8,7 @@ import reference
 from plasticity.analysis import critical_load, energy_trajectory
 from plasticity.errors import BackendError, ConfigError
 from plasticity.networks._assoc import order_seeds, sweep_orders, trial_generators
-from plasticity.networks.hopfield import RULES, HopfieldNetwork, capacity, store_weights
+from plasticity.networks.hopfield import RULES, UPDATES, HopfieldNetwork, capacity, store_weights
 from plasticity.protocols import get_protocol, list_protocols, run_protocol
 
 BACKENDS = ("numba", "numpy", "torch")
@@ -23,11 +23,12 @@ def flipped(patterns, fraction, seed=1):
     return patterns * np.where(rng.random(patterns.shape) < fraction, -1.0, 1.0)
 
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_storage_rules_match_reference(backend):
     x = random_patterns(5, 16)
     expected = {
-        "hebbian": reference.hopfield_hebbian_weights(x),
+        # the library's hebbian storage is hebb with eta = 1: the integer couplings J = N W
+        "hebbian": reference.hopfield_hebbian_weights(x) * x.shape[1],
         "storkey": reference.hopfield_storkey_weights(x),
         "pseudoinverse": reference.hopfield_pseudoinverse_weights(x),
     }
@@ -35,7 +36,31 @@ def test_storage_rules_match_reference(backend):
         w = store_weights(x, rule, backend=backend)
         np.testing.assert_allclose(w, expected[rule], atol=1e-12, err_msg=rule)
         assert np.all(np.diag(w) == 0) and np.allclose(w, w.T)
-        np.testing.assert_allclose(HopfieldNetwork(x, rule).weights, expected[rule], atol=1e-12)
+        np.testing.assert_allclose(HopfieldNetwork(x, rule, backend=backend).weights, expected[rule], atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("rule", ["hebbian", "pseudoinverse"])
+def test_batch_storage_fast_paths_equal_the_engine_online_storage(rule, backend):
+    """hopfield.storage.outer_product and hopfield.storage.pseudoinverse against their twin, the rule's equations
+    run pattern by pattern on the engine: exactly for integer Hebbian couplings, to rounding for
+    Greville's recursion."""
+    from plasticity.backends.runtime import fast_path_replacing, resolve
+    from plasticity.networks.hopfield import STORE_STAGES, memory_network
+    from plasticity.rules import get_rule
+    from plasticity.simulation import Simulation
+
+    xs = np.stack([random_patterns(6, 20, seed=s) for s in range(3)])
+    runtime = resolve(backend, "cpu" if backend == "torch" else None, "float64")
+    batch = fast_path_replacing("hopfield.storage", get_rule(rule), backend)
+    fast = runtime.host(batch(runtime.array(xs), 2, "float64"))
+    sim = Simulation(memory_network(20, rule), trials=3, backend=backend, dtype="float64")
+    presented = np.tile(xs.transpose(1, 0, 2), (2, 1, 1))
+    sim.advance(12, inputs={"units.x": presented, "units.y": presented}, stages=STORE_STAGES)
+    if rule == "hebbian":
+        np.testing.assert_array_equal(fast, sim.get("couplings.w"))
+    else:
+        np.testing.assert_allclose(fast, sim.get("couplings.w"), atol=1e-10)
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -89,15 +114,18 @@ def test_capacity_protocol_same_on_every_backend(rule, update):
 
 
 def test_hebbian_recall_from_patterns_equals_recall_from_weights():
-    from plasticity.networks.hopfield import _couplings, _hebbian_recall, _recall
+    """hopfield.recall.hebbian_async against its twin, hopfield.recall.async on the couplings of the engine's storage."""
+    from plasticity.backends.runtime import fast_path
+    from plasticity.networks.hopfield import store_weights
 
     rng = np.random.default_rng(8)
     xs = rng.choice([-1.0, 1.0], size=(5, 30, 100)).astype(np.float32)
     cues = xs[:, 0] * np.where(rng.random((5, 100)) < 0.2, -1.0, 1.0)
+    couplings = np.stack([store_weights(x, "hebbian", backend="numpy") for x in xs]).astype(np.float32)
     for backend in ("numba", "numpy"):
-        a = _hebbian_recall(xs, cues, trial_generators(2, 5), max_sweeps=50, backend=backend)
-        j, scale = _couplings(xs, "hebbian", backend, np.dtype(np.float32))
-        b = _recall(j, scale, cues, trial_generators(2, 5), update="async", max_sweeps=50, backend=backend)
+        seeds = order_seeds(trial_generators(2, 5))
+        a = fast_path("hopfield.recall.hebbian_async", backend)(xs, cues, seeds, 50)
+        b = fast_path("hopfield.recall.async", backend)(couplings, cues.astype(np.float32), seeds, 50, False)
         np.testing.assert_array_equal(a.states, b.states)
         np.testing.assert_array_equal(a.sweeps, b.sweeps)
         np.testing.assert_array_equal(a.flips, b.flips)
@@ -181,13 +209,15 @@ def test_hebbian_async_capacity_at_n_1000():
 def test_bad_input_gets_clear_errors():
     with pytest.raises(ConfigError, match=r"-1 and \+1"):
         HopfieldNetwork([[1, 0, -1]])
-    with pytest.raises(ConfigError, match="hebbian.*storkey.*pseudoinverse"):
-        HopfieldNetwork([[1, -1, 1]], rule="oja")
+    with pytest.raises(ConfigError, match="unknown rule 'hebb1an'; built-in rules: .*hebbian.*pseudoinverse.*storkey"):
+        HopfieldNetwork([[1, -1, 1]], rule="hebb1an")
     with pytest.raises(ConfigError, match="zero patterns"):
         capacity(n=100, load=0.001)
-    with pytest.raises(ConfigError, match="'async', 'sync'"):
+    with pytest.raises(ConfigError, match="update must be one of 'async', 'sync'; got 'parallel'"):
         capacity(n=100, update="parallel")
-    with pytest.raises(BackendError, match="numba, numpy, torch"):
+    with pytest.raises(ConfigError, match="load must be a number in"):
+        capacity(n=100, load=float("nan"))
+    with pytest.raises(BackendError, match="numpy, numba, torch"):
         capacity(n=100, backend="jax")
     net = HopfieldNetwork(random_patterns(2, 10))
     with pytest.raises(ConfigError, match="10 units"):
@@ -201,7 +231,7 @@ def test_protocols_registered_and_run_through_registry():
     for name in ("hopfield.capacity", "dense.capacity", "modern.retrieval", "uhn.retrieval"):
         assert name in names
     assert set(get_protocol("hopfield.capacity").defaults) == {
-        "n", "rule", "load", "patterns", "flip", "update", "max_sweeps", "trials", "threshold",
+        "n", "rule", "epochs", "load", "patterns", "flip", "update", "max_sweeps", "trials", "threshold",
     }
     ds = run_protocol("hopfield.capacity", {"n": 50, "trials": 3, "load": 0.1}, backend="numpy", seed=2)
     assert ds.attrs["protocol"] == "hopfield.capacity" and ds.attrs["backend"] == "numpy"
@@ -241,3 +271,83 @@ def test_associative_memories_on_cuda_match_cpu():
     cpu = uhn_retrieval(patterns=50, backend="numpy", seed=1)
     gpu = uhn_retrieval(patterns=50, backend="torch", device="cuda", seed=1)
     assert float(cpu.accuracy) == float(gpu.accuracy)
+
+
+# ----------------------------------------------------------------------------- any rule stores, on the engine
+
+DELTA_3Q = {
+    "equations": ["r_post = x_post - I_post", "u_pre = x_pre", "w += eta * r_post * u_pre"],
+    "params": {"eta": 0.01},
+    "form": "strict",
+    "name": "delta3q",
+}
+
+
+def test_a_user_strict_three_equation_rule_stores_where_hebbian_fails():
+    """A strict 3Q delta rule (one Kaczmarz step per pattern at eta = 1/N) keeps 30 patterns of
+    N = 100 retrievable, where Hebbian storage (critical load ~0.14) retrieves none."""
+    from plasticity.rules import resolve_rule
+
+    params = dict(n=100, load=0.3, flip=0.05, trials=20, seed=1, backend="numpy")
+    table = capacity(rule=DELTA_3Q, **params)
+    hebbian = capacity(rule="hebbian", **params)
+    assert float(table.success.mean()) >= 0.9 and float(hebbian.success.mean()) <= 0.1
+    assert table.attrs["rule"] == "delta3q"
+    as_rule = capacity(rule=resolve_rule(DELTA_3Q), **params)
+    np.testing.assert_array_equal(table.overlap.values, as_rule.overlap.values)
+
+
+@pytest.mark.parametrize("update", UPDATES)
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_the_engine_path_gives_what_the_hebbian_fast_paths_give(backend, update):
+    """A user rule with Hebbian storage's mathematics but its own equations runs on the engine
+    (online storage, engine or async recall); the library's hebbian runs on the fast paths (batch
+    storage, recall from the patterns). Integer couplings: the same decisions exactly."""
+    user = {"equations": ["w += y_post * x_pre"], "name": "my hebb"}
+    params = dict(n=60, load=0.15, flip=0.2, update=update, trials=6, max_sweeps=30, seed=3, backend=backend)
+    engine, fast = capacity(rule=user, **params), capacity(rule="hebbian", **params)
+    for name in ("overlap", "sweeps", "converged", "cycle", "energy"):
+        np.testing.assert_array_equal(engine[name].values, fast[name].values, err_msg=name)
+
+
+def test_a_storage_rule_the_memory_cannot_run_is_an_error_before_any_pattern_is_stored(monkeypatch):
+    from plasticity.errors import EquationError
+    from plasticity.networks import hopfield
+    from plasticity.rules import resolve_rule
+
+    monkeypatch.setattr(hopfield, "_random_patterns", lambda *a: pytest.fail("patterns were drawn"))
+    with pytest.raises(EquationError, match=r"column 14: unknown variable target_post.*a memory's units offer x and y"):
+        capacity(n=20, rule={"equations": ["w += x_pre * target_post"]})
+    with pytest.raises(EquationError, match="no equation for the couplings w, so it cannot store"):
+        capacity(n=20, rule={"equations": ["e_post = x_post"]})
+    with pytest.raises(EquationError, match=r"column 13: syntax error"):
+        run_protocol("hopfield.capacity", {"n": 20, "rule": {"equations": ["w += x_pre *"]}}, backend="numpy")
+    with pytest.raises(ConfigError, match="rule has unknown key 'equation'"):
+        capacity(n=20, rule={"equation": ["w += x_pre"]})
+    with pytest.raises(EquationError, match="cannot store"):
+        HopfieldNetwork(random_patterns(2, 10), resolve_rule({"equations": ["theta_post = x_post"]}))
+
+
+def test_the_storage_rules_are_listed_with_equations_reference_and_cost(capsys):
+    from plasticity.cli import main
+
+    assert main(["rules"]) == 0
+    text = capsys.readouterr().out
+    for name in RULES:
+        assert f"\n{name}\n" in f"\n{text}"
+    assert "I_post - w * x_pre" in text and "Storkey (1997)" in text and "Greville (1960)" in text
+
+
+def test_a_strict_rule_capacity_curve_is_one_sweep(tmp_path):
+    from pathlib import Path
+
+    from plasticity.experiment import load_experiment
+    from plasticity.sweep import run_sweep
+    from plasticity.storage import open_store
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "storage_3q.toml"
+    overrides = ["params.n=40", "params.trials=3", "backend='numpy'", "sweep.load=[0.1, 0.3]"]
+    summary = run_sweep(load_experiment(path, overrides), tmp_path / "s.zarr", workers=0, progress=False)
+    assert summary.done == 2 and not summary.failed
+    store = open_store(tmp_path / "s.zarr")
+    assert store.success.dims == ("load", "repeat", "trial") and "delta3q" in store.attrs["params"]

@@ -10,7 +10,14 @@ RULES = sorted(list_rules())
 
 
 def network_for(rule: pl.Rule, n: int = 6, k: int = 3) -> pl.Network:
-    """Pre and post populations holding every variable ``rule`` reads; post ``y = I``."""
+    """Pre and post populations holding every variable ``rule`` reads; post ``y = I``. A rule that
+    reads the pre side's field (a memory's storage rule) runs on a recurrent projection of one
+    population."""
+    if "I" in rule.unit_reads("pre"):
+        variables = (rule.unit_reads("pre") | rule.unit_reads("post")) - {"I", "y"}
+        init = {var: float(n) if var == "n" else 0.0 for var in sorted(variables)}  # n: the number of units
+        units = pl.Population(n, ["y = I"], init=init, name="pre")
+        return pl.Network([units], [pl.Projection(units, units, rule, source="x", name="p")])
     pre_vars = {"x"} | rule.unit_reads("pre")
     post_reads = rule.unit_reads("post") - {"I"}
     pre = pl.Population(n, init={var: 0.0 for var in sorted(pre_vars)}, name="pre")
@@ -35,7 +42,8 @@ def test_every_rule_runs_finite_with_its_defaults(name):
     network = network_for(rule)
     sim = pl.Simulation(network, trials=2, backend="numpy", seed=0)
     inputs = {}
-    for key in sim._input_keys() - {"post.y"}:  # everything the equations do not compute
+    computed = {f"{name}.{eq.var}" for name, population in network.populations.items() for eq in population.equations}
+    for key in sim._input_keys() - computed - {"pre.n"}:  # everything the equations do not compute; n is a constant
         inputs[key] = lambda step, rng, shape=sim.shapes[key]: rng.uniform(-1, 1, shape)
     ds = sim.run(100, inputs=inputs, record={"p.w": 10})
     assert np.isfinite(ds["p.w"]).all()

@@ -24,7 +24,7 @@ import numpy as np
 
 from plasticity.errors import BackendError, ConfigError
 
-__all__ = ["Runtime", "resolve", "FastPath", "fast_path", "register_fast_path", "fast_paths"]
+__all__ = ["Runtime", "resolve", "FastPath", "fast_path", "fast_path_replacing", "register_fast_path", "fast_paths"]
 
 _DTYPES = ("float32", "float64")
 
@@ -48,13 +48,14 @@ class Runtime:
         return fast_path(name, self.backend)
 
     def array(self, values: Any, dtype: str | None = None) -> Any:
-        """``values`` as an array of this runtime (numpy, or a torch tensor on its device)."""
+        """A copy of ``values`` as an array of this runtime (numpy, or a torch tensor on its device),
+        which a fast path may change in place without touching the caller's data."""
         kind = dtype or self.dtype
         if self.is_torch:
             import torch
 
-            return torch.as_tensor(np.asarray(values), dtype=getattr(torch, kind), device=self.device)
-        return np.asarray(values, dtype=kind)
+            return torch.tensor(np.asarray(values), dtype=getattr(torch, kind), device=self.device)
+        return np.array(values, dtype=kind)
 
     def host(self, values: Any) -> np.ndarray:
         """``values`` as a numpy array (copied from the device on torch)."""
@@ -84,22 +85,28 @@ class FastPath:
     name: str
     description: str
     twin: str
+    replaces: Any = None
     implementations: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 _FAST_PATHS: dict[str, FastPath] = {}
 
 
-def register_fast_path(name: str, backends: str | tuple[str, ...], *, description: str, twin: str):
+def register_fast_path(
+    name: str, backends: str | tuple[str, ...], *, description: str, twin: str, replaces: Any = None
+):
     """Decorator: register the function as fast path ``name`` on ``backends`` (a name or a tuple).
 
-    Every registration of one name must give the same ``description`` and ``twin``.
+    ``replaces`` is the :class:`~plasticity.rule.Rule` whose effect the fast path computes exactly
+    (a storage fast path stands for a storage rule): :func:`fast_path_replacing` finds it for
+    any rule with the same update, whatever its name. Every registration of one name must give
+    the same ``description``, ``twin`` and ``replaces``.
     """
     names = (backends,) if isinstance(backends, str) else tuple(backends)
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
-        entry = _FAST_PATHS.setdefault(name, FastPath(name, description, twin))
-        if (entry.description, entry.twin) != (description, twin):
+        entry = _FAST_PATHS.setdefault(name, FastPath(name, description, twin, replaces))
+        if (entry.description, entry.twin, entry.replaces) != (description, twin, replaces):
             raise ValueError(f"fast path {name!r} is registered with two descriptions or twins")
         for backend in names:
             if backend in entry.implementations:
@@ -121,6 +128,16 @@ def fast_path(name: str, backend: str) -> Callable[..., Any]:
         raise BackendError(
             f"fast path {name!r} has no {backend!r} implementation; it runs on {', '.join(entry.implementations)}"
         ) from None
+
+
+def fast_path_replacing(kind: str, rule: Any, backend: str) -> Callable[..., Any] | None:
+    """The ``backend`` implementation of the fast path named ``kind.*`` that replaces a rule with
+    the same update as ``rule`` (:meth:`~plasticity.rule.Rule.update_key`), or None."""
+    for entry in _FAST_PATHS.values():
+        if (entry.name.startswith(kind + ".") and entry.replaces is not None
+                and entry.replaces.update_key() == rule.update_key() and backend in entry.implementations):
+            return entry.implementations[backend]
+    return None
 
 
 def fast_paths() -> dict[str, FastPath]:
