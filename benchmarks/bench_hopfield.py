@@ -143,9 +143,9 @@ def bench_async(n=1000, trials=64):
     order = rng.integers(0, n, size=(trials, per_trial))
     bound_kernel(w, h, order[:, :1])
     bound = _best(lambda: bound_kernel(w, h, order), 3)
-    from plasticity.networks.hopfield import _trial_fields_kernel
+    from plasticity.networks.memory_fast_paths import _trial_fields_kernel
 
-    j = net._couplings64.astype(np.float32)
+    j = net.weights[None].astype(np.float32)
     states = cues.astype(np.float32)
     out = np.empty((trials, n))
     initial = _best(lambda: _trial_fields_kernel(j, states, np.arange(trials), out), 3)

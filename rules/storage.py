@@ -52,16 +52,19 @@ PSEUDOINVERSE = Rule(
     [
         "e_post = x_post - I_post - d_post * x_post",
         "e_pre = x_pre - I_pre - d_pre * x_pre",
-        "w += where(sum_pre(e_pre * e_pre) > tol, e_post * e_pre / sum_pre(e_pre * e_pre), 0)",
-        "d_post += where(sum_post(e_post * e_post) > tol, e_post * e_post / sum_post(e_post * e_post), 0)",
-        "d_pre += where(sum_pre(e_pre * e_pre) > tol, e_pre * e_pre / sum_pre(e_pre * e_pre), 0)",
+        "q_post = sum_pre(e_pre * e_pre)",
+        "q_pre = sum_post(e_post * e_post)",
+        "w += where(q_post > tol, e_post * e_pre / q_post, 0)",
+        "d_post += where(q_post > tol, e_post * e_post / q_post, 0)",
+        "d_pre += where(q_pre > tol, e_pre * e_pre / q_pre, 0)",
     ],
     params={"tol": 1e-9},
     name="pseudoinverse",
     description=(
         "Storage rule: the projection (pseudo-inverse) rule W = X^+ X with the diagonal removed, "
         "added one pattern at a time by Greville's recursion: the residual e = xi - W xi of a new "
-        "pattern (d holds the diagonal that the couplings' mask removes) adds e e^T / |e|^2. Not "
+        "pattern (d holds the diagonal that the couplings' mask removes, q = |e|^2 at either end) "
+        "adds e e^T / |e|^2. Not "
         "local (it sums over units); memories store it by an exact batch fast path and test the "
         "equations against it. Every stored pattern is a fixed point up to load ~0.5 (1 with the diagonal)."
     ),

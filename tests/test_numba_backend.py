@@ -16,6 +16,7 @@ import pytest
 
 import plasticity as pl
 from plasticity.backends import numba_backend, numba_codegen
+from plasticity.rules.storage import STORAGE_RULES
 from plasticity.rules import get_rule, list_rules
 
 STEPS = 100
@@ -76,6 +77,9 @@ def assert_agree(make, dtype, trials=3, steps=STEPS):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list_rules())
 def test_builtin_rules_match_numpy(name, dtype):
+    if get_rule(name) in STORAGE_RULES:
+        pytest.skip("a memory's storage rule needs +-1 patterns on a recurrent projection; its backends are compared "
+                    "on the memory network (test_hopfield.py::test_storage_rules_match_reference)")
     assert_agree(lambda: rule_network(get_rule(name)), dtype)
 
 

@@ -14,6 +14,7 @@ from plasticity.backends.numpy_backend import evaluate
 from plasticity.backends.torch_backend import _plan_separable, available_devices, resolve_device
 from plasticity.backends.torch_codegen import expand
 from plasticity.equations import Name, Reduce, walk
+from plasticity.rules.storage import STORAGE_RULES
 from plasticity.rules import get_rule, list_rules
 from reference import evaluate_monomials
 
@@ -80,6 +81,9 @@ CUSTOM_RULES = {
 @pytest.mark.parametrize("shared, mask", [(False, False), (True, True)], ids=["per-trial", "shared-masked"])
 @pytest.mark.parametrize("name", sorted(list_rules()))
 def test_builtin_rules_agree_with_numpy(name, shared, mask):
+    if get_rule(name) in STORAGE_RULES:
+        pytest.skip("a memory's storage rule needs +-1 patterns on a recurrent projection; its backends are compared "
+                    "on the memory network (test_hopfield.py::test_storage_rules_match_reference)")
     network = rule_network(name, shared=shared, mask=mask)
     assert_backends_agree(
         lambda: rule_network(name, shared=shared, mask=mask), steps=STEPS, trials=TRIALS,
