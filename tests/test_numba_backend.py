@@ -193,6 +193,22 @@ def test_a_term_of_two_unit_variables_multiplies_the_state_arrays(equation):
     assert not [shape for _, shape, _ in buffers if "trials" in shape]
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [
+        get_rule("perceptron"),
+        pl.Rule(["w += eta * where(y_post > 0, x_pre, -x_pre) * (1 + y_post) ** 2 / (1 + x_pre * x_pre) - eta * w"], {"eta": 0.01}),
+    ],
+    ids=["perceptron", "where-power-quotient"],
+)
+def test_shared_updates_with_where_powers_and_quotients_are_separable(rule):
+    """The separable algebra the torch backend uses (:mod:`plasticity.equations.separable`) also
+    expands ``where`` of a one-sided condition, integer powers and one-sided divisors, so such a
+    shared-weight update is one BLAS product on numba as well, and agrees with numpy."""
+    assert numba_codegen.separable_terms(rule.parsed[0]) is not None
+    assert_agree(lambda: rule_network(rule, n_post=30, shared=True), "float64", trials=3)
+
+
 def test_separable_updates_are_detected():
     oja = numba_codegen.separable_terms(get_rule("oja").parsed[0])
     assert oja is not None and len(oja.row_scale) == 1 and len(oja.outer) == 1 and not oja.column_scale

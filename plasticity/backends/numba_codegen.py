@@ -50,6 +50,7 @@ from pathlib import Path
 from types import ModuleType
 
 from plasticity.equations import Binary, Call, Compare, Const, Equation, Name, Node, Reduce, Unary, walk
+from plasticity.equations.separable import expand
 from plasticity.network import Network
 
 __all__ = [
@@ -78,7 +79,6 @@ TRANSPOSE_TILE = 16
 
 _POST = frozenset({"post"})
 _PRE = frozenset({"pre"})
-_SYN = frozenset({"pre", "post"})
 
 
 def cache_dir() -> Path:
@@ -1112,55 +1112,34 @@ class SeparableUpdate:
     outer: tuple[tuple[float, tuple[Node, ...], tuple[Node, ...]], ...]
 
 
+#: Largest number of terms of a separable update (each adds a factor per unit and trial to write).
 _MAX_TERMS = 16
-
-
-def _expand(node: Node, target: str) -> list[tuple[float, list[Node], int]] | None:
-    """``node`` as a sum of terms (coefficient, factors not over both axes, power of the target)."""
-    if isinstance(node, Const):
-        return [(node.value, [], 0)]
-    if isinstance(node, Name) and node.kind == "synapse":
-        return [(1.0, [], 1)] if node.var == target else None
-    if _SYN - node.domain and not _contains(node, (Reduce,)):
-        return [(1.0, [node], 0)]
-    if isinstance(node, Unary):
-        inner = _expand(node.operand, target)
-        return None if inner is None else [(-c, f, k) for c, f, k in inner]
-    if isinstance(node, Binary) and node.op in ("+", "-"):
-        left, right = _expand(node.left, target), _expand(node.right, target)
-        if left is None or right is None:
-            return None
-        sign = 1.0 if node.op == "+" else -1.0
-        terms = left + [(sign * c, f, k) for c, f, k in right]
-        return terms if len(terms) <= _MAX_TERMS else None
-    if isinstance(node, Binary) and node.op == "*":
-        left, right = _expand(node.left, target), _expand(node.right, target)
-        if left is None or right is None or len(left) * len(right) > _MAX_TERMS:
-            return None
-        return [(a * b, fa + fb, ka + kb) for a, fa, ka in left for b, fb, kb in right]
-    return None
 
 
 def separable_terms(equation: Equation) -> SeparableUpdate | None:
     """The separable form of a shared-weight update, or None when it has none.
 
     Accepted: ``+=``, ``-=`` or ``=`` of a sum of terms ``c * f(post) * g(pre) * w**k``
-    with ``k`` in {0, 1}, where a ``k = 1`` term has no pre factor or no post factor (so
-    its trial mean is a row or column scaling; a product of both would need a matrix).
-    Factors are subtrees over at most one axis without reductions.
+    (:func:`~plasticity.equations.separable.expand`) with ``k`` in {0, 1}, where a ``k = 1``
+    term has no pre factor or no post factor (so its trial mean is a row or column scaling; a
+    product of both would need a matrix). Factors are subtrees over at most one axis without
+    reductions; no other synapse variable appears.
     """
     if equation.op not in ("+=", "-=", "="):
         return None
-    terms = _expand(equation.expr, equation.var)
+    terms = expand(equation.expr, _MAX_TERMS)
     if terms is None:
         return None
     rows, columns, outer = [], [], []
-    for coefficient, factors, power in terms:
+    for term in terms:
+        coefficient, factors, power = term.coef, term.factors, len(term.synapses)
+        if power > 1 or any(var != equation.var for var in term.synapses):
+            return None
+        if any(_contains(factor, (Reduce,)) for factor in factors):
+            return None
         post = tuple(f for f in factors if "post" in f.domain)
         pre = tuple(f for f in factors if "pre" in f.domain)
         scalars = tuple(f for f in factors if not f.domain)
-        if power > 1:
-            return None
         if power == 1:
             if post and pre:
                 return None

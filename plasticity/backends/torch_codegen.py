@@ -9,7 +9,8 @@ Two generators work over the trees of :mod:`plasticity.equations`:
   ``(trials, rows, pre)``. Subtrees that are plain scalars (constants, parameters, ``t``,
   ``dt``) are evaluated by the numpy reference itself, in float64.
 * :func:`expand` rewrites a synapse expression as a sum of separable monomials
-  ``coef * f(post) * g(pre) * s1 * s2 ...`` (``s`` synapse variables), which the engine applies
+  ``coef * f(post) * g(pre) * s1 * s2 ...`` (``s`` synapse variables; the algebra of
+  :mod:`plasticity.equations.separable`), which the engine applies
   to the weights in place with ``mul_``, ``addcmul_`` and one batched GEMM (``baddbmm_`` /
   ``addmm_``), with no temporary the size of ``W``. An expression that does not expand (a
   function of ``w``, ``cumsum_post``) returns ``None`` and is evaluated over blocks of rows.
@@ -18,14 +19,14 @@ Two generators work over the trees of :mod:`plasticity.equations`:
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from plasticity.backends.numpy_backend import evaluate
-from plasticity.equations import Binary, Call, Compare, Const, Name, Node, Reduce, Unary, walk
+from plasticity.equations import Binary, Call, Compare, Const, Name, Node, Reduce, Unary, separable, walk
+from plasticity.equations.separable import Monomial, side_of
 
 __all__ = ["compile_node", "compile_number", "is_scalar", "expand", "Monomial", "side_of", "MAX_MONOMIALS"]
 
@@ -180,92 +181,10 @@ def _clip(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tenso
 # separable expansion ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Monomial:
-    """``coef * product(factors) * product(synapse variables)``.
-
-    Every factor varies over at most one side of the synapse (its domain is ``{"post"}``,
-    ``{"pre"}`` or empty); ``synapses`` lists synapse variable names, repeated for powers.
-    """
-
-    coef: float
-    factors: tuple[Node, ...]
-    synapses: tuple[str, ...]
-
-    def times(self, other: "Monomial") -> "Monomial":
-        return Monomial(self.coef * other.coef, self.factors + other.factors, tuple(sorted(self.synapses + other.synapses)))
-
-
-def side_of(factors: tuple[Node, ...]) -> str:
-    """``"post"``, ``"pre"``, ``"both"`` or ``"none"``: the synapse sides the factors vary over."""
-    sides = frozenset().union(*(factor.domain for factor in factors)) if factors else frozenset()
-    if sides >= _FULL:
-        return "both"
-    return next(iter(sides)) if sides else "none"
-
-
 def expand(node: Node) -> list[Monomial] | None:
-    """``node`` as a sum of separable monomials, or ``None`` when it is not separable."""
-    terms = _expand(node)
-    if terms is None or len(terms) > MAX_MONOMIALS:
+    """``node`` as a sum of at most :data:`MAX_MONOMIALS` separable monomials with non-zero
+    coefficients (:func:`plasticity.equations.separable.expand`), or ``None`` when it is not separable."""
+    terms = separable.expand(node, MAX_MONOMIALS)
+    if terms is None:
         return None
     return [term for term in terms if term.coef != 0.0]
-
-
-def _expand(node: Node) -> list[Monomial] | None:
-    if not node.domain >= _FULL:
-        if isinstance(node, Const):
-            return [Monomial(node.value, (), ())]
-        return [Monomial(1.0, (node,), ())]
-    if isinstance(node, Name):
-        return [Monomial(1.0, (), (node.var,))] if node.kind == "synapse" else None
-    if isinstance(node, Unary):
-        inner = _expand(node.operand)
-        return None if inner is None else [Monomial(-term.coef, term.factors, term.synapses) for term in inner]
-    if isinstance(node, Binary):
-        return _expand_binary(node)
-    if isinstance(node, Call) and node.func == "where" and not node.args[0].domain >= _FULL:
-        condition = node.args[0]
-        chosen = Call("where", (condition, Const(1.0), Const(0.0)), domain=condition.domain)
-        other = Call("where", (condition, Const(0.0), Const(1.0)), domain=condition.domain)
-        when_true, when_false = _expand(node.args[1]), _expand(node.args[2])
-        if when_true is None or when_false is None:
-            return None
-        return _product([Monomial(1.0, (chosen,), ())], when_true) + _product([Monomial(1.0, (other,), ())], when_false)
-    return None
-
-
-def _expand_binary(node: Binary) -> list[Monomial] | None:
-    if node.op == "/":
-        if node.right.domain >= _FULL:
-            return None
-        left = _expand(node.left)
-        reciprocal = Binary("/", Const(1.0), node.right, domain=node.right.domain)
-        return None if left is None else _product(left, [Monomial(1.0, (reciprocal,), ())])
-    if node.op == "**":
-        exponent = node.right
-        if not (isinstance(exponent, Const) and float(exponent.value).is_integer() and 1 <= exponent.value <= 4):
-            return None
-        base = _expand(node.left)
-        if base is None:
-            return None
-        result = base
-        for _ in range(int(exponent.value) - 1):
-            result = _product(result, base)
-            if result is None:
-                return None
-        return result
-    left, right = _expand(node.left), _expand(node.right)
-    if left is None or right is None:
-        return None
-    if node.op == "+":
-        return left + right
-    if node.op == "-":
-        return left + [Monomial(-term.coef, term.factors, term.synapses) for term in right]
-    return _product(left, right)
-
-
-def _product(left: list[Monomial], right: list[Monomial]) -> list[Monomial] | None:
-    if len(left) * len(right) > MAX_MONOMIALS:
-        return None
-    return [a.times(b) for a in left for b in right]
