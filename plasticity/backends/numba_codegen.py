@@ -50,6 +50,7 @@ from pathlib import Path
 from types import ModuleType
 
 from plasticity.equations import Binary, Call, Compare, Const, Equation, Name, Node, Reduce, Unary, walk
+from plasticity.equations.functions import FUNCTIONS
 from plasticity.equations.separable import expand
 from plasticity.network import Network
 
@@ -221,23 +222,7 @@ class _Emitter:
         if isinstance(node, Call):
             args = [self.emit(arg, lookup) for arg in node.args]
             zero, one, half = self.const(0.0), self.const(1.0), self.const(0.5)
-            return {
-                "exp": lambda a: f"np.exp({a[0]})",
-                "log": lambda a: f"np.log({a[0]})",
-                "sqrt": lambda a: f"np.sqrt({a[0]})",
-                "abs": lambda a: f"abs({a[0]})",
-                "sign": lambda a: f"np.sign({a[0]})",
-                "tanh": lambda a: f"{self.tanh}({a[0]})",
-                "sigmoid": lambda a: f"({half} * ({self.tanh}({half} * {a[0]}) + {one}))",
-                "relu": lambda a: f"max({a[0]}, {zero})",
-                "heaviside": lambda a: f"({one} if {a[0]} > {zero} else {zero})",
-                "sin": lambda a: f"np.sin({a[0]})",
-                "cos": lambda a: f"np.cos({a[0]})",
-                "minimum": lambda a: f"min({a[0]}, {a[1]})",
-                "maximum": lambda a: f"max({a[0]}, {a[1]})",
-                "clip": lambda a: f"min(max({a[0]}, {a[1]}), {a[2]})",
-                "where": lambda a: f"({a[1]} if {a[0]} else {a[2]})",
-            }[node.func](args)
+            return FUNCTIONS[node.func].numba.format(*args, zero=zero, one=one, half=half, tanh=self.tanh)
         raise TypeError(f"cannot generate code for {node!r}")
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from plasticity.equations import Binary, Call, Compare, Const, Equation, Name, Node, Reduce, Unary, walk
+from plasticity.equations.functions import FUNCTIONS
 from plasticity.network import Network
 
 __all__ = ["build", "NumpyEngine", "evaluate", "BLOCK_ELEMENTS"]
@@ -28,29 +29,6 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "**": np.power,
 }
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal}
-
-
-def _sigmoid(x):
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)
-
-
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "exp": np.exp,
-    "log": np.log,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-    "sign": np.sign,
-    "tanh": np.tanh,
-    "sigmoid": _sigmoid,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "heaviside": lambda x: np.where(x > 0, 1.0, 0.0),
-    "sin": np.sin,
-    "cos": np.cos,
-    "minimum": np.minimum,
-    "maximum": np.maximum,
-    "clip": np.clip,
-    "where": np.where,
-}
 
 
 def _softmax(x, axis):
@@ -75,7 +53,7 @@ def evaluate(node: Node, env: Mapping[str, Any], reduced: Mapping[Node, Any] | N
     if isinstance(node, Compare):
         return _COMPARE[node.op](evaluate(node.left, env, reduced), evaluate(node.right, env, reduced))
     if isinstance(node, Call):
-        return _FUNCTIONS[node.func](*(evaluate(arg, env, reduced) for arg in node.args))
+        return FUNCTIONS[node.func].numpy(*(evaluate(arg, env, reduced) for arg in node.args))
     if isinstance(node, Reduce):
         if reduced is not None and node in reduced:
             return reduced[node]

@@ -26,6 +26,7 @@ import torch
 
 from plasticity.backends.numpy_backend import evaluate
 from plasticity.equations import Binary, Call, Compare, Const, Name, Node, Reduce, Unary, separable, walk
+from plasticity.equations.functions import FUNCTIONS
 from plasticity.equations.separable import Monomial, side_of
 
 __all__ = ["compile_node", "compile_number", "is_scalar", "expand", "Monomial", "side_of", "MAX_MONOMIALS"]
@@ -128,54 +129,31 @@ def _first_tensor(values) -> torch.Tensor:
 
 
 def _call(node: Call, args: list[Closure], dtype: torch.dtype) -> Closure:
-    func = node.func
-    unary = {
-        "exp": torch.exp,
-        "log": torch.log,
-        "sqrt": torch.sqrt,
-        "abs": torch.abs,
-        "sign": torch.sign,
-        "tanh": torch.tanh,
-        "sigmoid": torch.sigmoid,
-        "relu": lambda x: torch.clamp_min(x, 0.0),
-        "heaviside": lambda x: (x > 0).to(dtype),
-        "sin": torch.sin,
-        "cos": torch.cos,
-    }
-    if func in unary:
-        function, (arg,) = unary[func], args
-        return lambda env: function(arg(env))
-
-    def tensors(env: dict) -> list[torch.Tensor]:
-        values = [arg(env) for arg in args]
-        like = _first_tensor(values)
-        return [_as_tensor(value, like, dtype) for value in values]
-
-    if func == "minimum":
-        return lambda env: torch.minimum(*tensors(env))
-    if func == "maximum":
-        return lambda env: torch.maximum(*tensors(env))
-    if func == "clip":
-        return lambda env: _clip(*tensors(env))
-    if func == "where":
+    function = FUNCTIONS[node.func].torch
+    if node.func == "where":
         condition, when_true, when_false = (compile_node(arg, dtype) for arg in node.args)
         true_value = _numeric(when_true, node.args[1], dtype)
         false_value = _numeric(when_false, node.args[2], dtype)
 
         def where(env: dict) -> Any:
             test = condition(env)
-            if not isinstance(test, torch.Tensor):
+            if not isinstance(test, torch.Tensor):  # a plain number: only the chosen branch runs
                 return true_value(env) if test else false_value(env)
             if test.dtype != torch.bool:
                 test = test != 0
-            return torch.where(test, _as_tensor(true_value(env), test, dtype), _as_tensor(false_value(env), test, dtype))
+            return function(dtype, test, _as_tensor(true_value(env), test, dtype), _as_tensor(false_value(env), test, dtype))
 
         return where
-    raise TypeError(f"unknown function {func!r}")
+    if len(args) == 1:
+        (arg,) = args
+        return lambda env: function(dtype, arg(env))
 
+    def tensors(env: dict) -> list[torch.Tensor]:
+        values = [arg(env) for arg in args]
+        like = _first_tensor(values)
+        return [_as_tensor(value, like, dtype) for value in values]
 
-def _clip(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    return torch.minimum(torch.maximum(x, low), high)
+    return lambda env: function(dtype, *tensors(env))
 
 
 # separable expansion ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from plasticity.equations.functions import FUNCTIONS
+
 __all__ = [
     "Node",
     "Const",
@@ -29,24 +31,9 @@ __all__ = [
     "walk",
 ]
 
-#: Elementwise functions and their number of arguments.
-ELEMENTWISE_FUNCTIONS: dict[str, int] = {
-    "exp": 1,
-    "log": 1,
-    "sqrt": 1,
-    "abs": 1,
-    "sign": 1,
-    "tanh": 1,
-    "sigmoid": 1,
-    "relu": 1,
-    "heaviside": 1,
-    "sin": 1,
-    "cos": 1,
-    "minimum": 2,
-    "maximum": 2,
-    "clip": 3,
-    "where": 3,
-}
+#: Elementwise functions and their number of arguments (the table of
+#: :mod:`plasticity.equations.functions`, which also holds each backend's implementation).
+ELEMENTWISE_FUNCTIONS: dict[str, int] = {name: function.arity for name, function in FUNCTIONS.items()}
 
 #: Reductions over the units of a population (population equations): they collapse "unit",
 #: except softmax, which normalises over it.
