@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import plasticity as pl
-from plasticity.backends import numba_backend, numba_codegen
+from plasticity.backends import numba_backend, numba_codegen, numba_plasticity
 from plasticity.rules.storage import STORAGE_RULES
 from plasticity.rules import get_rule, list_rules
 
@@ -261,7 +261,7 @@ def test_parallel_kernels_match_numpy():
     """Big enough for the multi-threaded kernels (trials * post * pre above the threshold),
     rows longer than one column block."""
     big = numba_codegen.PARALLEL_MIN_ELEMENTS
-    assert 2 * 1500 * 100 >= big and 2 * 1100 * 120 >= big and 1500 > numba_codegen._BlockViews.SIZE
+    assert 2 * 1500 * 100 >= big and 2 * 1100 * 120 >= big and 1500 > numba_plasticity._BlockViews.SIZE
     simulation = assert_agree(lambda: rule_network(get_rule("bcm"), n_pre=1500, n_post=100), "float32", trials=2, steps=10)
     assert simulation.engine.source.plasticity["ff"].parallel
     # running sums in column chunks (the last one partial), fused drive summed over chunks

@@ -1,9 +1,11 @@
 """The numba backend (the default): generated kernels, cached on disk, drive fused with plasticity.
 
 Population equations and every projection's rule are compiled from their expression
-trees by :mod:`plasticity.backends.numba_codegen` into one module per network (kept in
-``$PLASTICITY_CACHE_DIR``, default ``~/.cache/plasticity/kernels``, with numba's machine
-code beside it, so a second process does not compile again). What a step computes is
+trees by :mod:`plasticity.backends.numba_codegen` into one module per network (population
+kernels: :mod:`~plasticity.backends.numba_units`, plasticity kernels:
+:mod:`~plasticity.backends.numba_plasticity`), kept by :mod:`~plasticity.backends.numba_cache`
+in ``$PLASTICITY_CACHE_DIR`` (default ``~/.cache/plasticity/kernels``) with numba's machine
+code beside it, so a second process does not compile again. What a step computes is
 exactly what :mod:`plasticity.backends.numpy_backend` computes; the test suite checks it.
 
 The fused pass. With the default stage order (drive, units, plasticity) the drive of
@@ -19,7 +21,7 @@ dropped on :meth:`NumbaEngine.set` and after the last step of a run (``next_inpu
 
 Shared weights (a minibatch) drive with BLAS, and their separable updates are generated
 kernels that scale rows and columns and add one BLAS product of factor matrices (see
-:func:`~plasticity.backends.numba_codegen.separable_terms`). Every drive and feedback product is
+:func:`~plasticity.backends.numba_plasticity.separable_terms`). Every drive and feedback product is
 one in-place BLAS call without copies (:func:`~plasticity.backends.blas.gemm`, on Intel MKL where
 the installed torch carries it, else scipy's BLAS; a product added to a sum is accumulated by
 BLAS itself, ``beta = 1``).
@@ -45,7 +47,7 @@ runs splits its trials into blocks, one per thread, run at once from the first s
 (:attr:`NumbaEngine.split_runs` counts such runs; see :mod:`~plasticity.backends.numba_program`).
 
 Threads. numba kernels run threaded only from
-:data:`~plasticity.backends.numba_codegen.PARALLEL_MIN_ELEMENTS` elements, and only while
+:data:`~plasticity.backends.numba_source.PARALLEL_MIN_ELEMENTS` elements, and only while
 :func:`~plasticity.backends.blas.threads` allows more than one (not in a forked child); every BLAS call of a
 step goes to one library (:mod:`~plasticity.backends.blas`), which with MKL runs on numba's
 thread count, so ``numba.set_num_threads`` (or ``NUMBA_NUM_THREADS``) governs both; numpy's
@@ -64,8 +66,10 @@ import numba
 import numpy as np
 
 from plasticity.backends.blas import gemm, threads
-from plasticity.backends.numba_codegen import COLUMN_CHUNK, generate, load_module
+from plasticity.backends.numba_cache import load_module
+from plasticity.backends.numba_codegen import generate
 from plasticity.backends.numba_kernels import _all_finite, _matvec
+from plasticity.backends.numba_plasticity import COLUMN_CHUNK
 from plasticity.backends.numba_program import DRIVE_FIELDS, StepProgram, step_program
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network

@@ -16,7 +16,7 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from plasticity.backends.blas import gemm, threads
-from plasticity.backends.numba_codegen import FASTMATH
+from plasticity.backends.numba_source import FASTMATH
 
 _JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True)
 
@@ -68,7 +68,7 @@ def _matvec_threaded(weights, source, target, transposed):  # pragma: no cover -
 def _matvec(weights, source, target, transposed):  # pragma: no cover - compiled
     """Per-trial products added to ``target``: ``target[t] += weights[t] @ source[t]``, or with
     ``transposed`` ``weights[t].T @ source[t]``; threaded unless :func:`~plasticity.backends.blas.threads`
-    allows one thread (see :func:`~plasticity.backends.numba_codegen._kernel_source`)."""
+    allows one thread (see :func:`~plasticity.backends.numba_source.kernel_source`)."""
     if threads() > 1:
         _matvec_threaded(weights, source, target, transposed)
         return

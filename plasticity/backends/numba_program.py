@@ -52,7 +52,9 @@ import numba
 import numpy as np
 
 from plasticity.backends.blas import THREADS_PER_CALL
-from plasticity.backends.numba_codegen import _Lines, _population_kernel, load_module
+from plasticity.backends.numba_cache import load_module
+from plasticity.backends.numba_source import Lines
+from plasticity.backends.numba_units import population_kernel
 from plasticity.backends.numba_kernels import run_alone, run_in_blocks
 from plasticity.equations import Name, walk
 
@@ -328,7 +330,7 @@ class _ProgramWriter:
         self.kernels: set[str] = {"tanh32"}  # the network's generated functions the program calls
         self.fused: dict[tuple[str, tuple[str, ...]], str] = {}  # (population, stages) -> fused kernel
         self.fused_text: list[str] = []
-        self.body = _Lines()
+        self.body = Lines()
         self.body.depth = 2
 
     def versions(self, writes: tuple[str, ...]) -> None:
@@ -348,7 +350,7 @@ class _ProgramWriter:
                 name = self.fused[(operation.population, stages)] = f"fused_{len(self.fused)}"
                 population = self.engine.network.populations[operation.population]
                 equations = [eq for stage in stages for eq in population.stages[stage]]
-                _, text = _population_kernel(
+                _, text = population_kernel(
                     self.engine.network, operation.population, " + ".join(stages), equations, name,
                     self.engine.trials, f"np.{self.engine.dtype.name}",
                 )
@@ -425,7 +427,7 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
         writer.versions(writes)
     if not body.lines:
         return None
-    lines = _Lines()
+    lines = Lines()
     lines("import sys")
     lines("")
     lines("import numba")
@@ -515,7 +517,7 @@ def _splittable(engine: Any, operations: list[_Operation], per_trial: set[int]) 
     return all(id(array) in per_trial for array in arrays)
 
 
-def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, kept: str, index: dict, arguments: _Arguments) -> None:
+def _emit_drive(body: Lines, engine: Any, name: str, assign: bool, kept: str, index: dict, arguments: _Arguments) -> None:
     """A call of :func:`~plasticity.backends.numba_kernels._drive` for projection ``name``; ``kept``:
     the expression saying that the target already holds its sum (see :func:`_kept_sums`)."""
     slot = engine._contribution[name]
@@ -524,7 +526,7 @@ def _emit_drive(body: _Lines, engine: Any, name: str, assign: bool, kept: str, i
          f"{assign}, {kept}, {', '.join(passed)})  # drive {name}")
 
 
-def _emit_feedback(body: _Lines, engine: Any, name: str, assign: bool, arguments: _Arguments) -> None:
+def _emit_feedback(body: Lines, engine: Any, name: str, assign: bool, arguments: _Arguments) -> None:
     """A call of :func:`~plasticity.backends.numba_kernels._feedback` for projection ``name``."""
     _, weights, source, target = engine._feedbacks[name]
     passed = [arguments(weights), arguments(source), arguments(target)]
