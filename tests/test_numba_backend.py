@@ -10,12 +10,13 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import plasticity as pl
-from plasticity.backends import numba_backend, numba_codegen, numba_plasticity
+from plasticity.backends import numba_backend, numba_cache, numba_codegen, numba_plasticity
 from plasticity.rules.storage import STORAGE_RULES
 from plasticity.rules import get_rule, list_rules
 
@@ -427,6 +428,29 @@ def test_second_process_does_not_compile(tmp_path):
     assert (tmp_path / "kernels" / first["file"]).exists()
     assert first["misses"] >= 2  # the generated kernels were compiled ...
     assert second["misses"] == 0 and second["hits"] >= 2  # ... and loaded from disk the second time
+
+
+@pytest.mark.parametrize(
+    "damage", [lambda good: good.replace(b"VALUE = 1", b"VALUE = 2"), lambda good: good[: len(good) // 2]],
+    ids=["edited", "truncated"],
+)
+def test_a_damaged_cache_file_is_refused_and_rewritten(tmp_path, monkeypatch, damage):
+    """A kernel module whose content does not match the digest in its file name is not imported:
+    the cache warns, writes the file again from the source and imports that."""
+    monkeypatch.setenv("PLASTICITY_CACHE_DIR", str(tmp_path))
+    source = "VALUE = 1\n"
+    module = numba_cache.load_module(source)
+    path = Path(module.__file__)
+    good = path.read_bytes()
+    del sys.modules[module.__name__]  # as a new process would: import from the file
+    path.write_bytes(damage(good))
+    try:
+        with pytest.warns(RuntimeWarning, match="does not match the digest in its name"):
+            again = numba_cache.load_module(source)
+        assert again.VALUE == 1 and path.read_bytes() == good
+        assert [entry.name for entry in tmp_path.iterdir() if entry.suffix == ".tmp"] == []
+    finally:
+        sys.modules.pop(module.__name__, None)
 
 
 def test_unusual_stage_names_parameters_and_multiline_equations():
