@@ -60,7 +60,7 @@ threads then cost more than they bring (``benchmarks/results/pc.md``).
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping
 
 import numba
 import numpy as np
@@ -70,7 +70,15 @@ from plasticity.backends.numba_cache import load_module
 from plasticity.backends.numba_codegen import generate
 from plasticity.backends.numba_kernels import _all_finite, _matvec
 from plasticity.backends.numba_plasticity import COLUMN_CHUNK
-from plasticity.backends.numba_program import DRIVE_FIELDS, StepProgram, step_program
+from plasticity.backends.numba_program import (
+    DRIVE_FIELDS,
+    DriveSlot,
+    EngineView,
+    FeedbackSlot,
+    PlasticityCall,
+    StepProgram,
+    step_program,
+)
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network
 
@@ -101,20 +109,6 @@ def _accumulate(target: np.ndarray, value: np.ndarray, assign: bool) -> None:
         np.copyto(target, value)
     else:
         target += value
-
-
-class DriveSlot(NamedTuple):
-    """What a projection's drive reads and writes: its row of the drive table, the keys of its source
-    and weights, the kept product (its contribution), whether the weights are shared, and the arrays."""
-
-    row: int
-    source_key: str
-    weights_key: str
-    contribution: np.ndarray
-    shared: bool
-    source: np.ndarray
-    weights: np.ndarray
-    target: np.ndarray
 
 
 def fusion_mode(network: Network, name: str) -> bool | None:
@@ -182,7 +176,7 @@ class NumbaEngine:
             self._fusion[name] = fusion_mode(network, name) if spec.fusable else None
             scratch = (np.zeros((trials, projection.pre.n), self.dtype), np.zeros((trials, projection.post.n), self.dtype))
             arrays = [self.arrays[k] for k in spec.arrays] + buffers
-            self._plasticity[name] = (getattr(self.module, spec.function), fixed, scratch, arrays)
+            self._plasticity[name] = PlasticityCall(getattr(self.module, spec.function), fixed, scratch, arrays)
         # drive caching: a write counter per state key; a projection's drive contribution is
         # reused while neither its source nor its weights were written since it was computed
         self._version = dict.fromkeys(self.arrays, 0)
@@ -198,7 +192,7 @@ class NumbaEngine:
         # compiled programs (given it as one int array) keep the same table
         self._drives = [[0] * len(DRIVE_FIELDS) for _ in network.projections]
         self._feedbacks = {
-            name: (
+            name: FeedbackSlot(
                 projection.shared,
                 self.arrays[f"{name}.w"],
                 self.arrays[f"{projection.post.name}.{projection.feedback[0]}"],
@@ -232,6 +226,14 @@ class NumbaEngine:
         found = [function for function, *_ in self._units.values()]
         found += [kernel for kernel, *_ in self._plasticity.values()]
         return found + [_matvec, _all_finite]
+
+    def program_view(self) -> EngineView:
+        """What a compiled step program needs of this engine (:mod:`~plasticity.backends.numba_program`)."""
+        return EngineView(
+            network=self.network, trials=self.trials, dtype=self.dtype, arrays=self.arrays, keys=tuple(self._version),
+            drives=self._contribution, feedbacks=self._feedbacks, plasticity=self._plasticity, plan=self._plan,
+            kernels_module=self.module.__name__,
+        )
 
     def _program_plan(self) -> list[tuple[int, Any, tuple[str, ...]]]:
         """The step program with every lookup done once: (operation code, what it needs, keys it writes).
@@ -382,7 +384,7 @@ class NumbaEngine:
         if stages not in self._programs:
             if self.stepped_seconds < COMPILE_AFTER_SECONDS:
                 return False
-            self._programs[stages] = step_program(self, stages)
+            self._programs[stages] = step_program(self.program_view(), stages)
         program = self._programs[stages]
         if program is None:
             return False

@@ -13,6 +13,9 @@ engine's write counters and reuses a drive while neither its source nor its weig
 :meth:`~plasticity.backends.numba_backend.NumbaEngine.step` does. Unit stages of a population
 are fused into one pass where the dependencies allow (:func:`fuse_stages`), and a summed input
 whose drives all reuse their products is left as the step before made it (:func:`_kept_sums`).
+A program sees the engine only through an :class:`EngineView` (its network, arrays, write-count
+keys, drive, feedback and plasticity slots and step plan), which
+:meth:`~plasticity.backends.numba_backend.NumbaEngine.program_view` provides.
 Without learning the state after a compiled run is exactly what the same steps taken one by
 one leave (to rounding when its trials are split, below); with learning, a projection with
 separate weights per trial does not precompute its next drive inside its update (the
@@ -46,19 +49,29 @@ seconds per network, so an engine compiles its program only once it has spent
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numba
 import numpy as np
 
 from plasticity.backends.blas import THREADS_PER_CALL
 from plasticity.backends.numba_cache import load_module
+from plasticity.backends.numba_kernels import run_alone, run_in_blocks
 from plasticity.backends.numba_source import Lines
 from plasticity.backends.numba_units import population_kernel
-from plasticity.backends.numba_kernels import run_alone, run_in_blocks
 from plasticity.equations import Name, walk
+from plasticity.network import Network
 
-__all__ = ["DRIVE_FIELDS", "StepProgram", "fuse_stages", "step_program"]
+__all__ = [
+    "DRIVE_FIELDS",
+    "DriveSlot",
+    "FeedbackSlot",
+    "PlasticityCall",
+    "EngineView",
+    "StepProgram",
+    "fuse_stages",
+    "step_program",
+]
 
 #: Entries of a step program's table: the run's first step and step count, the addresses of the
 #: time step, learn flags, write counts, drive tables and results (:class:`_Buffers`), then of
@@ -70,6 +83,68 @@ _FIRST, _STEPS, _DT, _LEARN, _VERSIONS, _DRIVES, _RESULTS, _ARGUMENTS = range(8)
 #: whether a stamp is held, the (source, weights) write counts it was computed at, whether the
 #: previous drive's counts are held, those counts, and whether the previous drive recomputed.
 DRIVE_FIELDS = ("stamped", "stamp_source", "stamp_weights", "seen", "seen_source", "seen_weights", "missed")
+
+
+class DriveSlot(NamedTuple):
+    """What a projection's drive reads and writes: its row of the drive table, the keys of its source
+    and weights, the kept product (its contribution), whether the weights are shared, and the arrays."""
+
+    row: int
+    source_key: str
+    weights_key: str
+    contribution: np.ndarray
+    shared: bool
+    source: np.ndarray
+    weights: np.ndarray
+    target: np.ndarray
+
+
+class FeedbackSlot(NamedTuple):
+    """What a projection's feedback ``target += W.T @ source`` reads and writes."""
+
+    shared: bool
+    weights: np.ndarray
+    source: np.ndarray
+    target: np.ndarray
+
+
+class PlasticityCall(NamedTuple):
+    """How a projection's plasticity kernel is called: the kernel, its fixed arguments (parameter
+    vector, trials, post and pre sizes), its scratch for a precomputed drive (next source, drive)
+    and the arrays it reads and writes (state, then buffers)."""
+
+    kernel: Any
+    fixed: tuple[np.ndarray, int, int, int]
+    scratch: tuple[np.ndarray, np.ndarray]
+    arrays: list[np.ndarray]
+
+
+#: An entry of an engine's step plan, one per operation of the network's program: (operation
+#: code, what it runs on, keys it writes). What it runs on, by the operation's kind: ``reset``
+#: the arrays to zero; ``units`` (kernel, parameter vector, state arrays); ``drive`` and
+#: ``feedback`` (projection, whether the product assigns instead of adding); ``plasticity``
+#: the projection.
+PlanEntry = tuple[int, Any, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class EngineView:
+    """What a step program needs of the engine it runs for
+    (:meth:`~plasticity.backends.numba_backend.NumbaEngine.program_view`): the network, its sizes
+    and arrays (which never move), the state keys in the order of the engine's write counts, the
+    drives by projection in the order of their rows of the drive table, the feedback products and
+    plasticity calls by projection, the step plan and the name of the generated kernels' module."""
+
+    network: Network
+    trials: int
+    dtype: np.dtype
+    arrays: Mapping[str, np.ndarray]
+    keys: tuple[str, ...]
+    drives: Mapping[str, DriveSlot]
+    feedbacks: Mapping[str, FeedbackSlot]
+    plasticity: Mapping[str, PlasticityCall]
+    plan: Sequence[PlanEntry]
+    kernels_module: str
 
 
 @dataclass
@@ -185,13 +260,13 @@ class _Operation:
         return bool(written & (later.reads | later_written) or self.reads & later_written)
 
 
-def _operations(engine: Any, stages: frozenset[str] | None = None) -> list[_Operation]:
+def _operations(engine: EngineView, stages: frozenset[str] | None = None) -> list[_Operation]:
     """The engine's plan (its entries in ``stages``; None: all) with read sets: unit variables named
     in the equations, a product's source, weights (and target when it accumulates), a rule's unit
     reads and its projection's variables."""
     network = engine.network
     found = []
-    for operation, (_, payload, writes) in zip(network.program, engine._plan, strict=True):
+    for operation, (_, payload, writes) in zip(network.program, engine.plan, strict=True):
         if stages is not None and operation.stage not in stages:
             continue
         kind, reads = operation.kind, set()
@@ -262,7 +337,7 @@ def fuse_stages(operations: list[_Operation]) -> list[_Operation]:
     return operations
 
 
-def _cross_step(operations: list[_Operation], network: Any) -> dict[str, tuple[int, int]]:
+def _cross_step(operations: list[_Operation], network: Network) -> dict[str, tuple[int, int]]:
     """Populations whose first unit operation of a step can join their last one of the step before:
     population -> (index of the first, index of the last).
 
@@ -319,12 +394,12 @@ def _kept_sums(operations: list[_Operation], arrays: dict[str, np.ndarray]) -> d
 class _ProgramWriter:
     """The source of one step program (see :func:`step_program`)."""
 
-    def __init__(self, engine: Any):
+    def __init__(self, engine: EngineView):
         self.engine = engine
-        self.keys = list(engine._version)
+        self.keys = list(engine.keys)
         self.index = {key: position for position, key in enumerate(self.keys)}
-        self.projections = list(engine._contribution)  # in the order of their rows of the drive table
-        self.row = {name: slot.row for name, slot in engine._contribution.items()}
+        self.projections = list(engine.drives)  # in the order of their rows of the drive table
+        self.row = {name: slot.row for name, slot in engine.drives.items()}
         self.arguments = _Arguments("a")
         self.params = _Arguments("p")  # parameter vectors of the kernels
         self.kernels: set[str] = {"tanh32"}  # the network's generated functions the program calls
@@ -359,10 +434,9 @@ class _ProgramWriter:
         self.versions(writes or operation.writes)
 
 
-def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgram | None:
-    """The compiled step program of ``engine`` (a :class:`~plasticity.backends.numba_backend.NumbaEngine`,
-    whose plan, arrays and drive caches it reads). Unit stages are fused where :func:`fuse_stages` can, and across
-    steps where :func:`_cross_step` can.
+def step_program(engine: EngineView, stages: frozenset[str] | None = None) -> StepProgram | None:
+    """The compiled step program of the engine ``engine`` views (its plan, arrays and drive caches).
+    Unit stages are fused where :func:`fuse_stages` can, and across steps where :func:`_cross_step` can.
 
     ``None`` when the step has nothing to run.
     """
@@ -402,7 +476,7 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
         elif kind == "drive" and position in kept_at:
             number, target = kept_at[position]
             if position == kept[target][0]:
-                slots = [engine._contribution[operations[k].payload[0]] for k in kept[target]]
+                slots = [engine.drives[operations[k].payload[0]] for k in kept[target]]
                 stamps = " and ".join(
                     f"_stamped(drives, {slot.row}, versions[{index[slot.source_key]}], versions[{index[slot.weights_key]}])"
                     for slot in slots
@@ -414,7 +488,7 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
         elif kind == "feedback":
             _emit_feedback(body, engine, *payload, arguments)
         else:
-            kernel, (values, *sizes), (xn, next_drive), state = engine._plasticity[payload]
+            kernel, (values, *sizes), (xn, next_drive), state = engine.plasticity[payload]
             name = kernel.py_func.__name__
             writer.kernels.add(name)
             body(f"if learn[{row[payload]}]:  # {payload}")
@@ -438,7 +512,7 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
     lines("from plasticity.backends.blas import one_thread, threads, threads_back")
     lines("from plasticity.backends.numba_kernels import _all_finite, _drive, _feedback, _fill_zero, _pointer, _stamped")
     lines("")
-    lines(f"kernels = sys.modules[{engine.module.__name__!r}]")
+    lines(f"kernels = sys.modules[{engine.kernels_module!r}]")
     for name in sorted(writer.kernels):
         lines(f"{name} = kernels.{name}")
     lines("")
@@ -495,17 +569,17 @@ def step_program(engine: Any, stages: frozenset[str] | None = None) -> StepProgr
     )
 
 
-def _per_trial(engine: Any) -> set[int]:
+def _per_trial(engine: EngineView) -> set[int]:
     """The ids of the engine's arrays indexed by trial first: population state, drive products and
     weights kept per trial."""
     populations = engine.network.populations
     found = {id(array) for key, array in engine.arrays.items() if key.split(".", 1)[0] in populations}
-    found.update(id(slot.contribution) for slot in engine._contribution.values())
-    found.update(id(slot.weights) for slot in engine._contribution.values() if not slot.shared)
+    found.update(id(slot.contribution) for slot in engine.drives.values())
+    found.update(id(slot.weights) for slot in engine.drives.values() if not slot.shared)
     return found
 
 
-def _splittable(engine: Any, operations: list[_Operation], per_trial: set[int]) -> bool:
+def _splittable(engine: EngineView, operations: list[_Operation], per_trial: set[int]) -> bool:
     """Whether a run in which no rule runs may split its trials into blocks run at once on threads
     of their own: with two trials or more, BLAS products that take the calling thread's thread
     count, and every array the steps write indexed by trial first (each trial's steps then read
@@ -513,21 +587,21 @@ def _splittable(engine: Any, operations: list[_Operation], per_trial: set[int]) 
     if engine.trials < 2 or not THREADS_PER_CALL:
         return False
     written = {key for operation in operations if operation.kind != "plasticity" for key in operation.writes}
-    arrays = [engine.arrays[key] for key in written] + [slot.contribution for slot in engine._contribution.values()]
+    arrays = [engine.arrays[key] for key in written] + [slot.contribution for slot in engine.drives.values()]
     return all(id(array) in per_trial for array in arrays)
 
 
-def _emit_drive(body: Lines, engine: Any, name: str, assign: bool, kept: str, index: dict, arguments: _Arguments) -> None:
+def _emit_drive(body: Lines, engine: EngineView, name: str, assign: bool, kept: str, index: dict, arguments: _Arguments) -> None:
     """A call of :func:`~plasticity.backends.numba_kernels._drive` for projection ``name``; ``kept``:
     the expression saying that the target already holds its sum (see :func:`_kept_sums`)."""
-    slot = engine._contribution[name]
+    slot = engine.drives[name]
     passed = [arguments(slot.source), arguments(slot.weights), arguments(slot.target), arguments(slot.contribution)]
     body(f"reused += _drive(drives, {slot.row}, versions[{index[slot.source_key]}], versions[{index[slot.weights_key]}], "
          f"{assign}, {kept}, {', '.join(passed)})  # drive {name}")
 
 
-def _emit_feedback(body: Lines, engine: Any, name: str, assign: bool, arguments: _Arguments) -> None:
+def _emit_feedback(body: Lines, engine: EngineView, name: str, assign: bool, arguments: _Arguments) -> None:
     """A call of :func:`~plasticity.backends.numba_kernels._feedback` for projection ``name``."""
-    _, weights, source, target = engine._feedbacks[name]
+    _, weights, source, target = engine.feedbacks[name]
     passed = [arguments(weights), arguments(source), arguments(target)]
     body(f"_feedback({assign}, {', '.join(passed)})  # feedback {name}")
