@@ -11,7 +11,8 @@ synapse updates per second (N^2 / seconds per step):
    against the device's memory bandwidth measured in the same run by a copy kernel
    (``dst.copy_(src)`` over an N x N float32 array, 8 bytes per element). The step is
    compared as ``8 N^2 bytes / step time`` (what a fused read+write pass over ``W`` must
-   move) divided by the copy bandwidth, eager and with ``compile=True``. Target >= 0.6x.
+   move) divided by the copy bandwidth, with the default settings (on CUDA the update is one
+   ``torch.compile`` pass) and eager (``compile=False``). Target >= 0.8x for the default.
    Without CUDA the figure is recorded as "not measured".
 
 Every figure is the best of several repeats (other programs share the cores).
@@ -43,10 +44,16 @@ from plasticity.rules import get_rule
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOT_MEASURED = "not measured"
+#: The default CUDA step's target, as a fraction of the device's copy bandwidth.
+CUDA_TARGET = 0.8
 
 
-def oja_engine(n: int, backend: str, device: str | None = None, compile: bool = False):
-    os.environ[COMPILE_ENV] = "1" if compile else "0"
+def oja_engine(n: int, backend: str, device: str | None = None, compile: bool | None = False):
+    """The Oja network's engine; ``compile=None`` leaves the choice to the backend's default."""
+    if compile is None:
+        os.environ.pop(COMPILE_ENV, None)
+    else:
+        os.environ[COMPILE_ENV] = "1" if compile else "0"
     inp = pl.Population(n, init={"x": 0.0}, name="inp")
     out = pl.Population(n, ["y = I"], name="out")
     rule = get_rule("oja").with_params(eta=1e-6)
@@ -106,19 +113,21 @@ def measure_cpu(n: int, repeats: int) -> dict:
 def measure_cuda(n: int, repeats: int) -> dict:
     if not torch.cuda.is_available():
         return {
-            "n": n, "device": NOT_MEASURED, "oja_vs_copy": NOT_MEASURED, "oja_compiled_vs_copy": NOT_MEASURED,
+            "n": n, "device": NOT_MEASURED, "oja_default_vs_copy": NOT_MEASURED, "oja_eager_vs_copy": NOT_MEASURED,
             "reason": "no CUDA device on this machine",
         }
     device = torch.device("cuda", 0)
     row: dict = {**machine_record(), "n": n, "synapses": n * n, "device": torch.cuda.get_device_name(device)}
     seconds, row["copy_times_s"] = _copy_seconds(n, device, repeats)
     row["copy_GBps"] = 8 * n * n / seconds / 1e9
-    for label, compile in (("oja", False), ("oja_compiled", True)):
+    for label, compile in (("oja_default", None), ("oja_eager", False)):
         seconds, row[f"{label}_times_s"] = _step_seconds(n, compile, repeats)
         row[f"{label}_updates_per_s"] = n * n / seconds
         row[f"{label}_effective_GBps"] = 8 * n * n / seconds / 1e9
         row[f"{label}_vs_copy"] = row[f"{label}_effective_GBps"] / row["copy_GBps"]
         torch.cuda.empty_cache()
+    row["target_vs_copy"] = CUDA_TARGET
+    row["target_met"] = row["oja_default_vs_copy"] >= CUDA_TARGET
     return row
 
 
@@ -129,7 +138,7 @@ def _copy_seconds(n: int, device: torch.device, repeats: int) -> tuple[float, li
     return best_seconds(lambda: target.copy_(source), repeats, 10, torch.cuda.synchronize)
 
 
-def _step_seconds(n: int, compile: bool, repeats: int) -> tuple[float, list[float]]:
+def _step_seconds(n: int, compile: bool | None, repeats: int) -> tuple[float, list[float]]:
     """The torch Oja step on the first CUDA device."""
     engine = oja_engine(n, "torch", "cuda", compile=compile)
     x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
@@ -163,7 +172,7 @@ def markdown(report: dict) -> str:
         "",
     ]
     if gpu.get("device") == NOT_MEASURED:
-        lines.append(f"N = {gpu['n']}: **{NOT_MEASURED}** ({gpu['reason']}). Target: >= 0.6x the copy bandwidth.")
+        lines.append(f"N = {gpu['n']}: **{NOT_MEASURED}** ({gpu['reason']}). Target: >= {CUDA_TARGET}x the copy bandwidth.")
     else:
         lines += [
             f"{gpu['date']} on {gpu['machine']}, {gpu['cores']} cores, torch {gpu['torch']}.",
@@ -173,10 +182,10 @@ def markdown(report: dict) -> str:
             *(
                 f"| {gpu['n']} | {gpu['device']} | {gpu['copy_GBps']:.0f} | {label} | {gpu[f'{key}_updates_per_s']:.3g} | "
                 f"{gpu[f'{key}_effective_GBps']:.0f} | {gpu[f'{key}_vs_copy']:.2f} |"
-                for key, label in (("oja", "eager"), ("oja_compiled", "compile=True"))
+                for key, label in (("oja_default", "default (compiled)"), ("oja_eager", "eager, compile=False"))
             ),
             "",
-            "Target: step / copy >= 0.6.",
+            f"Target: default step / copy >= {CUDA_TARGET}: {'met' if gpu['target_met'] else 'NOT met'}.",
         ]
     spread = {key: max(cpu[key]) / min(cpu[key]) - 1 for key in cpu if key.endswith("_times_s")}
     lines += ["", "Spread of the CPU repeats (slowest / fastest - 1): "

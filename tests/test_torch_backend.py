@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ import plasticity as pl
 from backends import assert_backends_agree, assert_protocol_backends_agree, relative_error
 from plasticity.backends import check_backend
 from plasticity.backends.numpy_backend import evaluate
-from plasticity.backends.torch_backend import _plan_separable, available_devices, resolve_device
+from plasticity.backends.torch_backend import _plan_separable, available_devices, default_compile, resolve_device
 from plasticity.backends.torch_codegen import expand
 from plasticity.equations import Name, Reduce, walk
 from plasticity.rules.storage import STORAGE_RULES
@@ -227,6 +229,16 @@ def test_compiled_updates_agree_with_numpy(monkeypatch):
     assert simulation.run(1, inputs=random_inputs(network, steps=1)).attrs["torch_compile"] == 1
 
 
+def test_updates_are_compiled_by_default_on_cuda_only(monkeypatch):
+    """Unset PLASTICITY_TORCH_COMPILE: eager updates on the CPU, one compiled pass on CUDA (where
+    triton is installed). The variable turning it on is test_compiled_updates_agree_with_numpy."""
+    monkeypatch.delenv("PLASTICITY_TORCH_COMPILE", raising=False)
+    assert not default_compile(torch.device("cpu"))
+    assert default_compile(torch.device("cuda", 0)) == (importlib.util.find_spec("triton") is not None)
+    simulation = pl.Simulation(rule_network("oja"), trials=2, backend="torch", seed=0, device="cpu")
+    assert simulation.engine.compile is False and simulation.engine.provenance["torch_compile"] == 0
+
+
 # devices, dtypes, provenance ------------------------------------------------------------------------
 
 
@@ -324,6 +336,17 @@ def test_builtin_rules_on_cuda_agree_with_numpy(name, shared, mask):
 @pytest.mark.parametrize("name", sorted(pl.list_protocols()))
 def test_protocols_on_cuda_agree_with_numpy(name):
     assert_protocol_backends_agree(name, SMALL_PARAMS[name], backends=TORCH, device="cuda")
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_default_update_is_one_compiled_pass(monkeypatch):
+    """On CUDA (with triton) a separable update is by default the single torch.compile pass over W."""
+    pytest.importorskip("triton")
+    monkeypatch.delenv("PLASTICITY_TORCH_COMPILE", raising=False)
+    simulation = pl.Simulation(rule_network("oja"), trials=TRIALS, backend="torch", device="cuda", seed=0)
+    assert simulation.engine.compile and all(program.fused is not None for program in simulation.engine._rules["ff"])
+    assert simulation.run(2, inputs=random_inputs(simulation.network, steps=2)).attrs["torch_compile"] == 1
 
 
 @pytest.mark.gpu

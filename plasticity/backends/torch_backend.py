@@ -21,13 +21,19 @@ host only when asked (recording). The step follows :mod:`plasticity.network` and
 dtypes are ``float32`` (default) and ``float64`` for all state, or ``bfloat16`` /
 ``float16`` for the weights ``w`` only: then every other array is float32, drives and
 updates run over blocks of rows converted to float32, and ``w`` is rounded once per
-equation (see :func:`check_weight_dtype` for what float16 refuses). ``compile=True`` (or
-``PLASTICITY_TORCH_COMPILE=1``) turns each separable update into one ``torch.compile``
-pass over ``W``. The backend draws no random numbers, so it needs no generators.
+equation (see :func:`check_weight_dtype` for what float16 refuses).
+
+On a CUDA device each separable update is by default one ``torch.compile`` pass that reads
+and writes ``W`` once (the row scaling, traces and outer products of the eager path are three
+passes); on the CPU the eager path stays the default. ``compile=`` or
+``PLASTICITY_TORCH_COMPILE`` (``1``/``0``) choose either way on any device
+(:func:`default_compile`). Compiling takes seconds per equation, once per process and shape.
+The backend draws no random numbers, so it needs no generators.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -51,6 +57,7 @@ __all__ = [
     "check_weight_dtype",
     "block_elements",
     "COMPILE_ENV",
+    "default_compile",
     "FUSED_RANK",
 ]
 
@@ -61,12 +68,21 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 HALF_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-#: Environment variable that turns on ``torch.compile`` of the synapse updates ("1").
+#: Environment variable that turns ``torch.compile`` of the synapse updates on ("1", "true", "yes",
+#: "on") or off (any other value) on every device; unset or empty, :func:`default_compile` decides.
 COMPILE_ENV = "PLASTICITY_TORCH_COMPILE"
 
 #: Largest number of outer-product terms a compiled update folds into its single pass; more
 #: (shared weights over many trials) go to a GEMM.
 FUSED_RANK = 8
+
+
+def default_compile(device: torch.device) -> bool:
+    """Whether separable synapse updates on ``device`` are compiled when neither ``compile=`` nor
+    :data:`COMPILE_ENV` says: on a CUDA device where triton (``torch.compile``'s GPU code
+    generator) is installed, one fused pass over the weights; elsewhere not (the CPU keeps the
+    eager in-place update, which needs no compiler and no seconds of compiling per equation)."""
+    return device.type == "cuda" and importlib.util.find_spec("triton") is not None
 
 
 def block_elements(device: torch.device) -> int:
@@ -755,9 +771,11 @@ def build(
     ``compile=True`` compiles each separable synapse update with ``torch.compile`` into one pass
     over the weights (a few seconds to a minute of compilation per equation, worth it for long
     runs of large projections); ``None`` (default) reads the environment variable
-    ``PLASTICITY_TORCH_COMPILE`` ("1" turns it on), so that simulations, protocols and TOML
-    experiments can use it unchanged.
+    ``PLASTICITY_TORCH_COMPILE`` ("1" on, "0" off), so that simulations, protocols and TOML
+    experiments can use it unchanged, and when that is unset takes :func:`default_compile` of the
+    device (on for CUDA, off for the CPU).
     """
     if compile is None:
-        compile = os.environ.get(COMPILE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        setting = os.environ.get(COMPILE_ENV, "").strip().lower()
+        compile = setting in ("1", "true", "yes", "on") if setting else default_compile(resolve_device(device))
     return TorchEngine(network, state, trials=trials, dtype=dtype, dt=dt, device=device, compile=compile)
