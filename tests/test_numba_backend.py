@@ -194,20 +194,29 @@ def test_a_term_of_two_unit_variables_multiplies_the_state_arrays(equation):
     assert not [shape for _, shape, _ in buffers if "trials" in shape]
 
 
-@pytest.mark.parametrize(
-    "rule",
-    [
-        get_rule("perceptron"),
-        pl.Rule(["w += eta * where(y_post > 0, x_pre, -x_pre) * (1 + y_post) ** 2 / (1 + x_pre * x_pre) - eta * w"], {"eta": 0.01}),
-    ],
-    ids=["perceptron", "where-power-quotient"],
-)
-def test_shared_updates_with_where_powers_and_quotients_are_separable(rule):
+def test_shared_updates_with_powers_and_quotients_are_separable():
     """The separable algebra the torch backend uses (:mod:`plasticity.equations.separable`) also
-    expands ``where`` of a one-sided condition, integer powers and one-sided divisors, so such a
-    shared-weight update is one BLAS product on numba as well, and agrees with numpy."""
+    expands integer powers and one-sided divisors, so such a shared-weight update is one BLAS
+    product on numba as well, and agrees with numpy."""
+    rule = pl.Rule(["w += eta * (1 + y_post) ** 2 * x_pre / (1 + x_pre * x_pre) - eta * w"], {"eta": 0.01})
     assert numba_codegen.separable_terms(rule.parsed[0]) is not None
     assert_agree(lambda: rule_network(rule, n_post=30, shared=True), "float64", trials=3)
+
+
+def test_a_where_over_synapses_keeps_its_guard_on_shared_weights():
+    """``where(c, a / q, 0)`` split into indicator products would be ``0 * inf`` (NaN) where the
+    guard is false and ``q`` zero: numba evaluates it per synapse, as numpy does, and stays finite."""
+    rule = pl.Rule(["w += eta * where(y_post > 0, x_pre / y_post, 0)"], {"eta": 0.01})
+    assert numba_codegen.separable_terms(rule.parsed[0]) is None
+    inp = pl.Population(7, init={"x": 0.0}, name="inp")
+    out = pl.Population(5, ["y = tanh(h)"], name="out")
+    projection = pl.Projection(inp, out, rule, target="h", shared=True, init={"w": 0.0}, name="ff")
+    network = pl.Network([inp, out], [projection])  # y stays 0: the guard is false, x / y infinite
+    inputs = {"inp.x": np.ones((3, 2, 7))}
+    runs = {backend: pl.Simulation(network, trials=2, backend=backend, seed=0).run(3, inputs=inputs, record={"ff.w": 3})
+            for backend in ("numpy", "numba")}
+    np.testing.assert_array_equal(runs["numba"]["ff.w"].values, runs["numpy"]["ff.w"].values)
+    assert np.isfinite(runs["numba"]["ff.w"].values).all()
 
 
 def test_separable_updates_are_detected():

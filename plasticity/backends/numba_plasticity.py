@@ -687,14 +687,15 @@ def separable_terms(equation: Equation) -> SeparableUpdate | None:
     """The separable form of a shared-weight update, or None when it has none.
 
     Accepted: ``+=``, ``-=`` or ``=`` of a sum of terms ``c * f(post) * g(pre) * w**k``
-    (:func:`~plasticity.equations.separable.expand`) with ``k`` in {0, 1}, where a ``k = 1``
+    (:func:`~plasticity.equations.separable.expand`, ``where`` over both sides not split) with
+    ``k`` in {0, 1}, where a ``k = 1``
     term has no pre factor or no post factor (so its trial mean is a row or column scaling; a
     product of both would need a matrix). Factors are subtrees over at most one axis without
     reductions; no other synapse variable appears.
     """
     if equation.op not in ("+=", "-=", "="):
         return None
-    terms = expand(equation.expr, _MAX_TERMS)
+    terms = expand(equation.expr, _MAX_TERMS, split_where=False)  # where() keeps its guard: evaluated per synapse
     if terms is None:
         return None
     rows, columns, outer = [], [], []

@@ -8,9 +8,14 @@ scaling. :func:`expand` rewrites an expression over synapses as such a sum of
 shared-weight updates, :func:`~plasticity.backends.numba_plasticity.separable_terms`; the torch
 backend's in-place updates and reductions, :mod:`plasticity.backends.torch_backend`).
 
-Products, sums, negation, division by a one-sided value, integer powers 1 to 4 and ``where``
-with a one-sided condition expand; anything else that varies over both sides (a function of a
-synapse variable, a comparison of synapses) does not.
+Products, sums, negation, division by a one-sided value, integer powers 1 to 4 and (with
+``split_where``) ``where`` with a one-sided condition expand; anything else that varies over both
+sides (a function of a synapse variable, a comparison of synapses) does not. The expansion
+equals the expression up to rounding wherever the values are finite. A split ``where`` is the
+sum of its branches times 0/1 indicators of the condition, so a branch that is not finite
+where it is not chosen (a division the condition guards against a zero divisor) makes
+``0 * inf``, NaN, where ``where`` gives the other branch: a generator that must keep such
+guards passes ``split_where=False``.
 """
 
 from __future__ import annotations
@@ -51,15 +56,17 @@ def side_of(factors: tuple[Node, ...]) -> str:
     return next(iter(sides)) if sides else "none"
 
 
-def expand(node: Node, max_terms: int) -> list[Monomial] | None:
+def expand(node: Node, max_terms: int, *, split_where: bool = True) -> list[Monomial] | None:
     """``node`` as a sum of at most ``max_terms`` monomials (zero coefficients kept), or ``None``
-    when it does not expand or needs more terms."""
-    return _Expansion(max_terms).expand(node)
+    when it does not expand or needs more terms; ``split_where``: whether a ``where`` over both
+    sides with a one-sided condition is split into its branches (see the module docstring)."""
+    return _Expansion(max_terms, split_where).expand(node)
 
 
 class _Expansion:
-    def __init__(self, max_terms: int):
+    def __init__(self, max_terms: int, split_where: bool):
         self.max_terms = max_terms
+        self.split_where = split_where
 
     def expand(self, node: Node) -> list[Monomial] | None:
         # no term is ever dropped, so a sum has at least as many terms as any of its parts: the
@@ -75,7 +82,7 @@ class _Expansion:
             return None if inner is None else [term.negated() for term in inner]
         if isinstance(node, Binary):
             return self.binary(node)
-        if isinstance(node, Call) and node.func == "where" and not node.args[0].domain >= _BOTH:
+        if self.split_where and isinstance(node, Call) and node.func == "where" and not node.args[0].domain >= _BOTH:
             condition = node.args[0]
             chosen = Call("where", (condition, Const(1.0), Const(0.0)), domain=condition.domain)
             other = Call("where", (condition, Const(0.0), Const(1.0)), domain=condition.domain)
