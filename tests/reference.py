@@ -511,3 +511,24 @@ def gemm(alpha, a, b, beta, out):
             total = sum(float(a[i, q]) * float(b[q, j]) for q in range(k))
             result[i, j] = alpha * total + (beta * float(out[i, j]) if beta != 0 else 0.0)
     return result
+
+
+# ============================================================================
+# Rule search (plasticity.search): every expression tree of a grammar, written out one
+# by one, and the linear-layer learning loop of the generic polynomial kernel.
+# ============================================================================
+
+
+def expression_trees(leaves, operations, max_operations):
+    """Every expression text with at most ``max_operations`` binary operations over ``leaves``
+    (texts), fully parenthesised, one per tree: no sharing, no deduplication."""
+    by_size = [list(leaves)]
+    for size in range(1, max_operations + 1):
+        found = []
+        for left_size in range(size):
+            for left in by_size[left_size]:
+                for right in by_size[size - 1 - left_size]:
+                    for op in operations:
+                        found.append(f"({left} {op} {right})")
+        by_size.append(found)
+    return [text for size in by_size for text in size]
