@@ -58,6 +58,20 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _search(args: argparse.Namespace) -> int:
+    from plasticity.search.runner import format_ranking, load_search, search
+
+    overrides = list(args.set or [])
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    config = load_search(args.file, overrides)
+    result = search(config, args.output, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
+                    force=args.force, progress=not args.quiet)
+    print(result)
+    print(format_ranking(result.ranking, config.top))
+    return 1 if result.failed_batches else 0
+
+
 def _show(args: argparse.Namespace) -> int:
     from plasticity.storage import describe_store
 
@@ -128,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler, e.g. tcp://host:8786")
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_sweep)
+
+    search = verbs.add_parser("search", help="enumerate small rules of + - * over local terms, score and rank them")
+    search.add_argument("file", help="search TOML file (task, [grammar], [params], [search])")
+    search.add_argument("-o", "--output", required=True, help="the Zarr store to write (its 'ranking' group holds the table)")
+    search.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a value, e.g. grammar.max_operations=3 (VALUE is TOML; repeatable)")
+    search.add_argument("--seed", type=int, help="override the root seed")
+    search.add_argument("--resume", action="store_true", help="continue an interrupted search in the same store")
+    search.add_argument("--force", action="store_true", help="enumerate a grammar that yields more rules than its limit")
+    search.add_argument("--workers", type=int,
+                        help="local worker processes (default: the number of cores; 0: run in this process)")
+    search.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler, e.g. tcp://host:8786")
+    search.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    search.set_defaults(handler=_search)
 
     show = verbs.add_parser("show", help="dimensions, variables, completion and provenance of a store")
     show.add_argument("store")

@@ -11,9 +11,11 @@ The network is the one the engine runs for a rule on a linear layer: ``n`` input
 drive ``m`` outputs ``y = W x`` (``I``), each output also holds a ``target``. A step is the
 engine's step: the inputs are set, ``y = W x`` with the weights before the update, then
 every weight is updated. Each step's update is applied row by row as a polynomial in ``w``
-(Horner's scheme over the powers of ``w``), whose coefficients are sums of outer products of
-post-side and pre-side factors computed once per unit; a weight leaving ``[-bound, bound]``
-(or becoming NaN) marks the trial diverged at that step and ends it.
+(Horner's scheme over the powers of ``w``), whose coefficients are sums of products of
+post-side and pre-side factors read from per-unit tables of powers; the pass that writes a
+row also computes that row's drive for the next step (one pass over ``W`` per step, as the
+engine's fused kernel does). A weight leaving ``[-bound, bound]`` (or becoming NaN) marks the
+trial diverged at that step and ends it.
 
 Tests compare the result with the engine's generated kernel for the same rule
 (``plasticity.Simulation`` on numba and numpy).
@@ -106,65 +108,67 @@ def encode(polynomials: Sequence[Polynomial], etas: Sequence[float]) -> dict[str
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy", nogil=True)
-def _power(value, exponent):
-    result = 1.0
-    for _ in range(exponent):
-        result *= value
-    return result
+def _powers(values, out):
+    """``out[e] = values ** e`` for every row ``e`` of ``out``."""
+    for j in range(values.shape[0]):
+        out[0, j] = 1.0
+    for e in range(1, out.shape[0]):
+        for j in range(values.shape[0]):
+            out[e, j] = out[e - 1, j] * values[j]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy", nogil=True)
 def _linear_layer(patterns, targets, order, w0, coef, pre_exp, post_exp, start, steps, bound, weights, diverged_at):
-    candidates, count = coef.shape
+    candidates = coef.shape[0]
     trials, m, n = w0.shape
     powers = start.shape[1] - 1
+    top = max(pre_exp.max(), post_exp.max()) + 1 if coef.size else 1
     for job in prange(candidates * trials):
         c = job // trials
         r = job - c * trials
         w = w0[r].copy()
-        y = np.empty(m)
-        post_f = np.empty((count, m))
-        pre_f = np.empty((count, n))
-        row = np.empty(n)
+        y = np.zeros(m)
+        x_pow = np.empty((top, n))
+        y_pow = np.empty((top, m))
+        t_pow = np.empty((top, m))
         acc = np.empty(n)
         diverged_at[c, r] = -1
-        for s in range(steps):
-            k = order[r, s]
-            x = patterns[r, k]
-            t = targets[r, k]
+        if steps > 0:  # the first step's drive; later ones are computed with the update
+            x = patterns[r, order[r, 0]]
             for i in range(m):
                 total = 0.0
                 for j in range(n):
                     total += w[i, j] * x[j]
                 y[i] = total
-            for q in range(start[c, powers]):
-                for i in range(m):
-                    post_f[q, i] = coef[c, q] * _power(y[i], post_exp[c, q, 0]) * _power(t[i], post_exp[c, q, 1])
-                for j in range(n):
-                    pre_f[q, j] = _power(x[j], pre_exp[c, q, 0])
-            bad = False
+        for s in range(steps):
+            k = order[r, s]
+            _powers(patterns[r, k], x_pow)
+            _powers(y, y_pow)
+            _powers(targets[r, k], t_pow)
+            following = patterns[r, order[r, s + 1]] if s + 1 < steps else patterns[r, k]
+            largest = 0.0
+            total = 0.0
             for i in range(m):
                 for j in range(n):
-                    row[j] = w[i, j]
                     acc[j] = 0.0
                 for p in range(powers - 1, -1, -1):  # Horner: acc = acc * w + (terms of w ** p)
                     if p < powers - 1:
                         for j in range(n):
-                            acc[j] *= row[j]
+                            acc[j] *= w[i, j]
                     for q in range(start[c, p], start[c, p + 1]):
-                        a = post_f[q, i]
+                        a = coef[c, q] * y_pow[post_exp[c, q, 0], i] * t_pow[post_exp[c, q, 1], i]
+                        e = pre_exp[c, q, 0]
                         for j in range(n):
-                            acc[j] += a * pre_f[q, j]
-                largest = 0.0
-                total = 0.0
+                            acc[j] += a * x_pow[e, j]
+                drive = 0.0
                 for j in range(n):
-                    value = row[j] + acc[j]
+                    value = w[i, j] + acc[j]
                     w[i, j] = value
+                    drive += value * following[j]
                     largest = max(largest, abs(value))
-                    total += value
-                if not largest <= bound or total != total:
-                    bad = True
-            if bad:
+                y[i] = drive  # the next step's y = W x with the updated weights
+                total += drive
+            if not largest <= bound or total != total:
                 diverged_at[c, r] = s
                 break
         weights[c, r] = w

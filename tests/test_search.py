@@ -1,0 +1,150 @@
+"""plasticity search: ranked tables through the sweep machinery, the oracles, resuming, the CLI."""
+
+import numpy as np
+import pytest
+
+from plasticity import ConfigError, PlasticityError
+from plasticity.cli import main
+from plasticity.search import Polynomial
+from plasticity.search.runner import SearchConfig, format_ranking, read_ranking, search
+
+
+def config(**changes):
+    document = {
+        "task": "association", "seed": 0,
+        "grammar": {"terms": ["x_pre", "y_post", "target_post"], "constants": [1], "max_operations": 2},
+        "params": {"n": 8, "m": 4, "steps": 600, "trials": 4},
+        "search": {"learning_rates": [0.05], "batch": 64, "probe_steps": 50},
+    }
+    for key, value in changes.items():  # grammar and search merge; anything else is replaced
+        document[key] = {**document[key], **value} if key in ("grammar", "search") else value
+    return document
+
+
+def test_delta_rule_ranks_first_on_linear_association(tmp_path):
+    result = search(config(), tmp_path / "search.zarr", workers=0, progress=False)
+    ranking = result.ranking
+    assert ranking.equations.values[0] == "w += eta * x_pre * (target_post - y_post)"
+    assert ranking.score.values[0] > 0.99 and ranking.score_low.values[0] > 0.99
+    assert ranking.score.values[1] < 0.9  # the next rule is far behind, not a near tie
+    # per synapse: the product of the hoisted pre side (eta * x) and post side (target - y), and +=
+    assert not ranking.strict_3q.values[0] and ranking.operations.values[0] == 2
+    assert result.candidates == ranking.sizes["rank"] == int(ranking.evaluated.sum())
+    assert result.yielded == 4 + 48 + 1152 and result.probe_dropped + result.evaluated == result.candidates
+    stored = read_ranking(tmp_path / "search.zarr")
+    assert list(stored.equations.values[:5]) == list(ranking.equations.values[:5])
+    assert "x_pre * (target_post - y_post)" in format_ranking(stored, 3)
+
+
+@pytest.mark.slow
+def test_oja_is_among_the_top_three_on_pca(tmp_path):
+    """With y_post * y_post * w available (a normalising term) Oja's rule, or a rule equal to
+    it, is among the first three; plain Hebbian growth is not."""
+    document = {
+        "task": "pca", "seed": 0,
+        "grammar": {"terms": ["x_pre", "y_post", "w"], "constants": [], "max_operations": 3},
+        "params": {"n": 8, "steps": 3000, "trials": 4},
+        "search": {"learning_rates": [0.02], "batch": 512},
+    }
+    ranking = search(document, tmp_path / "pca.zarr", workers=0, progress=False).ranking
+    oja = str(Polynomial.variable("x_pre") * Polynomial.variable("y_post")
+              - Polynomial.variable("w") * Polynomial.variable("y_post") * Polynomial.variable("y_post"))
+    top = list(ranking.polynomial.values[:3])
+    assert oja in top, format_ranking(ranking, 5)
+    assert ranking.score.values[top.index(oja)] > 0.95
+    hebb = list(ranking.polynomial.values).index("x_pre * y_post")
+    assert hebb > 10
+
+
+def test_a_protocol_task_scores_as_the_generic_kernel(tmp_path):
+    """The same association run on the engine through a protocol (tests/search_protocols.py)
+    ranks the candidates with the scores the generic kernel gives."""
+    small = {"grammar": {"terms": ["x_pre", "y_post", "target_post", "e_post"], "constants": [], "max_operations": 1},
+             "params": {"n": 8, "m": 4, "steps": 300, "trials": 3}, "search": {"learning_rates": [0.05], "probe_steps": 0}}
+    fast = search(config(**small), tmp_path / "fast.zarr", workers=0, progress=False).ranking
+    on_engine = config(**{**small, "search": {**small["search"], "definitions": {"e_post": "target_post - y_post"}}})
+    engine = search({**on_engine, "task": "search_protocols:association", "backend": "numpy", "dtype": "float64"},
+                    tmp_path / "engine.zarr", workers=0, progress=False).ranking
+    scores = dict(zip(fast.equations.values, fast.score.values))
+    assert set(engine.equations.values) == set(scores)
+    compared = 0
+    for equations, score in zip(engine.equations.values, engine.score.values):
+        if np.isfinite(scores[equations]):  # the kernel stops a rule whose weights leave [-1e4, 1e4]; the engine does not
+            assert np.isclose(score, scores[equations], rtol=1e-9, atol=1e-12)
+            compared += 1
+    assert compared >= 5
+    assert engine.equations.values[0] == fast.equations.values[0] == "w += eta * x_pre * e_post"  # the delta rule
+
+
+def test_resume_finishes_and_refuses_a_changed_search(tmp_path):
+    path = tmp_path / "search.zarr"
+    first = search(config(search={"batch": 16}), path, workers=0, progress=False)
+    again = search(config(search={"batch": 16}), path, resume=True, workers=0, progress=False)
+    assert list(again.ranking.equations.values) == list(first.ranking.equations.values)
+    with pytest.raises(ConfigError, match="already exists; pass --resume"):
+        search(config(search={"batch": 16}), path, workers=0, progress=False)
+    with pytest.raises(ConfigError, match="refusing to resume .* different configuration"):
+        search(config(search={"batch": 16}, params={"steps": 500}), path, resume=True, workers=0, progress=False)
+
+
+def test_cli_search_prints_the_ranking(tmp_path, capsys):
+    file = tmp_path / "search.toml"
+    file.write_text("""
+task = "association"
+[grammar]
+terms = ["x_pre", "y_post", "target_post"]
+constants = []
+max_operations = 2
+[params]
+n = 8
+m = 4
+steps = 400
+trials = 3
+[search]
+learning_rates = [0.05]
+top = 3
+""")
+    assert main(["search", str(file), "-o", str(tmp_path / "out.zarr"), "--workers", "0", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "rules yielded" in out and "after deduplication" in out and "candidates/s" in out
+    assert out.splitlines()[2].endswith("w += eta * x_pre * (target_post - y_post)")
+    assert len([line for line in out.splitlines() if line.strip().startswith(("1 ", "2 ", "3 ", "4 "))]) == 3
+    file.write_text(file.read_text().replace("max_operations = 2", "max_operations = 3\nlimit = 100"))
+    assert main(["search", str(file), "-o", str(tmp_path / "other.zarr"), "--workers", "0", "-q"]) == 2
+    assert "would yield 11,451 rules" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"task": "nonexistent"}, "unknown task 'nonexistent'"),
+    ({"task": "pca", "params": {"n": 8}}, "task 'pca' offers the terms x_pre, y_post, w; the grammar names 'target_post'"),
+    ({"grammar": {"terms": ["x_pre", "m"]}}, "offers the terms .* the grammar names 'm'"),
+    ({"params": {"size": 3}}, "task 'association' has no parameter 'size'"),
+    ({"params": {"n": 10**9}}, r"n must be an integer in \[1, 1024\]"),
+    ({"params": {"steps": 20}}, r"search.probe_steps \(50\) must be at most the task's steps \(20\)"),
+    ({"search": {"learning_rates": [-1]}}, "search.learning_rates must be a number"),
+    ({"search": {"batch": 0}}, r"search.batch must be an integer in \[1, 4096\]"),
+    ({"search": {"bacth": 3}}, "search has unknown key 'bacth'"),
+    ({"search": {"definitions": {"e_post": "tanh(y_post)"}}}, "search.definitions.e_post is not a polynomial"),
+    ({"grammar": {"terms": []}}, "yields no rule"),
+    ({"extra": 1}, "unknown key 'extra'; valid keys: task, seed"),
+    ({"task": "hopfield.capacity", "params": {"n": 20}}, "cannot run a rule of the grammar's terms"),
+    ({"task": "hopfield.capacity", "params": {"n": 20}, "search": {"rule_parameter": "update"}}, "protocol .* cannot run"),
+    ({"task": "hopfield.capacity", "params": {"n": 20}, "search": {"rule_parameter": "size"}},
+     "has no parameter 'size' to take the candidate rule"),
+])
+def test_bad_searches_are_clear_errors_before_any_work(changes, message, tmp_path):
+    with pytest.raises(PlasticityError, match=message):  # a ConfigError, or an EquationError for an equation
+        search(config(**changes), tmp_path / "never.zarr", workers=0, progress=False)
+    assert not (tmp_path / "never.zarr").exists()
+
+
+def test_a_grammar_beyond_its_limit_runs_when_forced(tmp_path):
+    document = config(grammar={"max_operations": 1, "limit": 10})
+    with pytest.raises(ConfigError, match="would yield 52 rules"):
+        search(document, tmp_path / "a.zarr", workers=0, progress=False)
+    assert search(document, tmp_path / "b.zarr", workers=0, progress=False, force=True).yielded == 52
+
+
+def test_the_search_table_round_trips():
+    document = config()
+    assert SearchConfig.from_dict(SearchConfig.from_dict(document).as_dict()) == SearchConfig.from_dict(document)
