@@ -7,5 +7,6 @@ Importing this package registers every built-in protocol with
 from plasticity.networks import pca
 from plasticity.networks import dense, hopfield, modern, uhn
 from plasticity.networks import predictive_coding
+from plasticity.networks import motifs  # noqa: F401  (registers the motifs protocol)
 
 __all__ = ["pca", "dense", "hopfield", "modern", "uhn", "predictive_coding"]

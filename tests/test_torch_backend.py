@@ -136,6 +136,7 @@ SMALL_PARAMS = {
     "dense.capacity": {"n": 24, "load": 0.5, "trials": 4, "max_sweeps": 10},
     "hopfield.capacity": {"n": 40, "load": 0.1, "trials": 4, "max_sweeps": 10},
     "modern.retrieval": {"n": 16, "patterns": 20, "trials": 8},
+    "motifs": {"task": "xor", "hidden": 8, "epochs": 5, "trials": 2},
     "pc.train": {"sizes": (64, 4, 10), "T": 2, "batch": 16, "epochs": 1, "test_fraction": 0.9},
     "pca": {"n": 6, "k": 2, "rule": "sanger", "steps": 100, "trials": 2, "record_every": 10},
     "uhn.retrieval": {"patterns": 10, "n": 64},
