@@ -37,3 +37,11 @@ def association(
     simulation.run(steps, inputs={"input.x": data.patterns[rows, data.order.T], "output.target": data.targets[rows, data.order.T]})
     weights = simulation.get("w.w")
     return xr.Dataset({"score": ("trial", problem.score(weights)), "capacity": ("trial", problem.capacity(weights))})
+
+
+def failing(*, rule: Annotated[object, RuleSpec()] = "delta", backend="numpy", seed=0, dtype="float64", device=None) -> xr.Dataset:
+    """Runs the search's check of the grammar (a rule with eta = 0) and fails for every candidate,
+    as a protocol that crashes would."""
+    if rule.params.get("eta", 0.0) > 0:
+        raise RuntimeError("this protocol fails for every candidate")
+    return xr.Dataset({"score": ("trial", np.zeros(2))})

@@ -127,6 +127,11 @@ top = 3
     ({"search": {"definitions": {"e_post": "tanh(y_post)"}}}, "search.definitions.e_post is not a polynomial"),
     ({"grammar": {"terms": []}}, "yields no rule"),
     ({"extra": 1}, "unknown key 'extra'; valid keys: task, seed"),
+    ({"grammar": {"terms": ["z_post"], "constants": []}, "task": "motifs", "params": {"task": "xor"},
+      "search": {"definitions": {"z_post": "y_post - y_post"}, "score": "accuracy"}}, "yields no rule that changes the weights"),
+    ({"task": "motifs", "params": {"task": "xor", "hidden": 4, "epochs": 1, "trials": 1},
+      "grammar": {"terms": ["x_pre", "e_post"], "max_operations": 0}}, "returns no variable 'score' to rank by .* accuracy"),
+    ({"search": {"score": "accuracy"}}, "search.score names a protocol's variable"),
     ({"task": "hopfield.capacity", "params": {"n": 20}}, "cannot run a rule of the grammar's terms"),
     ({"task": "hopfield.capacity", "params": {"n": 20}, "search": {"rule_parameter": "update"}}, "protocol .* cannot run"),
     ({"task": "hopfield.capacity", "params": {"n": 20}, "search": {"rule_parameter": "size"}},
@@ -148,3 +153,22 @@ def test_a_grammar_beyond_its_limit_runs_when_forced(tmp_path):
 def test_the_search_table_round_trips():
     document = config()
     assert SearchConfig.from_dict(SearchConfig.from_dict(document).as_dict()) == SearchConfig.from_dict(document)
+
+
+def test_cli_bad_input_exits_2_with_the_reason(tmp_path, capsys):
+    assert main(["search", str(tmp_path / "missing.toml"), "-o", str(tmp_path / "x.zarr")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    file = tmp_path / "bad.toml"
+    file.write_text('task = "nonexistent"\n[grammar]\nterms = ["x_pre"]\n')
+    assert main(["search", str(file), "-o", str(tmp_path / "x.zarr"), "--workers", "0"]) == 2
+    assert "unknown task 'nonexistent'" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_a_search_whose_batches_all_fail_reports_them(tmp_path):
+    """The store records the failed batches and the table lists every candidate as not run."""
+    document = {**config(grammar={"max_operations": 1}), "task": "search_protocols:failing", "backend": "numpy", "params": {}}
+    result = search(document, tmp_path / "failed.zarr", workers=0, progress=False)
+    assert len(result.failed_batches) == 1 and "fails for every candidate" in result.failed_batches[0]
+    assert not result.ranking.evaluated.any() and result.ranking.sizes["rank"] == result.candidates
+    assert "not run" in format_ranking(result.ranking, 2)

@@ -97,9 +97,10 @@ class SearchConfig:
         document["params"] = dict(self.params)
         document["search"] = {
             "learning_rates": list(self.learning_rates), "batch": self.batch, "probe_steps": self.probe_steps,
-            "bound": self.bound, "score": self.score, "capacity": self.capacity,
-            "rule_parameter": self.rule_parameter, "top": self.top, "definitions": dict(self.definitions),
+            "bound": self.bound, "top": self.top, "definitions": dict(self.definitions),
         }
+        if self.fast_task is None:
+            document["search"].update(score=self.score, capacity=self.capacity, rule_parameter=self.rule_parameter)
         return document
 
     @classmethod
@@ -130,6 +131,13 @@ class SearchConfig:
             raise ConfigError(f"{source}: search has unknown key {', '.join(map(repr, unknown))}; valid keys: {', '.join(SEARCH_KEYS)}")
         runtime = _runtime(document, source)
         config = cls(task=task, grammar=grammar, params=dict(params), **runtime, **_settings(settings, source))
+        if config.fast_task is not None:
+            for_protocols = sorted(set(settings) & {"score", "capacity", "rule_parameter"})
+            if for_protocols:
+                raise ConfigError(
+                    f"{source}: search.{for_protocols[0]} names a protocol's variable or parameter; task {task!r} "
+                    f"runs on the generic kernel and has its own score and capacity: leave it out"
+                )
         config.check_task()
         return config
 
@@ -467,15 +475,24 @@ def _check_protocol_candidate(config: SearchConfig, enumeration: Enumeration) ->
     terms = " + ".join(config.grammar.terms)
     rule = Rule([f"w += eta * 0 * ({terms})"], params={"eta": 0.0}, modulators=config.grammar.modulators, name="probe")
     try:
-        run_protocol(config.task, {**config.params, config.rule_parameter: rule}, backend="numpy", seed=config.seed)
-    except (ConfigError, PlasticityError) as error:
-        if isinstance(error, DivergenceError):
-            return
+        dataset = run_protocol(config.task, {**config.params, config.rule_parameter: rule}, backend="numpy", seed=config.seed)
+    except DivergenceError:
+        return
+    except PlasticityError as error:
         raise ConfigError(f"protocol {config.task!r} cannot run a rule of the grammar's terms {list(config.grammar.terms)}: {error}") from None
+    if config.score not in dataset:
+        raise ConfigError(
+            f"protocol {config.task!r} returns no variable {config.score!r} to rank by (search.score); "
+            f"its variables: {', '.join(sorted(map(str, dataset.data_vars)))}"
+        )
 
 
 def _rank(config: SearchConfig, enumeration: Enumeration, path: Path) -> xr.Dataset:
     store = xr.open_zarr(path)
+    if "candidate" not in store:  # no batch finished: every candidate is reported as not run
+        store = store.assign(candidate=(("batch", "repeat", "slot"), np.full(store["done"].shape + (1,), -1)))
+        for name in ("score", "score_low", "score_high", "capacity", "probe_diverged", "diverged"):
+            store[name] = (("batch", "repeat", "slot", "rate"), np.full(store["done"].shape + (1, len(config.learning_rates)), np.nan))
     done = store["done"].values.reshape(-1)
     index = store["candidate"].values.reshape(-1, store.sizes["slot"])
     fields = ("score", "score_low", "score_high", "capacity", "probe_diverged", "diverged")
