@@ -70,10 +70,10 @@ def test_sequence_replays_with_an_asymmetric_rule_only():
 
 
 def test_motifs_agree_across_backends():
-    for params in ({"task": "xor", "hidden": 8, "epochs": 5, "trials": 2},
-                   {"task": "key_value", "rule": "delta", "n": 8, "pairs": 3, "epochs": 3, "trials": 2},
-                   {"task": "sequence", "n": 12, "length": 4, "trials": 2}):
-        assert_protocol_backends_agree("motifs", params, backends=["numba"], dtypes=("float64",))
+    """The readout with its delayed random layer on numba; torch agrees on every motif through
+    SMALL_PARAMS of tests/test_torch_backend.py and the memories' own backend tests."""
+    assert_protocol_backends_agree("motifs", {"task": "xor", "hidden": 8, "epochs": 5, "trials": 2},
+                                   backends=["numba"], dtypes=("float64",))
 
 
 @pytest.mark.parametrize("params, error, message", [

@@ -43,8 +43,8 @@ def test_oja_is_among_the_top_three_on_pca(tmp_path):
     document = {
         "task": "pca", "seed": 0,
         "grammar": {"terms": ["x_pre", "y_post", "w"], "constants": [], "max_operations": 3},
-        "params": {"n": 8, "steps": 3000, "trials": 4},
-        "search": {"learning_rates": [0.02], "batch": 512},
+        "params": {"n": 8, "steps": 2000, "trials": 4},
+        "search": {"learning_rates": [0.02], "batch": 2048},
     }
     ranking = search(document, tmp_path / "pca.zarr", workers=0, progress=False).ranking
     oja = str(Polynomial.variable("x_pre") * Polynomial.variable("y_post")
@@ -78,13 +78,14 @@ def test_a_protocol_task_scores_as_the_generic_kernel(tmp_path):
 
 def test_resume_finishes_and_refuses_a_changed_search(tmp_path):
     path = tmp_path / "search.zarr"
-    first = search(config(search={"batch": 16}), path, workers=0, progress=False)
-    again = search(config(search={"batch": 16}), path, resume=True, workers=0, progress=False)
+    small = config(grammar={"max_operations": 1}, search={"batch": 8})
+    first = search(small, path, workers=0, progress=False)
+    again = search(small, path, resume=True, workers=0, progress=False)
     assert list(again.ranking.equations.values) == list(first.ranking.equations.values)
     with pytest.raises(ConfigError, match="already exists; pass --resume"):
-        search(config(search={"batch": 16}), path, workers=0, progress=False)
+        search(small, path, workers=0, progress=False)
     with pytest.raises(ConfigError, match="refusing to resume .* different configuration"):
-        search(config(search={"batch": 16}, params={"steps": 500}), path, resume=True, workers=0, progress=False)
+        search({**small, "params": {**small["params"], "steps": 500}}, path, resume=True, workers=0, progress=False)
 
 
 def test_cli_search_prints_the_ranking(tmp_path, capsys):
