@@ -2,12 +2,16 @@
 
 import string
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import plasticity as pl
 from plasticity.equations import Binary, Name, PopulationContext, Reduce, SynapseContext, parse_equations
+from plasticity.equations.parser import MAX_DEPTH, MAX_EQUATION_LENGTH, MAX_LITERAL, MAX_NODES
+
+from backends import other_backends
 
 SYNAPSE = SynapseContext(frozenset({"eta", "decay"}), frozenset({"m"}))
 POPULATION = PopulationContext(frozenset({"beta"}))
@@ -125,6 +129,65 @@ def test_deep_nesting_is_an_equation_error():
         parse_synapse("w = " + "+".join(["x_pre"] * 1500))
     with pytest.raises(pl.EquationError, match="syntax error|nested"):
         parse_synapse("w = " + "(" * 300 + "x_pre" + ")" * 300)
+
+
+def _sum(terms: int, term: str = "x_pre") -> str:
+    return "+".join([term] * terms)
+
+
+@pytest.mark.parametrize(
+    "text, limit",
+    [
+        ("w += " + "-" * 400 + "x_pre", f"nested 400 operations deep; the limit (MAX_DEPTH) is {MAX_DEPTH}"),
+        ("w += " + _sum(330), f"nested 329 operations deep; the limit (MAX_DEPTH) is {MAX_DEPTH}"),
+        ("w += " + _sum(MAX_DEPTH + 2), f"nested {MAX_DEPTH + 1} operations deep; the limit (MAX_DEPTH) is {MAX_DEPTH}"),
+        ("w += " + "tanh(" * (MAX_DEPTH + 1) + "x_pre" + ")" * (MAX_DEPTH + 1), "the limit (MAX_DEPTH) is"),
+        ("w += " + "+".join(["(" + _sum(MAX_DEPTH // 2) + ")"] * 10), f"operations and operands; the limit (MAX_NODES) is {MAX_NODES}"),
+        ("w += 1e400", "the number 1e400 is out of range"),
+        ("w += -1e39 * x_pre", "the number 1e39 is out of range"),
+        ("w += 1" + "0" * 1900, "the number 100000000000...(1901 characters) is out of range"),
+        ("w += x_pre * " + "1" * 60, f"at most {MAX_LITERAL:g} (MAX_LITERAL"),
+        ("w += x_pre" + " " * MAX_EQUATION_LENGTH, f"the limit (MAX_EQUATION_LENGTH) is {MAX_EQUATION_LENGTH}"),
+    ],
+    ids=["400 minuses", "330 terms", "depth+1", "nested tanh", "nodes", "1e400", "-1e39", "1901 digits", "60 digits", "length"],
+)
+def test_what_the_parser_accepts_is_bounded_and_the_error_names_the_limit(text, limit):
+    """An equation past a limit would fail inside numba (a raw SyntaxError from the generated source
+    at 200 nested parentheses, ``inf`` in the source, an OverflowError), or take minutes to compile."""
+    with pytest.raises(pl.EquationError) as raised:
+        parse_synapse(text)
+    assert limit in str(raised.value)
+
+
+def test_an_equation_at_every_limit_is_accepted_and_runs_on_every_backend():
+    deepest = "y = " + _sum(MAX_DEPTH + 1, "I")  # nested exactly MAX_DEPTH deep
+    assert len(parse_equations([deepest], POPULATION)) == 1
+    largest = "y = " + "+".join(["(" + _sum(MAX_DEPTH // 2, "I") + ")"] * 4)
+    nodes = 4 * (2 * (MAX_DEPTH // 2) - 1) + 3
+    assert nodes <= MAX_NODES
+    texts = (deepest, largest, f"y = {MAX_LITERAL!r} * I - {MAX_LITERAL!r} * I + 1e-300")
+    populations = [pl.Population(2, [text, "I = 0.5"], init={"I": 0.5}, name=f"p{index}") for index, text in enumerate(texts)]
+    results = {}
+    for backend in ["numpy", *other_backends()]:
+        simulation = pl.Simulation(pl.Network(populations), backend=backend, dtype="float64")
+        simulation.advance(1)
+        results[backend] = [simulation.get(f"p{index}.y") for index in range(len(texts))]
+    for backend, values in results.items():
+        for text, value, expected in zip(texts, values, results["numpy"]):
+            np.testing.assert_allclose(value, expected, rtol=1e-12, err_msg=f"{backend}: {text}")
+
+
+@pytest.mark.parametrize(
+    "text, column, character",
+    [("w += \uff58_pre", 6, "'\uff58' (U+FF58) (Python would read it as 'x')"),
+     ("w += \ufb01_pre", 6, "'\ufb01' (U+FB01) (Python would read it as 'fi')"),
+     ("w += x_pre * caf\u00e9", 17, "'\u00e9' (U+00E9); equations are written in ASCII")],
+)
+def test_non_ascii_names_are_refused_not_normalised(text, column, character):
+    with pytest.raises(pl.EquationError) as raised:
+        parse_synapse(text)
+    assert raised.value.column == column
+    assert f"non-ASCII character {character}" in str(raised.value)
 
 
 def test_non_string_equation_is_an_equation_error():

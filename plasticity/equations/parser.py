@@ -14,11 +14,19 @@ Two contexts exist:
   ``w`` and other unsuffixed names are synapse variables, ``_pre``/``_post``
   suffixes name unit variables on either side, plus parameters, modulators,
   ``t`` and ``dt``; reductions ``sum_post``, ``cumsum_post``, ``sum_pre``.
+
+What the parser accepts is bounded, so that every equation it accepts compiles and runs on every
+backend: at most :data:`MAX_EQUATION_LENGTH` characters, all ASCII (Python would silently read
+``ｘ_pre`` as ``x_pre`` and ``ﬁ`` as ``fi``); an expression nested at most :data:`MAX_DEPTH`
+operations deep (a sum of ``n`` terms is nested ``n - 1`` deep) with at most :data:`MAX_NODES`
+operations and operands; numbers of magnitude at most :data:`MAX_LITERAL`. Each limit is named,
+with its value, in the error that reports it.
 """
 
 from __future__ import annotations
 
 import ast
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -38,9 +46,26 @@ from plasticity.equations.tree import (
 )
 from plasticity.errors import EquationError
 
-__all__ = ["PopulationContext", "SynapseContext", "parse_equations", "MAX_EQUATION_LENGTH", "RESERVED"]
+__all__ = [
+    "PopulationContext",
+    "SynapseContext",
+    "parse_equations",
+    "MAX_EQUATION_LENGTH",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_LITERAL",
+    "RESERVED",
+]
 
 MAX_EQUATION_LENGTH = 2000
+#: Deepest nesting of operations (``+ - * / **``, unary minus, comparisons, calls) in one
+#: expression. numba's compile time grows about with the square of the nesting (DEPTH_NOTE).
+MAX_DEPTH = 32
+#: Most operations and operands in one expression.
+MAX_NODES = 128
+#: Largest magnitude of a number written in an equation: every literal is a finite float32, the
+#: narrowest arithmetic of any backend (larger ones became ``inf`` in generated source).
+MAX_LITERAL = 1e38
 #: Names every equation can read and none can assign.
 RESERVED = ("t", "dt")
 
@@ -113,9 +138,13 @@ def parse_equations(
 
 def _parse_statement(text: str) -> ast.stmt:
     if len(text) > MAX_EQUATION_LENGTH:
-        raise EquationError(f"the equation is longer than {MAX_EQUATION_LENGTH} characters", text[:60] + "...")
+        raise EquationError(
+            f"the equation has {len(text)} characters; the limit (MAX_EQUATION_LENGTH) is {MAX_EQUATION_LENGTH}",
+            text[:60] + "...",
+        )
     if not text.strip():
         raise EquationError("the equation is empty; expected 'name = expression'", text)
+    _check_ascii(text)
     try:
         module = ast.parse(text, mode="exec")
     except SyntaxError as error:
@@ -125,7 +154,58 @@ def _parse_statement(text: str) -> ast.stmt:
         raise EquationError(f"cannot parse the equation ({type(error).__name__})", text) from None
     if len(module.body) != 1:
         raise EquationError("expected exactly one equation per string, 'name = expression'", text)
-    return module.body[0]
+    statement = module.body[0]
+    if isinstance(statement, (ast.Assign, ast.AugAssign)):
+        _check_size(statement.value, text)
+    return statement
+
+
+def _check_ascii(text: str) -> None:
+    """Refuse non-ASCII characters: Python reads identifiers NFKC-normalised, so ``ｘ_pre`` would
+    silently be ``x_pre`` and ``ﬁ`` would be ``fi``."""
+    for index, character in enumerate(text):
+        if not character.isascii():
+            normalised = unicodedata.normalize("NFKC", character)
+            reading = f" (Python would read it as {normalised!r})" if normalised != character and normalised.isascii() else ""
+            raise EquationError(
+                f"non-ASCII character {character!r} (U+{ord(character):04X}){reading}; "
+                "equations are written in ASCII: names are letters a-z, A-Z, digits and '_'",
+                text, index + 1,
+            )
+
+
+_OPERATIONS = (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.BoolOp, ast.IfExp)
+
+
+def _check_size(value: ast.expr, text: str) -> None:
+    """Refuse expressions nested deeper than MAX_DEPTH or larger than MAX_NODES (iteratively: the
+    tree builder recurses). Operations and operands count; a call's function name does not."""
+    nodes, deepest = 0, (0, value)
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if isinstance(node, _OPERATIONS):
+            depth += 1
+            if depth > deepest[0]:
+                deepest = (depth, node)
+        children = node.args if isinstance(node, ast.Call) else [
+            child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)
+        ]
+        stack.extend((child, depth) for child in children)
+    if deepest[0] > MAX_DEPTH:
+        raise EquationError(
+            f"the expression is nested {deepest[0]} operations deep; the limit (MAX_DEPTH) is {MAX_DEPTH} "
+            f"(a sum of n terms is nested n - 1 deep; split it with an intermediate variable: numba's "
+            "compile time grows about with the square of the nesting)",
+            text, deepest[1].col_offset + 1,
+        )
+    if nodes > MAX_NODES:
+        raise EquationError(
+            f"the expression has {nodes} operations and operands; the limit (MAX_NODES) is {MAX_NODES} "
+            "(split it with intermediate variables: numba's compile time grows faster than the size)",
+            text,
+        )
 
 
 def _split_target(text: str, context) -> tuple[str, str, ast.stmt]:
@@ -223,6 +303,14 @@ class _Builder:
     def build_Constant(self, node: ast.Constant) -> Node:
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             self.fail(f"{node.value!r} is not a number; only numeric constants are allowed", node)
+        if not abs(node.value) <= MAX_LITERAL:  # an int too large for a float compares without overflow
+            written = ast.get_source_segment(self.text, node) or repr(node.value)
+            shown = written if len(written) <= 24 else f"{written[:12]}...({len(written)} characters)"
+            self.fail(
+                f"the number {shown} is out of range; numbers in an equation have a magnitude of at most "
+                f"{MAX_LITERAL:g} (MAX_LITERAL: every number must be a finite float32)",
+                node,
+            )
         return Const(float(node.value))
 
     def build_Name(self, node: ast.Name) -> Node:
