@@ -16,7 +16,7 @@ from plasticity.equations import Binary, Call, Compare, Const, Equation, Name, N
 from plasticity.equations.functions import FUNCTIONS
 from plasticity.network import Network
 
-__all__ = ["build", "NumpyEngine", "evaluate", "BLOCK_ELEMENTS"]
+__all__ = ["build", "NumpyEngine", "evaluate", "per_unit", "BLOCK_ELEMENTS"]
 
 #: Elements of one block of synapse temporaries (trials x rows x pre).
 BLOCK_ELEMENTS = 1 << 16
@@ -73,6 +73,18 @@ def _assign(target: np.ndarray, op: str, value: Any) -> None:
         target -= value
     else:
         target *= value
+
+
+def per_unit(node: Reduce, total: Any) -> Any:
+    """A synapse reduction's total ``(trials, 1, pre)`` (``sum_post``) or ``(trials, post, 1)``
+    (``sum_pre``) as a unit-level value: ``(trials, pre)`` or ``(trials, post)`` where the result
+    varies over the other side, and ``(trials, 1)`` where it does not. ``sum_post(x_post)`` is one
+    number per trial (the sum over post units), so ``theta_post -= sum_post(x_post)`` subtracts it
+    from every post unit whatever the sizes of the two sides."""
+    other = "pre" if node.axis == "post" else "post"
+    if node.axis == "post":
+        return total[:, 0, :] if other in node.domain else total[:, 0, :1]
+    return total[:, :, 0] if other in node.domain else total[:, :1, 0]
 
 
 def _synapse_reductions(equation: Equation) -> list[Reduce]:
@@ -198,7 +210,7 @@ class NumpyEngine:
                 self._synapse_equation(name, equation, scalars, modulators, pre, post)
                 continue
             reduced = {
-                node: (value[:, 0, :] if node.axis == "post" else value[:, :, 0])
+                node: per_unit(node, value)
                 for node, value in self._full_reductions(name, equation, scalars, modulators, pre, post).items()
             }
             env: dict[str, Any] = dict(scalars)

@@ -41,6 +41,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from plasticity.backends.numpy_backend import per_unit
 from plasticity.backends.writes import written_keys
 from plasticity.backends.torch_codegen import Monomial, compile_node, compile_number, expand, side_of
 from plasticity.equations import Binary, Call, Equation, Node, Reduce, walk
@@ -152,6 +153,8 @@ def _sides_compatible(sides: set[str]) -> str | None:
 
 
 def _plan_separable(equation: Equation, shared: bool) -> _Separable | None:
+    if any(isinstance(node, Reduce) and node.func == "cumsum_post" for node in walk(equation.expr)):
+        return None  # a running sum over post units is computed row block by row block (_apply_blocks)
     terms = expand(equation.expr)
     if terms is None:
         return None
@@ -479,7 +482,7 @@ class TorchEngine:
             totals = self._reductions(name, program, env)
             if equation.level != "synapse":
                 local = dict(env)
-                local.update({node: value[:, 0, :] if node.axis == "post" else value[:, :, 0] for node, value in totals.items()})
+                local.update({node: per_unit(node, value) for node, value in totals.items()})
                 _assign(self.arrays[f"{name}.{equation.target}"], equation.op, program.closure(local))
             elif program.separable is not None:
                 self._apply_separable(name, program, env, totals)
@@ -491,7 +494,7 @@ class TorchEngine:
     @staticmethod
     def _factor_values(factors: dict[Node, Any], env: dict, totals: dict) -> dict[Node, Any]:
         local = dict(env)
-        local.update({node: value[:, 0, :] if node.axis == "post" else value[:, :, 0] for node, value in totals.items()})
+        local.update({node: per_unit(node, value) for node, value in totals.items()})
         return {node: closure(local) for node, closure in factors.items()}
 
     @staticmethod

@@ -42,6 +42,10 @@ POPULATION_REDUCTIONS = ("sum", "mean", "max", "min", "softmax")
 #: Reductions inside a synapse equation: over post units at each pre unit, or over pre units at
 #: each post unit. ``cumsum_post`` is the inclusive running sum over post units in index order
 #: (Sanger's rule). All are evaluated with synapse values as they were before the equation.
+#: The result varies over what the argument varies over, less the reduced side: ``sum_post(w *
+#: y_post)`` is one value per pre unit, while ``sum_post(y_post)`` is one number per trial (the
+#: sum over all post units), so ``theta_post -= sum_post(y_post)`` subtracts that sum from every
+#: post unit whatever the sizes of the two sides.
 SYNAPSE_REDUCTIONS = {"sum_post": "post", "cumsum_post": "post", "sum_pre": "pre"}
 
 
