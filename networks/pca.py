@@ -10,12 +10,15 @@ principal component ``i`` as learning proceeds.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import xarray as xr
 
 from plasticity.analysis.alignment import alignment
 from plasticity.errors import ConfigError
 from plasticity.network import Network
+from plasticity.params import Choice, Int, Real
 from plasticity.population import Population
 from plasticity.projection import Projection
 from plasticity.protocols import protocol
@@ -26,6 +29,10 @@ __all__ = ["pca", "pca_network", "covariance_with_spectrum", "PCA_RULES"]
 
 #: Rules the protocol accepts.
 PCA_RULES = ("oja", "sanger")
+#: Upper bounds of the protocol's sizes: the covariance basis is an n x n QR decomposition.
+MAX_INPUTS = 4096
+MAX_STEPS = 10_000_000
+MAX_TRIALS = 10_000
 
 
 def covariance_with_spectrum(n: int, decay: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -47,14 +54,14 @@ def pca_network(n: int, k: int, rule: str, eta: float) -> Network:
 @protocol("pca")
 def pca(
     *,
-    n: int = 16,
-    k: int = 1,
-    rule: str = "oja",
-    eta: float = 0.003,
-    decay: float = 0.5,
-    steps: int = 12000,
-    trials: int = 4,
-    record_every: int = 50,
+    n: Annotated[int, Int(1, MAX_INPUTS)] = 16,
+    k: Annotated[int, Int(1, MAX_INPUTS)] = 1,
+    rule: Annotated[str, Choice(*PCA_RULES)] = "oja",
+    eta: Annotated[float, Real(0, 1, low_open=True)] = 0.003,
+    decay: Annotated[float, Real(0, 1, low_open=True, high_open=True)] = 0.5,
+    steps: Annotated[int, Int(1, MAX_STEPS)] = 12000,
+    trials: Annotated[int, Int(1, MAX_TRIALS)] = 4,
+    record_every: Annotated[int, Int(1, MAX_STEPS)] = 50,
     backend: str = "numba",
     seed: int | np.random.SeedSequence = 0,
     dtype: str = "float32",
@@ -62,25 +69,16 @@ def pca(
 ) -> xr.Dataset:
     """Learn the top ``k`` principal components of Gaussian inputs with Oja's or Sanger's rule.
 
-    Parameters: ``n`` inputs, ``k`` outputs, ``rule`` ("oja" | "sanger"), learning rate ``eta``,
-    eigenvalue ratio ``decay`` in (0, 1), ``steps`` input samples, ``trials`` independent
-    networks, ``record_every`` steps between recordings.
+    Parameters: ``n`` inputs, ``k`` outputs (at most ``n``), ``rule`` ("oja" | "sanger"),
+    learning rate ``eta``, eigenvalue ratio ``decay`` in (0, 1), ``steps`` input samples,
+    ``trials`` independent networks, ``record_every`` steps between recordings.
 
     Records ``alignment(time, trial, component)``: the absolute cosine between output ``i``'s
     weights and principal component ``i``; ``weights(trial, output, input)`` at the end; the
     true ``components(component, input)`` and ``eigenvalue(component)``.
     """
-    if rule not in PCA_RULES:
-        raise ConfigError(f"rule must be one of {', '.join(map(repr, PCA_RULES))}, got {rule!r}")
-    for name, value in (("n", n), ("k", k), ("steps", steps), ("trials", trials), ("record_every", record_every)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     if k > n:
         raise ConfigError(f"k (outputs) must be at most n (inputs) = {n}, got {k}")
-    if not 0 < decay < 1:
-        raise ConfigError(f"decay must lie in (0, 1), got {decay!r}")
-    if not eta > 0:
-        raise ConfigError(f"eta must be positive, got {eta!r}")
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     basis_seed, simulation_seed = root.spawn(2)
     eigenvalues, components = covariance_with_spectrum(n, decay, np.random.default_rng(basis_seed))

@@ -54,7 +54,7 @@ References
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Annotated, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -63,6 +63,7 @@ from plasticity.analysis.energy import pc_energy
 from plasticity.errors import ConfigError, DivergenceError
 from plasticity.init import normal
 from plasticity.network import Network
+from plasticity.params import Choice, Flag, Int, Maybe, Real, Sizes, Text
 from plasticity.population import Population
 from plasticity.projection import Projection
 from plasticity.protocols import protocol
@@ -99,6 +100,13 @@ STAGES = ("rates", "drive", "errors", "feedback", "plasticity", "values")
 #: which the update does not use, skipped).
 SWEEP_STAGES = ("rates", "drive", "values")
 UPDATE_STAGES = ("rates", "drive", "errors", "plasticity")
+#: Upper bounds of pc.train's sizes: a layer's width (a 16,384 x 16,384 float32 weight matrix is
+#: 1 GiB), the number of layers, inference steps, batch and epochs.
+MAX_LAYER = 16_384
+MAX_LAYERS = 64
+MAX_STEPS = 100_000
+MAX_BATCH = 1_000_000
+MAX_EPOCHS = 100_000
 #: Slope of the leaky relu for negative inputs.
 LEAKY_SLOPE = 0.01
 
@@ -512,20 +520,20 @@ def _one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
 @protocol("pc.train")
 def train(
     *,
-    sizes: Sequence[int] = (64, 128, 10),
-    activation: str = "tanh",
-    mode: str = "pc",
-    direction: str = "discriminative",
-    T: int = 20,
-    test_T: int | None = None,
-    gamma: float = 0.1,
-    lr: float = 0.003,
-    optimizer: str = "adam",
-    batch: int = 32,
-    epochs: int = 10,
-    dataset: str = "digits",
-    test_fraction: float = 0.2,
-    trajectory: bool = True,
+    sizes: Annotated[Sequence[int], Sizes(1, MAX_LAYER, min_length=2, max_length=MAX_LAYERS)] = (64, 128, 10),
+    activation: Annotated[str, Choice(*ACTIVATIONS)] = "tanh",
+    mode: Annotated[str, Choice(*MODES)] = "pc",
+    direction: Annotated[str, Choice(*DIRECTIONS)] = "discriminative",
+    T: Annotated[int, Int(1, MAX_STEPS)] = 20,
+    test_T: Annotated[int | None, Maybe(Int(0, MAX_STEPS))] = None,
+    gamma: Annotated[float, Real(0, 10, low_open=True)] = 0.1,
+    lr: Annotated[float, Real(0, 10, low_open=True)] = 0.003,
+    optimizer: Annotated[str, Choice(*OPTIMIZERS)] = "adam",
+    batch: Annotated[int, Int(1, MAX_BATCH)] = 32,
+    epochs: Annotated[int, Int(1, MAX_EPOCHS)] = 10,
+    dataset: Annotated[str, Text()] = "digits",
+    test_fraction: Annotated[float, Real(0, 1, low_open=True, high_open=True)] = 0.2,
+    trajectory: Annotated[bool, Flag()] = True,
     backend: str = "numba",
     seed: int | np.random.SeedSequence = 0,
     dtype: str = "float32",
@@ -555,27 +563,14 @@ def train(
     zil and bp, which do not relax). ``trajectory = False`` leaves the trajectory out, so that
     the output has the same shape for every ``T`` and a sweep may vary ``T``.
     """
-    sizes = _check_sizes(sizes)
-    _choice("activation", activation, ACTIVATIONS)
-    _choice("mode", mode, MODES)
-    _choice("direction", direction, DIRECTIONS)
-    _choice("optimizer", optimizer, OPTIMIZERS)
-    _positive("T", T, integer=True)
+    sizes = list(sizes)
     generative = direction == "generative"
     if generative and mode != "pc":
         raise ConfigError(f"direction='generative' needs mode='pc' (a label is inferred by pc inference), got mode={mode!r}")
     if test_T is None:
         test_T = 100 if generative else 0
-    elif generative:
-        _positive("test_T", test_T, integer=True)
-    else:
-        _non_negative_count("test_T", test_T)
-    _positive("gamma", gamma)
-    _positive("lr", lr)
-    _positive("batch", batch, integer=True)
-    _positive("epochs", epochs, integer=True)
-    if not isinstance(trajectory, (bool, np.bool_)):
-        raise ConfigError(f"trajectory must be true or false, got {trajectory!r}")
+    elif generative and test_T < 1:
+        raise ConfigError(f"test_T must be at least 1 with direction='generative' (the label is inferred), got {test_T!r}")
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     split_seed, init_seed, order_seed = root.spawn(3)
     data = load_dataset(dataset, test_fraction=test_fraction, seed=split_seed)

@@ -164,17 +164,22 @@ class Choice(Spec):
 
 @dataclass(frozen=True)
 class Sizes(Spec):
-    """A list of at least ``min_length`` integers, each in ``[low, high]``; returned as a list."""
+    """A list of at least ``min_length`` (and at most ``max_length``, ``None``: any number of)
+    integers, each in ``[low, high]``; returned as a list."""
 
     low: int = 1
     high: int | None = None
     min_length: int = 1
+    max_length: int | None = None
 
     def describe(self) -> str:
-        return f"a list of at least {self.min_length} {Int(self.low, self.high).describe().replace('an integer', 'integers')}"
+        count = f"at least {self.min_length}" if self.max_length is None else f"{self.min_length} to {self.max_length}"
+        return f"a list of {count} {Int(self.low, self.high).describe().replace('an integer', 'integers')}"
 
     def __call__(self, name: str, value: Any) -> list[int]:
         if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)) or len(value) < self.min_length:
+            raise _fail(name, self.describe(), value)
+        if self.max_length is not None and len(value) > self.max_length:
             raise _fail(name, self.describe(), value)
         item = Int(self.low, self.high)
         try:

@@ -45,8 +45,9 @@ def test_pca_agrees_across_backends_for_the_same_seed():
     [
         ({"rule": "bcm"}, "rule must be one of 'oja', 'sanger'"),
         ({"k": 20}, "k (outputs) must be at most n (inputs) = 16"),
-        ({"decay": 1.5}, "decay must lie in (0, 1)"),
-        ({"steps": 0}, "steps must be a positive integer"),
+        ({"decay": 1.5}, "decay must be a number in (0, 1); got 1.5"),
+        ({"steps": 0}, "steps must be an integer in [1, 10000000]; got 0"),
+        ({"eta": "0.1"}, "eta must be a number in (0, 1]; got '0.1'"),
         ({"lr": 0.1}, "protocol 'pca' has no parameter 'lr'; valid parameters: decay, eta, k, n, record_every, rule, steps, trials"),
     ],
 )
