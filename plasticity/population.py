@@ -6,8 +6,12 @@ from typing import Any, Mapping, Sequence
 
 from plasticity.equations import Equation, Name, PopulationContext, parse_equations, walk
 from plasticity.errors import ConfigError, EquationError
+from plasticity.params import Int, Real, check
 
-__all__ = ["Population", "DEFAULT_STAGE"]
+__all__ = ["Population", "DEFAULT_STAGE", "MAX_UNITS"]
+
+#: Most units of a population (its state is trials x n per variable).
+MAX_UNITS = 1 << 24
 
 #: The stage population equations given as a plain list run in.
 DEFAULT_STAGE = "units"
@@ -19,7 +23,7 @@ class Population:
     Parameters
     ----------
     n:
-        Number of units.
+        Number of units, at most :data:`MAX_UNITS`.
     equations:
         Update equations such as ``"y = tanh(I)"``, run in order; or a mapping from stage
         name to a list of equations when the network declares custom stages (predictive
@@ -46,11 +50,9 @@ class Population:
         params: Mapping[str, float] | None = None,
         name: str | None = None,
     ):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"n must be a positive integer (number of units), got {n!r}")
-        self.n = n
+        self.n = check("n", n, Int(1, MAX_UNITS))
         self.name = name
-        self.params = {k: float(v) for k, v in dict(params or {}).items()}
+        self.params = {key: check(f"params.{key}", value, Real()) for key, value in dict(params or {}).items()}
         self.init = dict(init or {})
         if isinstance(equations, str):
             equations = [equations]

@@ -8,6 +8,7 @@ import numpy as np
 
 from plasticity.errors import ConfigError, EquationError
 from plasticity.init import normal
+from plasticity.params import Flag, Real, check
 from plasticity.population import Population
 from plasticity.rule import Rule
 
@@ -76,7 +77,7 @@ class Projection:
         if rule is not None and not isinstance(rule, Rule):
             raise ConfigError(f"rule must be a Rule, a built-in rule name or None, got {type(rule).__name__}")
         if rule is not None and params:
-            rule = rule.with_params(**params)
+            rule = rule.with_params(**{key: check(f"params.{key}", value, Real()) for key, value in dict(params).items()})
         elif params:
             raise ConfigError("params were given but the projection has no rule")
         self.rule = rule
@@ -96,7 +97,7 @@ class Projection:
                     f"its variables: {', '.join(post.variables) or 'none'}"
                 )
         self.feedback = tuple(feedback) if feedback is not None else None
-        self.shared = bool(shared)
+        self.shared = check("shared", shared, Flag())
         self.init = {"w": normal(1.0 / np.sqrt(pre.n))}
         if rule is not None:
             self.init.update(rule.init)

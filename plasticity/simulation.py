@@ -12,7 +12,7 @@ import xarray as xr
 from plasticity.backends import DEFAULT_BACKEND, check_backend, get_backend
 from plasticity.errors import ConfigError, DivergenceError
 from plasticity.network import Network
-from plasticity.params import check_seed
+from plasticity.params import Int, Real, check, check_seed
 from plasticity.provenance import base_attrs, now_iso, to_json
 from plasticity.state import initial_state, modulator_keys, state_shapes
 
@@ -20,6 +20,8 @@ __all__ = ["Simulation", "InputSource", "DTYPES", "HALF_DTYPES"]
 
 DTYPES = ("float32", "float64")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+#: Most trials of one simulation (every state array has a leading axis of trials).
+MAX_TRIALS = 1 << 24
 #: Weight dtypes of the torch backend (other state float32); recorded as float32.
 HALF_DTYPES = ("bfloat16", "float16")
 
@@ -46,7 +48,8 @@ class Simulation:
     network:
         The :class:`~plasticity.network.Network` to run.
     trials:
-        Independent trials run together as one batch (the leading axis of all state).
+        Independent trials run together as one batch (the leading axis of all state), at most
+        :data:`MAX_TRIALS`.
     backend:
         ``"numba"`` (default), ``"numpy"`` or ``"torch"``.
     seed:
@@ -58,7 +61,10 @@ class Simulation:
     device:
         Torch device (``backend="torch"`` only).
     dt:
-        Time step; equations read it as ``dt`` and the time as ``t``.
+        Time step, a finite number > 0; equations read it as ``dt`` and the time as ``t``.
+
+    Every argument is checked with the specs of :mod:`plasticity.params`, as protocol
+    parameters are: a wrong type, NaN or a value out of range is a ConfigError naming it.
     """
 
     def __init__(
@@ -74,15 +80,13 @@ class Simulation:
     ):
         if not isinstance(network, Network):
             raise ConfigError(f"network must be a Network, got {type(network).__name__}")
-        if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
-            raise ConfigError(f"trials must be a positive integer, got {trials!r}")
+        trials = check("trials", trials, Int(1, MAX_TRIALS))
         if dtype not in DTYPES and not (dtype in HALF_DTYPES and backend == "torch"):
             raise ConfigError(
                 f"dtype must be one of {', '.join(DTYPES)} (or, with backend='torch', {', '.join(HALF_DTYPES)} "
                 f"for the weights), got {dtype!r}"
             )
-        if not np.isfinite(dt) or dt <= 0:
-            raise ConfigError(f"dt must be a positive number, got {dt!r}")
+        dt = check("dt", dt, Real(0, low_open=True))
         check_backend(backend, device)
         seed = check_seed(seed)
         self.network = network

@@ -63,7 +63,7 @@ def test_projection_errors_name_the_problem():
 
 
 def test_populations_validate_their_arguments():
-    with pytest.raises(pl.ConfigError, match="n must be a positive integer"):
+    with pytest.raises(pl.ConfigError, match=r"n must be an integer in \[1, 16777216\]; got 0"):
         pl.Population(0)
     with pytest.raises(pl.EquationError, match="'beta' is a parameter and cannot be assigned"):
         pl.Population(2, ["beta = 1"], params={"beta": 1.0})
@@ -94,7 +94,7 @@ def test_simulation_validates_its_arguments():
         pl.Simulation(network, backend="jax")
     with pytest.raises(pl.ConfigError, match="dtype must be one of float32, float64"):
         pl.Simulation(network, backend="numpy", dtype="int8")
-    with pytest.raises(pl.ConfigError, match="trials must be a positive integer"):
+    with pytest.raises(pl.ConfigError, match=r"trials must be an integer in \[1, 16777216\]; got 0"):
         pl.Simulation(network, backend="numpy", trials=0)
     with pytest.raises(pl.BackendError, match="runs on the CPU only"):
         pl.Simulation(network, backend="numpy", device="cuda")
@@ -109,3 +109,48 @@ def test_simulation_validates_its_arguments():
         sim.run(1, plastic={"nope"})
     with pytest.raises(pl.ConfigError, match="initial value of ff.w has shape \\(3,\\), which does not broadcast"):
         pl.Simulation(feedforward(init={"w": np.ones(3)}), backend="numpy")
+
+
+def _tiny() -> pl.Network:
+    return pl.Network([pl.Population(2, ["y = 0.5 * y"], init={"y": 1.0}, name="a")])
+
+
+_inp = pl.Population(3, init={"x": 0.0}, name="inp")
+_out = pl.Population(2, ["y = I"], name="out")
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: pl.Simulation(_tiny(), dt=NAN), "dt"),
+        (lambda: pl.Simulation(_tiny(), dt=-0.1), "dt"),
+        (lambda: pl.Simulation(_tiny(), dt="0.1"), "dt"),
+        (lambda: pl.Simulation(_tiny(), trials=2.0), "trials"),
+        (lambda: pl.Simulation(_tiny(), trials=10**12), "trials"),
+        (lambda: pl.Simulation(_tiny(), seed=-1), "seed"),
+        (lambda: pl.Simulation(_tiny(), seed=1.5), "seed"),
+        (lambda: pl.Population(2.5), "n"),
+        (lambda: pl.Population(-3), "n"),
+        (lambda: pl.Population(10**12), "n"),
+        (lambda: pl.Population("4"), "n"),
+        (lambda: pl.Population(2, ["y = beta * y"], params={"beta": NAN}), "params.beta"),
+        (lambda: pl.Population(2, ["y = beta * y"], params={"beta": "1"}), "params.beta"),
+        (lambda: pl.Projection(_inp, _out, "oja", params={"eta": INF}), "params.eta"),
+        (lambda: pl.Projection(_inp, _out, "oja", params={"eta": "0.1"}), "params.eta"),
+        (lambda: pl.Projection(_inp, _out, "oja", shared="yes"), "shared"),
+        (lambda: pl.init.normal(NAN), "std"),
+        (lambda: pl.init.normal(-1.0), "std"),
+        (lambda: pl.init.normal(1.0, mean="0"), "mean"),
+        (lambda: pl.init.uniform(0.0, INF), "high"),
+        (lambda: pl.init.uniform(1.0, 0.0), "high"),
+        (lambda: pl.init.constant(NAN), "value"),
+        (lambda: pl.Simulation(pl.Network([pl.Population(2, init={"x": np.array([0.0, NAN])}, name="p")])), "initial value of p.x"),
+    ],
+)
+def test_constructors_check_their_numeric_arguments_like_protocols(make, name):
+    """The specs of plasticity.params, as protocols use them: a wrong type, NaN, a negative or a
+    huge value is a ConfigError naming the argument, not a raw numpy or Python error."""
+    with pytest.raises(pl.ConfigError) as raised:
+        make()
+    assert str(raised.value).startswith(f"{name} must be"), str(raised.value)
