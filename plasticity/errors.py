@@ -39,12 +39,16 @@ class ConfigError(PlasticityError, ValueError):
 class DivergenceError(PlasticityError, FloatingPointError):
     """A simulated variable became NaN or infinite; names the variable, step and trial."""
 
-    def __init__(self, variable: str, step: int, trial: int | None):
+    def __init__(self, variable: str, step: int, trial: int | None, last_finite: int | None = None):
         self.variable = variable
         self.step = step
         self.trial = trial
+        self.last_finite = last_finite  # the last step the state was found finite, where known
         where = f"trial {trial}" if trial is not None else "the weights shared by all trials"
-        super().__init__(f"the run diverged: {variable} is NaN or infinite at step {step}, {where}")
+        since = ""
+        if last_finite is not None and last_finite < step - 1:
+            since = f" (found by the check at that step; finite at step {last_finite}: it arose in steps {last_finite + 1}-{step})"
+        super().__init__(f"the run diverged: {variable} is NaN or infinite at step {step}, {where}{since}")
 
 
 class BackendError(PlasticityError, ValueError):

@@ -16,7 +16,7 @@ from plasticity.params import Int, Real, check, check_seed
 from plasticity.provenance import base_attrs, now_iso, to_json
 from plasticity.state import initial_state, modulator_keys, state_shapes
 
-__all__ = ["Simulation", "InputSource", "DTYPES", "HALF_DTYPES"]
+__all__ = ["Simulation", "InputSource", "DTYPES", "HALF_DTYPES", "CHECK_EVERY"]
 
 DTYPES = ("float32", "float64")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -28,6 +28,10 @@ HALF_DTYPES = ("bfloat16", "float16")
 #: Steps per call of an engine's compiled run: between calls Ctrl-C stops a long run with the
 #: state and ``steps_done`` consistent.
 COMPILED_CHUNK = 256
+#: A run checks the whole state for NaN and infinite values after every compiled chunk and, when
+#: stepping from Python, after every step that is a multiple of this (and at its end), so a
+#: divergence stops it at most this many steps after the first non-finite value.
+CHECK_EVERY = COMPILED_CHUNK
 
 #: An input: an array ``(steps, trials, n)``, ``(steps, n)`` (the same for every trial) or
 #: ``(n,)`` (constant); a leading axis of length 1 repeats over steps. Modulators have no unit
@@ -107,6 +111,7 @@ class Simulation:
             network, state, trials=self.trials, dtype=dtype, dt=self.dt, device=device
         )
         self.steps_done = 0
+        self._finite_at = 0  # the last step at which the whole state was found finite (initial values must be)
 
     @property
     def _record_dtype(self) -> str:
@@ -256,7 +261,10 @@ class Simulation:
         projections whose rules run. ``stages`` (default all) names the network stages each step
         runs, in the network's order; the others are skipped, and what they would write keeps
         its value (a feedforward sweep without errors and feedback, say). A NaN or infinite
-        recorded value, or any in the final state, raises :class:`~plasticity.errors.DivergenceError`.
+        recorded value, or any in the state (checked every :data:`CHECK_EVERY` steps and at the
+        end), raises :class:`~plasticity.errors.DivergenceError` naming the variable, the trial,
+        the step it was found at and the last step the state was found finite: the run stops at
+        most :data:`CHECK_EVERY` steps after the first non-finite value.
         """
         start = now_iso()
         stage_set = self._stage_set(stages)
@@ -278,7 +286,8 @@ class Simulation:
 
         For protocols that orchestrate many short phases (clamp, relax, learn), where building a
         dataset per phase would cost more than the steps. The same checks apply: a NaN or
-        infinite value in the final state raises :class:`~plasticity.errors.DivergenceError`.
+        infinite value in the state, checked every :data:`CHECK_EVERY` steps and at the end,
+        raises :class:`~plasticity.errors.DivergenceError`.
         """
         self._execute(steps, inputs, None, plastic, self._stage_set(stages))
 
@@ -317,12 +326,21 @@ class Simulation:
                 else:
                     self._step_by_step(chunk, readers, record, buffers, plastic_set, stages)
                 steps -= chunk
+                if steps:  # the last chunk is checked below
+                    self._check_state()
         else:
             self._step_by_step(steps, readers, record, buffers, plastic_set, stages)
-        bad = self.engine.nonfinite(self.shapes)  # in place: copying every weight per short phase costs more than the phase
+        self._check_state()
+        return buffers, record, first, _time.perf_counter() - clock
+
+    def _check_state(self) -> None:
+        """Raise DivergenceError if any state array holds NaN or inf. Checked in place (copying
+        every weight per short phase cost more than the phase); the numba and torch engines skip
+        arrays not written since they were last found finite."""
+        bad = self.engine.nonfinite(self.shapes)
         if bad is not None:
             self._check_finite(bad, self.engine.get(bad), self.steps_done)
-        return buffers, record, first, _time.perf_counter() - clock
+        self._finite_at = self.steps_done
 
     def _step_by_step(self, steps, readers, record, buffers, plastic_set, stages) -> None:
         filled = dict.fromkeys(record, 0)
@@ -335,9 +353,12 @@ class Simulation:
             for key, every in record.items():
                 if self.steps_done % every == 0:
                     value = self.engine.get(key)
-                    self._check_finite(key, value, self.steps_done)
+                    previous = self.steps_done - every  # recorded finite then, if recorded in this run
+                    self._check_finite(key, value, self.steps_done, previous if filled[key] else None)
                     buffers[key][filled[key]] = value
                     filled[key] += 1
+            if self.steps_done % CHECK_EVERY == 0 and step + 1 < steps:  # the last step is checked by the caller
+                self._check_state()
 
     def _plastic_set(self, plastic: bool | Iterable[str]) -> frozenset[str]:
         names = frozenset(self.network.projections)
@@ -357,11 +378,14 @@ class Simulation:
     def _record_count(first: int, steps: int, every: int) -> int:
         return (first + steps) // every - first // every
 
-    def _check_finite(self, key: str, value: np.ndarray, step: int) -> None:
+    def _check_finite(self, key: str, value: np.ndarray, step: int, finite_at: int | None = None) -> None:
+        """Raise DivergenceError if ``value`` of ``key`` at ``step`` holds NaN or inf; ``finite_at``
+        is a later step than the last full check at which ``key`` was seen finite, if any."""
         if np.isfinite(value).all():
             return
         first_bad = np.argwhere(~np.isfinite(value))[0]
-        raise DivergenceError(key, step, None if self._is_shared(key) else int(first_bad[0]))
+        last_finite = max(self._finite_at, finite_at if finite_at is not None else -1)
+        raise DivergenceError(key, step, None if self._is_shared(key) else int(first_bad[0]), last_finite)
 
     def _is_shared(self, key: str) -> bool:
         owner, var = key.split(".", 1)

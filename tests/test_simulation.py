@@ -8,6 +8,7 @@ import pytest
 
 import plasticity as pl
 from plasticity.backends import available_backends, numba_backend, numpy_backend
+from plasticity.simulation import CHECK_EVERY
 
 
 def oja_network(n=5, k=3, **projection):
@@ -196,6 +197,38 @@ def test_divergence_names_variable_step_and_trial():
     with pytest.raises(pl.DivergenceError, match=r"the run diverged: p.w is NaN or infinite at step \d+, trial 1") as raised:
         sim.run(200, inputs={"inp.x": x}, record={"p.w": 1})
     assert raised.value.variable == "p.w" and raised.value.trial == 1 and 1 < raised.value.step < 200
+
+
+def _blows_up_at(step: int) -> pl.Network:
+    """``p.y`` turns -inf at ``step`` (log of 0) and ``p.x`` stays finite."""
+    source = pl.Population(2, init={"u": 0.1}, name="u")
+    population = pl.Population(
+        3, ["y = where(t >= first_bad, log(t - t) * x, y + 0.001 * I)", "x = 0.5"], init={"y": 0.0, "x": 0.0},
+        params={"first_bad": step}, name="p",
+    )
+    return pl.Network([source, population], [pl.Projection(source, population, None, name="w")])
+
+
+_ENGINES = [(b, False) for b in available_backends()] + ([("numba", True)] if "numba" in available_backends() else [])
+
+
+@pytest.mark.parametrize("backend, compiled", _ENGINES, ids=[f"{b}{'-compiled' if c else ''}" for b, c in _ENGINES])
+@pytest.mark.parametrize("first_bad, record", [(10, None), (300, None), (300, {"p.x": 100})])
+def test_a_divergence_stops_the_run_within_check_every_steps_and_bounds_the_step(backend, compiled, first_bad, record, monkeypatch):
+    """A run that records nothing (or other variables) checks the whole state every CHECK_EVERY
+    steps: it stops at the first check after the blow-up, not at its end, and names the steps
+    between the last finite check and that one."""
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0 if compiled else 1e9)
+    simulation = pl.Simulation(_blows_up_at(first_bad), backend=backend, trials=2, dtype="float64")
+    with pytest.raises(pl.DivergenceError) as raised:
+        simulation.run(2000, record=record) if record else simulation.advance(2000)
+    error = raised.value
+    assert (error.variable, error.trial) == ("p.y", 0)
+    assert error.last_finite < first_bad <= error.step <= error.last_finite + CHECK_EVERY
+    assert f"it arose in steps {error.last_finite + 1}-{error.step}" in str(error)
+    assert simulation.steps_done == error.step  # stopped there
+    if compiled and not record:
+        assert simulation.engine.compiled_steps > 0
 
 
 def test_numpy_step_makes_no_temporary_the_size_of_w():
