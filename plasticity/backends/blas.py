@@ -14,6 +14,13 @@ call of :func:`gemm`. Its machine code calls the Fortran ``?gemm`` symbols
   one numba's ``np.dot`` calls, wherever MKL is not found (other platforms, torch builds without
   MKL) or ``PLASTICITY_BLAS=scipy`` asks for it.
 
+Fallbacks. The fast path relies on MKL inside torch's library and on numba's threading layer
+registering its ``get_num_threads``/``set_num_threads`` with LLVM (read and set from compiled
+code; no private numba function is imported). Where MKL is expected but not found, or numba's
+threading layer cannot be read (a new release of either), the package still imports and computes
+the same results on scipy's BLAS (and, without numba's thread count, with compiled kernels on one
+thread), with one ``RuntimeWarning`` saying why; :data:`FALLBACK` holds the reason.
+
 Binding symbols at run time rather than baking in addresses keeps every kernel that multiplies
 cacheable on disk (numba does not cache functions holding ctypes pointers). The choice is made
 once per process; :data:`BLAS` names it, and runs on the numba backend record it in their
@@ -43,6 +50,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import platform
 import sys
 import warnings
 from pathlib import Path
@@ -54,18 +62,23 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic
-# numba's own cacheable read of the calling thread's numba.get_num_threads() (the public function
-# holds a ctypes pointer, which keeps functions calling it out of the disk cache); it calls the
-# threading layer's symbol, which exists once the layer is launched
-from numba.np.ufunc.parallel import _iget_num_threads, _launch_threads
 
-__all__ = ["BLAS", "BLAS_CHOICES", "THREADS_PER_CALL", "gemm", "one_thread", "threads", "threads_back"]
+__all__ = ["BLAS", "BLAS_CHOICES", "FALLBACK", "MKL_EXPECTED", "THREADS_PER_CALL", "gemm", "one_thread", "threads", "threads_back"]
 
 #: Values of the ``PLASTICITY_BLAS`` environment variable: ``auto`` (the default: MKL where
 #: found, else scipy's), ``mkl`` (an error where it is not found) or ``scipy``.
 BLAS_CHOICES = ("auto", "mkl", "scipy")
 _GEMM_SYMBOLS = {types.float32: "plasticity_blas_sgemm", types.float64: "plasticity_blas_dgemm"}
 _THREADS_SYMBOL = "plasticity_blas_set_threads"
+#: The calling thread's numba thread count, read and set from compiled code: numba's threading
+#: layer's ``get_num_threads``/``set_num_threads`` (the C functions it registers with LLVM when
+#: launched), bound by symbol so that the functions calling them stay in the disk cache (numba's
+#: public functions hold ctypes pointers, and its compiled read is private).
+_GET_NUMBA_THREADS_SYMBOL = "plasticity_numba_get_threads"
+_SET_NUMBA_THREADS_SYMBOL = "plasticity_numba_set_threads"
+#: Whether the installed torch is expected to carry MKL: its x86-64 Linux wheels link it in, the
+#: platform the fast path was tested on (docs/backends.md); elsewhere scipy's BLAS is the norm.
+MKL_EXPECTED = sys.platform == "linux" and platform.machine().lower() in ("x86_64", "amd64")
 
 
 def _torch_library() -> Path | None:
@@ -93,12 +106,16 @@ def _fortran_gemm(function, dtype) -> bool:
     return np.array_equal(out, a @ b)
 
 
-def _mkl() -> tuple[dict[str, int], str] | None:
+_MKL_FUNCTIONS = ("sgemm_", "dgemm_", "MKL_Set_Num_Threads_Local", "MKL_Get_Version_String")
+
+
+def _mkl() -> tuple[tuple[dict[str, int], str] | None, str | None]:
     """Addresses of MKL's ``sgemm_``, ``dgemm_`` and ``MKL_Set_Num_Threads_Local`` in torch's
-    library, and MKL's version; None where the library or a symbol is missing or a product is wrong."""
+    library and MKL's version, or None and why not: the library or a symbol is missing, or a
+    product is wrong."""
     path = _torch_library()
     if path is None:
-        return None
+        return None, "the installed torch has no libtorch_cpu library"
     try:
         # as `import torch` does: its OpenMP runtime (libgomp) global, so that numba's threading
         # layer, launched later, joins the one MKL's threads come from (with two runtimes, numba's
@@ -107,21 +124,48 @@ def _mkl() -> tuple[dict[str, int], str] | None:
         if global_deps.exists():
             ctypes.CDLL(str(global_deps), mode=ctypes.RTLD_GLOBAL)
         library = ctypes.CDLL(str(path))
-        functions = {name: getattr(library, name) for name in ("sgemm_", "dgemm_", "MKL_Set_Num_Threads_Local", "MKL_Get_Version_String")}
-    except (OSError, AttributeError):
-        return None
+    except OSError as error:
+        return None, f"{path} does not load ({error})"
+    missing = [name for name in _MKL_FUNCTIONS if not hasattr(library, name)]
+    if missing:
+        return None, f"{path} does not export MKL's {', '.join(missing)}"
+    functions = {name: getattr(library, name) for name in _MKL_FUNCTIONS}
     for name, dtype in (("sgemm_", np.float32), ("dgemm_", np.float64)):
         functions[name].restype = None
         if not _fortran_gemm(functions[name], dtype):
-            warnings.warn(f"{path} exports MKL's {name}, but its product of a small test matrix was wrong; "
-                          "the numba backend uses scipy's BLAS", RuntimeWarning, stacklevel=3)
-            return None
+            return None, f"{path} exports MKL's {name}, but its product of a small test matrix was wrong"
     version = ctypes.create_string_buffer(256)
     functions["MKL_Get_Version_String"](version, ctypes.c_int(len(version)))
     addresses = {symbol: ctypes.cast(functions[name], ctypes.c_void_p).value
                  for symbol, name in ((_GEMM_SYMBOLS[types.float32], "sgemm_"), (_GEMM_SYMBOLS[types.float64], "dgemm_"),
                                       (_THREADS_SYMBOL, "MKL_Set_Num_Threads_Local"))}
-    return addresses, f"{version.value.decode(errors='replace').strip()} (torch's {path.name})"
+    return (addresses, f"{version.value.decode(errors='replace').strip()} (torch's {path.name})"), None
+
+
+@numba.cfunc(types.int32(), cache=True)
+def _one_numba_thread():  # pragma: no cover - compiled
+    """The thread count compiled code reads where numba's threading layer cannot be read: one."""
+    return 1
+
+
+@numba.cfunc(types.void(types.int32), cache=True)
+def _keep_numba_threads(count):  # pragma: no cover - compiled
+    """Setting the thread count where numba's threading layer cannot be set: a no-op."""
+
+
+def _numba_threads() -> tuple[dict[str, int] | None, str | None]:
+    """The addresses of numba's threading layer's ``get_num_threads`` and ``set_num_threads``, or
+    None and why not."""
+    try:
+        numba.get_num_threads()  # public; launches the threading layer, which registers its functions with LLVM
+        found = {symbol: llvm.address_of_symbol(name) for symbol, name in
+                 ((_GET_NUMBA_THREADS_SYMBOL, "get_num_threads"), (_SET_NUMBA_THREADS_SYMBOL, "set_num_threads"))}
+    except Exception as error:  # whatever a numba release changed: the fallback still runs
+        return None, f"numba {numba.__version__}'s threading layer did not start ({type(error).__name__}: {error})"
+    missing = [name for name, address in zip(("get_num_threads", "set_num_threads"), found.values()) if not address]
+    if missing:
+        return None, f"numba {numba.__version__}'s threading layer does not register {' and '.join(missing)} with LLVM"
+    return found, None
 
 
 @numba.cfunc(types.int32(types.int32), cache=True)
@@ -143,25 +187,48 @@ def _scipy() -> tuple[dict[str, int], str]:
     return addresses, f"{name} (scipy {scipy.__version__})"
 
 
-def _bind() -> str:
-    """Bind the symbols the compiled products call, as ``PLASTICITY_BLAS`` asks; the BLAS's name."""
+def _bind() -> tuple[str, str | None]:
+    """Bind the symbols the compiled products and thread counts call, as ``PLASTICITY_BLAS``
+    asks; the BLAS's name, and why the fast path is not taken where it should be (else None).
+
+    The fast path is MKL's products on numba's thread count. Where numba's threading layer
+    cannot be read (a numba release changed it), compiled code runs on one thread and products
+    on scipy's BLAS; where MKL is expected (:data:`MKL_EXPECTED`) but not found, on scipy's BLAS.
+    Either is one RuntimeWarning saying why; the package imports and computes the same either way.
+    """
     choice = os.environ.get("PLASTICITY_BLAS", "auto").strip().lower() or "auto"
     if choice not in BLAS_CHOICES:
         raise ValueError(f"PLASTICITY_BLAS={choice!r} is not valid; valid values: {', '.join(BLAS_CHOICES)}")
-    found = _mkl() if choice != "scipy" else None
+    thread_functions, threads_problem = _numba_threads()
+    found, mkl_problem = _mkl() if choice != "scipy" else (None, None)
+    if threads_problem is not None:
+        found = None  # MKL runs each product on numba's thread count, which cannot be read
     if found is None and choice == "mkl":
         raise RuntimeError(
-            "PLASTICITY_BLAS=mkl, but no working MKL was found in the installed torch "
-            f"({_torch_library() or 'no libtorch_cpu library'}); unset it or set PLASTICITY_BLAS=scipy"
+            f"PLASTICITY_BLAS=mkl, but MKL cannot be used: {threads_problem or mkl_problem}; "
+            "unset it or set PLASTICITY_BLAS=scipy"
         )
     addresses, name = found or _scipy()
-    for symbol, address in addresses.items():
+    if thread_functions is None:
+        thread_functions = {_GET_NUMBA_THREADS_SYMBOL: _one_numba_thread.address,
+                            _SET_NUMBA_THREADS_SYMBOL: _keep_numba_threads.address}
+    for symbol, address in {**addresses, **thread_functions}.items():
         llvm.add_symbol(symbol, address)
     llvm.add_symbol(_THREAD_CAP_SYMBOL, ctypes.addressof(_THREAD_CAP))
     if hasattr(os, "register_at_fork"):  # POSIX only; elsewhere processes are spawned, not forked
         os.register_at_fork(after_in_child=_one_thread_after_fork)
-    _launch_threads()
-    return f"MKL {name}" if found else name
+    reasons = [threads_problem] if threads_problem else []
+    if found is None and mkl_problem and choice == "auto" and MKL_EXPECTED:
+        reasons.append(mkl_problem)
+    if not reasons:
+        return (f"MKL {name}" if found else name), None
+    where = "compiled kernels on one thread and " if threads_problem else ""
+    fallback = f"{'; '.join(reasons)}: the numba backend runs {where}matrix products on {name}"
+    warnings.warn(
+        f"plasticity: {fallback} (slower, same results; docs/backends.md lists the tested versions)",
+        RuntimeWarning, stacklevel=2,
+    )
+    return name, fallback
 
 
 #: The most threads a product may run on, read by the compiled products: unbounded, and 1 in a
@@ -175,8 +242,9 @@ def _one_thread_after_fork() -> None:
 
 
 #: The BLAS every product of the numba backend runs on, e.g. ``"MKL Intel(R) oneAPI Math Kernel
-#: Library Version 2024.2 ... (torch's libtorch_cpu.so)"``.
-BLAS = _bind()
+#: Library Version 2024.2 ... (torch's libtorch_cpu.so)"``; and why it is not the fast path where
+#: that was expected (None when it is, or when scipy's BLAS was asked for or is the norm here).
+BLAS, FALLBACK = _bind()
 #: Whether each product runs on the calling thread's numba thread count (MKL); scipy's BLAS keeps
 #: its own pool, so products called from several threads at once would each start its threads.
 THREADS_PER_CALL = BLAS.startswith("MKL")
@@ -246,16 +314,28 @@ def _set_threads(typingctx, threads):
 @intrinsic
 def _set_numba_threads(typingctx, count):
     """``numba.set_num_threads(count)`` for the calling thread, from compiled code that stays
-    cacheable (the public function holds a ctypes pointer); :func:`_bind` launched the threading
-    layer whose symbol it calls."""
+    cacheable (the public function holds a ctypes pointer); :func:`_bind` bound the threading
+    layer's function (or a no-op) to the symbol it calls."""
 
     def codegen(context, builder, signature, args):
         fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(32)])
-        function = cgutils.get_or_insert_function(builder.module, fnty, "set_num_threads")
+        function = cgutils.get_or_insert_function(builder.module, fnty, _SET_NUMBA_THREADS_SYMBOL)
         builder.call(function, [context.cast(builder, args[0], signature.args[0], types.int32)])
         return context.get_dummy_value()
 
     return types.void(count), codegen
+
+
+@intrinsic
+def _numba_threads_now(typingctx):
+    """``numba.get_num_threads()`` of the calling thread, from compiled code that stays cacheable;
+    :func:`_bind` bound the threading layer's function (or one returning 1) to the symbol it calls."""
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        return builder.call(cgutils.get_or_insert_function(builder.module, fnty, _GET_NUMBA_THREADS_SYMBOL), [])
+
+    return types.int32(), codegen
 
 
 _N, _T = ord("N"), ord("T")
@@ -267,14 +347,14 @@ def threads():  # pragma: no cover - compiled
     """The threads compiled code may use now: numba's thread count, 1 in a forked child (products
     and threaded kernels alike: GNU OpenMP hangs or, in numba's ``omp`` layer, terminates a forked
     child that starts threads)."""
-    return min(_iget_num_threads(), _thread_cap())
+    return min(_numba_threads_now(), _thread_cap())
 
 
 @numba.njit(**_JIT)
 def one_thread():  # pragma: no cover - compiled
     """Limit the calling thread to one thread (its kernels serial, its products on one BLAS
     thread); the count it had, for :func:`threads_back`."""
-    count = _iget_num_threads()
+    count = _numba_threads_now()
     _set_numba_threads(1)
     return count
 
