@@ -190,6 +190,12 @@ def test_non_ascii_names_are_refused_not_normalised(text, column, character):
     assert f"non-ASCII character {character}" in str(raised.value)
 
 
+def test_what_python_only_warns_about_is_a_syntax_error(recwarn):
+    with pytest.raises(pl.EquationError, match="syntax error \\(invalid decimal literal\\)"):
+        parse_synapse("w += 1if x_pre else 0")
+    assert not [w for w in recwarn if issubclass(w.category, SyntaxWarning)]
+
+
 def test_non_string_equation_is_an_equation_error():
     with pytest.raises(pl.EquationError, match="must be a string"):
         parse_equations([42], SYNAPSE)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import unicodedata
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -146,7 +147,10 @@ def _parse_statement(text: str) -> ast.stmt:
         raise EquationError("the equation is empty; expected 'name = expression'", text)
     _check_ascii(text)
     try:
-        module = ast.parse(text, mode="exec")
+        with warnings.catch_warnings():
+            # Python accepts '1if' or '0x1for' with a SyntaxWarning: an error here, not a leaked warning
+            warnings.simplefilter("error", SyntaxWarning)
+            module = ast.parse(text, mode="exec")
     except SyntaxError as error:
         column = error.offset if error.offset else None
         raise EquationError(f"syntax error ({error.msg}); expected 'name = expression'", text, column) from None
