@@ -199,8 +199,9 @@ def _bind() -> tuple[str, str | None]:
     choice = os.environ.get("PLASTICITY_BLAS", "auto").strip().lower() or "auto"
     if choice not in BLAS_CHOICES:
         raise ValueError(f"PLASTICITY_BLAS={choice!r} is not valid; valid values: {', '.join(BLAS_CHOICES)}")
-    thread_functions, threads_problem = _numba_threads()
     found, mkl_problem = _mkl() if choice != "scipy" else (None, None)
+    # after MKL's OpenMP runtime is loaded: numba's omp layer, launched now, then shares it
+    thread_functions, threads_problem = _numba_threads()
     if threads_problem is not None:
         found = None  # MKL runs each product on numba's thread count, which cannot be read
     if found is None and choice == "mkl":
