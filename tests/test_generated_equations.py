@@ -11,6 +11,8 @@ gets many examples; numba, which compiles each network's kernels, a few here and
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -65,3 +67,27 @@ def test_generated_equations_agree_on_torch(drawn):
 def test_generated_equations_agree_on_numba(drawn):
     problems = compare_outcomes(run_everywhere(drawn, ["numpy", "numba"]))
     assert not problems, f"{drawn}\n" + "\n".join(problems)
+
+
+def _power_of_constants(backend: str, text: str) -> Any:
+    pre = pl.Population(3, init={"x": 1.0}, name="pre")
+    post = pl.Population(2, [text], name="post")
+    network = pl.Network([pre, post], [pl.Projection(pre, post, None, source="x", init={"w": 0.1}, name="p")])
+    simulation = pl.Simulation(network, backend=backend, dtype="float64")
+    try:
+        simulation.advance(1)
+    except pl.DivergenceError as error:
+        return error.variable
+    return simulation.get("post.y")
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba is not installed")
+@pytest.mark.xfail(strict=True, reason="numba source prints a negative constant unparenthesised (-2.0 ** 0.5 is "
+                   "-(2 ** 0.5)) and Python folds (0.0 - 2.0) ** 0.5 to a complex number; fixed in the numba "
+                   "code generator after its split lands")
+@pytest.mark.parametrize("text", ["y = (-2) ** 0.5 + I", "y = (0 - 2) ** 0.5 + I"])
+def test_a_power_of_a_negative_constant_is_nan_on_numba_too(text):
+    """Found by tests/probe_inputs.py: numpy and torch give NaN (a DivergenceError); numba gave
+    -1.41 for the first and a raw NumbaNotImplementedError for the second."""
+    assert _power_of_constants("numpy", text) == "post.y"
+    assert _power_of_constants("numba", text) == "post.y"
