@@ -91,3 +91,18 @@ def test_a_power_of_a_negative_constant_is_nan_on_numba_too(text):
     -1.41 for the first and a raw NumbaNotImplementedError for the second."""
     assert _power_of_constants("numpy", text) == "post.y"
     assert _power_of_constants("numba", text) == "post.y"
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="torch is not installed")
+@pytest.mark.xfail(strict=True, raises=TypeError, reason="torch_codegen's where() with a scalar condition returns "
+                   "the chosen branch as a Python float, which torch.sign (every unary function) refuses; fixed "
+                   "in torch_codegen after the backends branch lands")
+def test_a_function_of_a_where_with_a_constant_condition_runs_on_torch():
+    """Found by tests/probe_inputs.py: ``sign(where(beta <= beta + 1.5, 3, y) - 0.25)`` raised a raw
+    TypeError on torch; numpy computes 1."""
+    population = pl.Population(2, ["y = sign(where(beta <= beta + 1.5, 3, y) - 0.25)"], init={"y": 0.5},
+                               params={"beta": 0.7}, name="p")
+    for backend in ("numpy", "torch"):
+        simulation = pl.Simulation(pl.Network([population]), backend=backend, dtype="float64")
+        simulation.advance(1)
+        np.testing.assert_array_equal(simulation.get("p.y"), 1.0)
