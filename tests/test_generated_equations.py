@@ -82,24 +82,22 @@ def _power_of_constants(backend: str, text: str) -> Any:
 
 
 @pytest.mark.skipif("numba" not in BACKENDS, reason="numba is not installed")
-@pytest.mark.xfail(strict=True, reason="numba source prints a negative constant unparenthesised (-2.0 ** 0.5 is "
-                   "-(2 ** 0.5)) and Python folds (0.0 - 2.0) ** 0.5 to a complex number; fixed in the numba "
-                   "code generator after its split lands")
 @pytest.mark.parametrize("text", ["y = (-2) ** 0.5 + I", "y = (0 - 2) ** 0.5 + I"])
 def test_a_power_of_a_negative_constant_is_nan_on_numba_too(text):
     """Found by tests/probe_inputs.py: numpy and torch give NaN (a DivergenceError); numba gave
-    -1.41 for the first and a raw NumbaNotImplementedError for the second."""
+    -1.41 for the first (its source read -2.0 ** 0.5 as -(2.0 ** 0.5)) and a raw
+    NumbaNotImplementedError for the second (Python folded the literals to a complex number)."""
     assert _power_of_constants("numpy", text) == "post.y"
     assert _power_of_constants("numba", text) == "post.y"
 
 
 @pytest.mark.skipif("torch" not in BACKENDS, reason="torch is not installed")
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="torch_codegen's where() with a scalar condition returns "
-                   "the chosen branch as a Python float, which torch.sign (every unary function) refuses; fixed "
-                   "in torch_codegen after the backends branch lands")
+@pytest.mark.xfail(strict=True, raises=(TypeError, AttributeError), reason="torch_codegen's where() with a scalar condition returns "
+                   "the chosen branch as a Python float, which sign() (every unary function) refuses; fixed "
+                   "in torch_codegen")
 def test_a_function_of_a_where_with_a_constant_condition_runs_on_torch():
     """Found by tests/probe_inputs.py: ``sign(where(beta <= beta + 1.5, 3, y) - 0.25)`` raised a raw
-    TypeError on torch; numpy computes 1."""
+    TypeError on torch (an AttributeError since the shared function table); numpy computes 1."""
     population = pl.Population(2, ["y = sign(where(beta <= beta + 1.5, 3, y) - 0.25)"], init={"y": 0.5},
                                params={"beta": 0.7}, name="p")
     for backend in ("numpy", "torch"):

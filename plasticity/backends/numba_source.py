@@ -147,7 +147,9 @@ def is_pure(node: Node) -> bool:
 def pure_lookup(node: Node) -> str | None:
     """Leaves of a pure scalar subtree as float64: ``d_<param>``, ``time``, ``dt``, literals."""
     if isinstance(node, Const):
-        return repr(node.value)
+        # a call, not a literal: '-2.0 ** 0.5' would read as -(2.0 ** 0.5), and Python folds
+        # '(-2.0) ** 0.5' to a complex number; np.float64 powers give NaN as numpy does
+        return f"np.float64({node.value!r})"
     if isinstance(node, Name):
         return {"param": f"d_{node.var}", "time": "time", "dt": "dt"}[node.kind]
     return None
