@@ -5,7 +5,7 @@ function and reduction, rule variables on both sides and the weights, are run fo
 numpy and on every other backend, in float64. Every variable must be within ``RTOL`` (1e-9) of
 numpy's, relative to the largest magnitude it reaches (absolute below 1), or every backend must
 stop with the same DivergenceError (variable, step and trial). torch, which compiles nothing,
-gets many examples; numba, which compiles each network's kernels, a few here and a thousand in
+gets 25 examples; numba, which compiles each network's kernels, 2 here and a thousand in
 ``tests/probe_inputs.py``.
 """
 
@@ -54,7 +54,7 @@ def test_a_reduction_of_one_sides_variable_is_one_number_per_trial(backend):
 
 
 @pytest.mark.skipif("torch" not in BACKENDS, reason="torch is not installed")
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(networks())
 def test_generated_equations_agree_on_torch(drawn):
     problems = compare_outcomes(run_everywhere(drawn, ["numpy", "torch"]))
@@ -62,7 +62,7 @@ def test_generated_equations_agree_on_torch(drawn):
 
 
 @pytest.mark.skipif("numba" not in BACKENDS, reason="numba is not installed")
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(networks())
 def test_generated_equations_agree_on_numba(drawn):
     problems = compare_outcomes(run_everywhere(drawn, ["numpy", "numba"]))
