@@ -30,6 +30,7 @@ from plasticity.equations import (
 )
 from plasticity.equations.tree import SYNAPSE_REDUCTIONS
 from plasticity.errors import ConfigError, EquationError
+from plasticity.params import Real
 
 __all__ = ["Rule", "RuleCost", "FORMS"]
 
@@ -111,7 +112,8 @@ class Rule:
     def __post_init__(self) -> None:
         equations = (self.equations,) if isinstance(self.equations, str) else tuple(self.equations)
         object.__setattr__(self, "equations", equations)
-        object.__setattr__(self, "params", {k: float(v) for k, v in dict(self.params).items()})
+        number = Real()
+        object.__setattr__(self, "params", {k: number(f"rule parameter {k!r}", v) for k, v in dict(self.params).items()})
         object.__setattr__(self, "modulators", tuple(self.modulators))
         object.__setattr__(self, "init", dict(self.init))
         if self.form not in FORMS:

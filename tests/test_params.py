@@ -83,3 +83,10 @@ def test_a_rule_as_a_table_of_equations():
         resolve_rule("ojja")
     with pytest.raises(pl.EquationError, match="column"):
         resolve_rule({"equations": ["w += eta *"], "params": {"eta": 1.0}})
+
+
+def test_rule_parameters_are_finite_numbers():
+    with pytest.raises(pl.ConfigError, match="rule parameter 'eta' must be a finite number; got 'x'"):
+        pl.Rule(["w += eta * x_pre"], params={"eta": "x"})
+    with pytest.raises(pl.ConfigError, match="rule parameter 'eta' must be a finite number; got nan"):
+        pl.Rule(["w += eta * x_pre"], params={"eta": math.nan})
