@@ -92,9 +92,6 @@ def test_a_power_of_a_negative_constant_is_nan_on_numba_too(text):
 
 
 @pytest.mark.skipif("torch" not in BACKENDS, reason="torch is not installed")
-@pytest.mark.xfail(strict=True, raises=(TypeError, AttributeError), reason="torch_codegen's where() with a scalar condition returns "
-                   "the chosen branch as a Python float, which sign() (every unary function) refuses; fixed "
-                   "in torch_codegen")
 def test_a_function_of_a_where_with_a_constant_condition_runs_on_torch():
     """Found by tests/probe_inputs.py: ``sign(where(beta <= beta + 1.5, 3, y) - 0.25)`` raised a raw
     TypeError on torch (an AttributeError since the shared function table); numpy computes 1."""

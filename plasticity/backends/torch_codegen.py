@@ -51,7 +51,8 @@ def is_scalar(node: Node) -> bool:
 
 def _scalar(node: Node) -> Closure:
     def value(env: dict) -> Any:
-        return np.asarray(evaluate(node, env)).item()
+        with np.errstate(all="ignore"):  # a non-finite value is reported as divergence, as on numpy
+            return np.asarray(evaluate(node, env)).item()
 
     return value
 
@@ -124,8 +125,13 @@ def _as_tensor(value: Any, like: torch.Tensor, dtype: torch.dtype) -> torch.Tens
     return torch.tensor(value, dtype=dtype, device=like.device)
 
 
-def _first_tensor(values) -> torch.Tensor:
-    return next(value for value in values if isinstance(value, torch.Tensor))
+def _tensors(values: list[Any], dtype: torch.dtype) -> list[torch.Tensor]:
+    """Every value as a tensor, numbers on the device of the first tensor (a 0-d CPU tensor when none
+    is: a function of numbers alone, as where() of a constant condition gives)."""
+    like = next((value for value in values if isinstance(value, torch.Tensor)), None)
+    device = like.device if like is not None else None
+    return [value if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=dtype, device=device)
+            for value in values]
 
 
 def _call(node: Call, args: list[Closure], dtype: torch.dtype) -> Closure:
@@ -144,16 +150,7 @@ def _call(node: Call, args: list[Closure], dtype: torch.dtype) -> Closure:
             return function(dtype, test, _as_tensor(true_value(env), test, dtype), _as_tensor(false_value(env), test, dtype))
 
         return where
-    if len(args) == 1:
-        (arg,) = args
-        return lambda env: function(dtype, arg(env))
-
-    def tensors(env: dict) -> list[torch.Tensor]:
-        values = [arg(env) for arg in args]
-        like = _first_tensor(values)
-        return [_as_tensor(value, like, dtype) for value in values]
-
-    return lambda env: function(dtype, *tensors(env))
+    return lambda env: function(dtype, *_tensors([arg(env) for arg in args], dtype))
 
 
 # separable expansion ---------------------------------------------------------------------------
