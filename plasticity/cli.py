@@ -73,10 +73,11 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from plasticity.storage import describe_store
+    from plasticity.storage import describe_store, verify_store
 
-    print(describe_store(args.store))
-    return 0
+    verified = verify_store(args.store) if args.verify else None
+    print(describe_store(args.store, verified=verified))
+    return 1 if verified is not None and verified[0] else 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = verbs.add_parser("show", help="dimensions, variables, completion and provenance of a store")
     show.add_argument("store")
+    show.add_argument("--verify", action="store_true",
+                      help="read every point back and check it against its checksum (exit status 1 if damaged)")
     show.set_defaults(handler=_show)
 
     export = verbs.add_parser("export", help="write a store to netCDF")

@@ -19,13 +19,16 @@ import numpy as np
 import xarray as xr
 
 from plasticity.errors import ConfigError
+from plasticity.integrity import check_metadata, check_unlocked, point_checksum, verify_points
 
 __all__ = [
     "ZARR_FORMAT",
+    "CHECKSUM_ATTR",
     "is_store",
     "replace_dir",
     "write_run",
     "open_store",
+    "verify_store",
     "describe_store",
     "export_netcdf",
     "netcdf_attrs",
@@ -50,6 +53,8 @@ def replace_dir(source: Path, target: Path) -> None:
     source, target = Path(source), Path(target)
     if target.exists() and not is_store(target):
         raise ConfigError(f"{str(target)!r} exists and is not a Zarr store; refusing to replace it")
+    if target.exists():
+        check_unlocked(target)
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
@@ -59,9 +64,20 @@ def replace_dir(source: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+#: The attribute of each variable of a single run that holds the checksum of its values.
+CHECKSUM_ATTR = "plasticity_checksum"
+
+
 def write_run(dataset: xr.Dataset, path: str | Path) -> Path:
-    """Write ``dataset`` to the Zarr store ``path`` atomically and return the path."""
+    """Write ``dataset`` to the Zarr store ``path`` atomically and return the path.
+
+    Each data variable's attributes get its checksum (``plasticity_checksum``),
+    which :func:`verify_store` checks.
+    """
     path = Path(path)
+    dataset = dataset.copy()
+    for name, variable in dataset.data_vars.items():
+        variable.attrs = {**variable.attrs, CHECKSUM_ATTR: f"{point_checksum({name: variable.values}):016x}"}
     if path.exists() and not is_store(path):
         raise ConfigError(f"output {str(path)!r} exists and is not a Zarr store; choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,11 +92,51 @@ def write_run(dataset: xr.Dataset, path: str | Path) -> Path:
 
 
 def open_store(path: str | Path) -> xr.Dataset:
-    """Open a saved run or sweep store lazily; a clear error when it is missing."""
+    """Open a saved run or sweep store lazily; a clear error when it is missing or its metadata is
+    damaged (naming the file)."""
     path = Path(path)
     if not is_store(path):
         raise ConfigError(f"{str(path)!r} is not a Zarr store (no such folder or no Zarr metadata)")
+    check_metadata(path)
     return xr.open_zarr(path, consolidated=None)
+
+
+def _point_label(dataset: xr.Dataset, dims: tuple[str, ...], position: tuple[int, ...]) -> str:
+    return ", ".join(f"{dim}={dataset[dim].values[i].item()!r}" for dim, i in zip(dims, position))
+
+
+def verify_store(path: str | Path) -> tuple[list[tuple[int, str, str]], int]:
+    """Check a store's data against what was written: ``(damaged, checked)``.
+
+    For a sweep store, every done point is read back and compared with the
+    checksum stored with its done flag; ``damaged`` lists ``(point index,
+    label, reason)``, the reason naming the chunk file. A single run is one
+    point: each variable is read back and compared with the checksum in its
+    attributes, and damage is a :class:`ConfigError` naming the variable, as
+    is damaged metadata (naming the file).
+    """
+    path = Path(path)
+    dataset = open_store(path)
+    if dataset.attrs.get("store_kind") != "sweep":
+        for name, variable in dataset.variables.items():
+            try:
+                values = variable.values
+            except Exception as error:
+                raise ConfigError(
+                    f"store {str(path)!r} is damaged: variable {name!r} does not read back "
+                    f"({type(error).__name__}: {error})"
+                ) from None
+            expected = variable.attrs.get(CHECKSUM_ATTR)
+            if expected is not None and f"{point_checksum({name: values}):016x}" != expected:
+                raise ConfigError(
+                    f"store {str(path)!r} is damaged: variable {name!r} differs from what was written "
+                    f"(checksum mismatch; its chunks are under {path / name})"
+                )
+        return [], 1
+    dims = tuple(json.loads(dataset.attrs["sweep_dims"]))
+    variables = list(json.loads(dataset.attrs.get("data_signature", '{"variables": {}}'))["variables"])
+    damage, checked = verify_points(path, variables)
+    return [(d.index, _point_label(dataset, dims, d.position), d.reason) for d in damage], checked
 
 
 def _format_attr(value: Any, width: int = 100) -> str:
@@ -88,8 +144,11 @@ def _format_attr(value: Any, width: int = 100) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def describe_store(path: str | Path) -> str:
-    """A text summary: dimensions, variables, completion, provenance and run time."""
+def describe_store(path: str | Path, verified: tuple[list[tuple[int, str, str]], int] | None = None) -> str:
+    """A text summary: dimensions, variables, completion, provenance and run time.
+
+    ``verified`` is what :func:`verify_store` found, to be reported too.
+    """
     dataset = open_store(path)
     lines = [f"store: {path}"]
     lines.append("dimensions: " + ", ".join(f"{name}={size}" for name, size in dataset.sizes.items()))
@@ -105,6 +164,14 @@ def describe_store(path: str | Path) -> str:
         done = dataset["done"].values.astype(bool)
         failed = dataset["failed"].values.astype(bool)
         lines.append(f"completion: {int(done.sum())} of {done.size} points done, {int(failed.sum())} failed")
+        if verified is not None:
+            damaged, checked = verified
+            lines.append(f"verified: {checked - len(damaged)} of {checked} done points read back as written"
+                         + ("" if "point_checksum" in dataset else " (a store without checksums: chunks read only)"))
+            if damaged:
+                lines.append(f"damaged points ({len(damaged)}; plasticity sweep FILE -o {path} --resume "
+                             "recomputes them):")
+                lines.extend(f"  {label}: {reason}" for _, label, reason in damaged)
         wall = dataset["point_wall_time"].values
         lines.append(f"run time: {float(np.nansum(wall)):.3f} s of point compute time")
         if failed.any():
@@ -116,6 +183,8 @@ def describe_store(path: str | Path) -> str:
                 lines.append(f"  {labels}: {dataset['point_error'].values[index]}")
     elif "wall_time_s" in dataset.attrs:
         lines.append(f"run time: {float(dataset.attrs['wall_time_s']):.3f} s")
+    if verified is not None and "done" not in dataset:
+        lines.append("verified: every variable reads back as written")
     lines.append("provenance:")
     for key, value in sorted(dataset.attrs.items()):
         if key == "experiment_toml":

@@ -9,13 +9,16 @@ in which points finish.
 
 The store is created before the first point runs, with every swept coordinate
 and the per-point bookkeeping variables ``done``, ``failed``, ``point_error``,
-``point_wall_time``, ``point_worker``, ``point_finished_at`` and
-``point_index`` (chunk size 1 on the swept dimensions). The protocol's own
-variables are added when the first point finishes, with the swept dimensions
-first. Only this process writes, each point into its own chunks, and a point's
-``done`` flag is written after its data, so a store killed at any moment holds
-only complete points; ``resume=True`` runs the points whose flag is not set
-(failed ones included) and refuses a store made with another configuration.
+``point_wall_time``, ``point_worker``, ``point_finished_at``,
+``point_index`` and ``point_checksum`` (chunk size 1 on the swept
+dimensions). The protocol's own variables are added when the first point
+finishes, with the swept dimensions first. Only this process writes, holding
+the store's lock (:mod:`plasticity.integrity`), each point into its own
+chunks; a point's checksum is written with its data and its ``done`` flag
+after them, so a store killed at any moment holds only complete points.
+``resume=True`` refuses a store made with another configuration, checks every
+done point against its checksum, and runs the points whose flag is not set
+(failed and damaged ones included).
 
 Points run on a ``dask.distributed`` cluster: a ``LocalCluster`` of
 single-threaded worker processes started and stopped here, or an existing
@@ -48,7 +51,8 @@ from zarr.core.sync import sync as _zarr_sync
 from plasticity.errors import ConfigError, PlasticityError
 from plasticity.experiment import Experiment
 from plasticity.provenance import base_attrs, git_revision, now_iso, to_json
-from plasticity.storage import ZARR_FORMAT, is_store
+from plasticity.integrity import acquire_lock, check_metadata, check_unlocked, point_checksum
+from plasticity.storage import ZARR_FORMAT, is_store, verify_store
 
 __all__ = ["Grid", "SweepSummary", "point_seed", "default_workers", "run_sweep", "BOOKKEEPING"]
 
@@ -61,6 +65,7 @@ BOOKKEEPING = (
     "point_worker",
     "point_finished_at",
     "point_index",
+    "point_checksum",
 )
 
 
@@ -130,12 +135,16 @@ class SweepSummary:
     ran: int
     failed: list[tuple[int, str, str]] = field(default_factory=list)
     elapsed_s: float = 0.0
+    repaired: list[tuple[int, str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [
             f"{self.path}: {self.done} of {self.n_points} points done "
             f"({self.ran} run now in {self.elapsed_s:.1f} s), {len(self.failed)} failed"
         ]
+        if self.repaired:
+            lines.append(f"recomputed {len(self.repaired)} damaged point{'s' * (len(self.repaired) != 1)}:")
+            lines.extend(f"  point {index} ({label}): {reason}" for index, label, reason in self.repaired)
         for index, label, error in self.failed:
             lines.append(f"  failed point {index} ({label}): {error}")
         if self.failed or self.done < self.n_points:
@@ -202,6 +211,8 @@ def _bookkeeping_template(grid: Grid, experiment: Experiment) -> xr.Dataset:
                               {"units": "s", "description": "when the point was written: Unix time, s from 1970-01-01 UTC"}),
         "point_index": (dims, np.arange(grid.size, dtype=np.int64).reshape(shape), {
             "description": "the point's seed is numpy.random.SeedSequence(seed, spawn_key=(point_index,))"}),
+        "point_checksum": (dims, np.zeros(shape, np.uint64), {
+            "description": "64-bit BLAKE2b hash of the point's data as written (plasticity.integrity.point_checksum)"}),
     }
     dataset = xr.Dataset(
         {name: xr.Variable(d, v, attrs=a) for name, (d, v, a) in data.items()}, coords=grid.coords()
@@ -228,7 +239,7 @@ def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
     template = _bookkeeping_template(grid, experiment)
     chunks = (1,) * len(grid.dims)
     encoding = {name: {"chunks": chunks} for name in BOOKKEEPING}
-    for name in ("done", "failed", "point_index"):
+    for name in ("done", "failed", "point_index", "point_checksum"):
         encoding[name]["_FillValue"] = None
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed into place: a store either exists whole or not at all.
@@ -298,6 +309,11 @@ class _Store:
             )
 
         _zarr_sync(write_all())
+
+    def mark_damaged(self, damaged: list[tuple[int, str, str]]) -> None:
+        """Clear the done flag of damaged points, so that they run again, and say why."""
+        for index, _, reason in damaged:
+            self._set(self.grid.position(index), {"done": False, "point_error": f"damaged: {reason}"})
 
     def pending(self) -> list[int]:
         done = np.asarray(self.group["done"][...], dtype=bool).reshape(-1)
@@ -375,6 +391,8 @@ class _Store:
             else:
                 self._check(dataset, index)
         values = {name: variable.values for name, variable in dataset.data_vars.items()} if result["ok"] else {}
+        if result["ok"] and "point_checksum" in self.arrays:
+            values["point_checksum"] = np.uint64(point_checksum(values))
         values.update(
             point_wall_time=result["wall_time"],
             point_worker=result["worker"],
@@ -452,13 +470,18 @@ def run_sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    name: str | None = None,
 ) -> SweepSummary:
     """Run every point of ``experiment``'s grid into the Zarr store ``path``.
 
     ``workers`` is the number of single-threaded worker processes of a local
     cluster (default: the number of cores; ``0`` runs the points in this
     process, without dask); ``scheduler`` is the address of an existing dask
-    scheduler to use instead. ``resume`` continues the store ``path``.
+    scheduler to use instead. ``resume`` continues the store ``path``: it
+    checks every done point against its checksum first and recomputes the
+    damaged ones. The store is locked while this runs; a second writer gets a
+    :class:`~plasticity.integrity.StoreLockedError`. ``name`` is what the
+    progress bar and summary call the store (default: ``path``).
     Local workers are spawned processes: a script that calls this function
     must do so under ``if __name__ == "__main__":``.
     """
@@ -467,45 +490,62 @@ def run_sweep(
     from plasticity.backends import check_backend
 
     path = Path(path)
+    shown = Path(name) if name is not None else path
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise ConfigError(f"workers must be a non-negative integer (0 runs in this process), got {workers!r}")
     if workers is not None and scheduler is not None:
         raise ConfigError("give either workers (a local cluster) or scheduler (an existing cluster), not both")
     check_backend(experiment.backend, experiment.device)
     grid = Grid.from_experiment(experiment)
-    if path.exists():
-        if not resume:
-            raise ConfigError(
-                f"{str(path)!r} already exists; pass --resume to continue that sweep, or choose another output path"
-            )
-        if not is_store(path):
-            raise ConfigError(f"{str(path)!r} exists and is not a Zarr store; cannot resume it")
-        _check_resumable(path, experiment)
-    else:
-        _create_store(path, grid, experiment)
-
-    store = _Store(path, grid)
-    pending = store.pending()
-    base = dict(experiment.params)
-    root = _import_root(experiment.protocol)
-    tasks = [
-        (experiment.protocol, {**base, **grid.params(index)}, experiment.backend, experiment.dtype,
-         experiment.device, experiment.seed, index, root)
-        for index in pending
-    ]
-    started = time.perf_counter()
-    ran = 0
-    bar = tqdm(total=grid.size, initial=grid.size - len(pending), unit="point", desc=path.name,
-               disable=not progress, file=sys.stderr, smoothing=0.1)
+    repaired: list[tuple[int, str, str]] = []
+    if path.exists() and not resume:
+        check_unlocked(path)
+        raise ConfigError(
+            f"{str(path)!r} already exists; pass --resume to continue that sweep, or choose another output path"
+        )
+    lock = acquire_lock(path)
     try:
-        if tasks:
-            with _executor(workers, scheduler) as execute:
-                for result in execute(tasks):
-                    store.write(result)
-                    ran += 1
-                    bar.update(1)
+        if path.exists() and not resume:  # created by another sweep since the check above
+            raise ConfigError(f"{str(path)!r} was created by another sweep meanwhile; pass --resume to continue it")
+        if path.exists() and not is_store(path):
+            raise ConfigError(f"{str(path)!r} exists and is not a Zarr store; cannot resume it")
+        resuming = path.exists()
+        if not resuming:
+            _create_store(path, grid, experiment)
+        note = lock.takeover_note()
+        if note is not None:
+            print(f"plasticity: {note}", file=sys.stderr)
+        if resuming:
+            check_metadata(path)
+            _check_resumable(path, experiment)
+            damaged, _ = verify_store(path)
+            repaired = [(index, label, reason) for index, label, reason in damaged]
+        store = _Store(path, grid)
+        store.mark_damaged(repaired)
+        pending = store.pending()
+        base = dict(experiment.params)
+        root = _import_root(experiment.protocol)
+        tasks = [
+            (experiment.protocol, {**base, **grid.params(index)}, experiment.backend, experiment.dtype,
+             experiment.device, experiment.seed, index, root)
+            for index in pending
+        ]
+        started = time.perf_counter()
+        ran = 0
+        bar = tqdm(total=grid.size, initial=grid.size - len(pending), unit="point", desc=str(shown),
+                   disable=not progress, file=sys.stderr, smoothing=0.1)
+        try:
+            if tasks:
+                with _executor(workers, scheduler) as execute:
+                    for result in execute(tasks):
+                        store.write(result)
+                        ran += 1
+                        bar.update(1)
+        finally:
+            bar.close()
+            done, failed = store.finish(started)
+        labels = [(index, grid.label(index), str(store.group["point_error"][grid.position(index)]))
+                  for index in failed]
     finally:
-        bar.close()
-        done, failed = store.finish(started)
-    labels = [(index, grid.label(index), str(store.group["point_error"][grid.position(index)])) for index in failed]
-    return SweepSummary(path, grid.size, done, ran, labels, time.perf_counter() - started)
+        lock.release()
+    return SweepSummary(shown, grid.size, done, ran, labels, time.perf_counter() - started, repaired)

@@ -16,6 +16,7 @@ import zarr
 
 from plasticity.errors import ConfigError, PlasticityError
 from plasticity.experiment import parse_experiment
+from plasticity.integrity import StoreLockedError, lock_holder, lock_path
 from plasticity.protocols import run_protocol
 from plasticity.sweep import BOOKKEEPING, Grid, point_seed, run_sweep
 
@@ -183,6 +184,11 @@ def test_sweep_killed_with_sigkill_then_resumed_equals_the_uninterrupted_sweep(t
             assert process.poll() is None, process.stderr.read().decode()
             assert time.monotonic() < deadline, "the sweep did not start"
             time.sleep(0.05)
+        # A second writer, fresh or resuming, is refused while the sweep runs.
+        for resume in (False, True):
+            with pytest.raises(StoreLockedError, match=rf"being written by another sweep \(pid {process.pid} on host"):
+                run_sweep(parse_experiment(NOISY.format(extra="delay = 0.1")), path, resume=resume, workers=0,
+                          progress=False)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
     finally:
@@ -197,7 +203,42 @@ def test_sweep_killed_with_sigkill_then_resumed_equals_the_uninterrupted_sweep(t
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert f"({20 - killed_at} run now" in resumed.stdout
+    assert f"took over the lock of {path}" in resumed.stderr and f"pid {process.pid} on host" in resumed.stderr
+    assert not lock_path(path).exists()
     stored, reference = _results(path), _results(reference_store)
     for name in reference.data_vars:
         np.testing.assert_array_equal(stored[name].values, reference[name].values, err_msg=name)
     assert stored.attrs["points_done"] == 20
+
+
+HOLD_LOCK = """
+import sys, time
+from plasticity.integrity import acquire_lock
+acquire_lock(sys.argv[1], command="holder")
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holders_lock_is_taken_over(tmp_path, capsys):
+    path = tmp_path / "s.zarr"
+    experiment = parse_experiment(NOISY.format(extra=""))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        record = lock_holder(path)
+        assert record["pid"] == holder.pid and record["command"] == "holder"
+        for resume in (False, True):  # a fresh sweep and a resume alike
+            with pytest.raises(StoreLockedError) as error:
+                run_sweep(experiment, path, resume=resume, workers=0, progress=False)
+            assert f"pid {holder.pid} on host {record['host']}, started {record['start_time']}" in str(error.value)
+        assert not path.exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+    assert lock_holder(path) is None and lock_path(path).exists()  # left behind by the killed process
+    summary = run_sweep(experiment, path, workers=0, progress=False)
+    assert summary.done == 20
+    assert f"took over the lock of {path}" in capsys.readouterr().err
+    assert not lock_path(path).exists()
