@@ -8,12 +8,30 @@ when interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from typing import Iterator
 
 from plasticity.errors import PlasticityError
 
 __all__ = ["main", "build_parser"]
+
+
+@contextlib.contextmanager
+def _current_directory_importable() -> Iterator[None]:
+    """The current directory on ``sys.path`` for the duration, as for ``python -m``: a protocol
+    named ``module:function`` may live there. Only then: a ``zarr.py`` in the directory where the
+    user types ``plasticity show`` must not run."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 def _experiment(args: argparse.Namespace):
@@ -24,7 +42,8 @@ def _experiment(args: argparse.Namespace):
         overrides.append(f"backend={args.backend}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    return load_experiment(args.file, overrides)
+    with _current_directory_importable():  # resolves (imports) the experiment's protocol
+        return load_experiment(args.file, overrides)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -189,9 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``plasticity`` command with ``argv`` (default: the process's arguments)."""
     args = build_parser().parse_args(argv)
-    # A protocol named "module:function" may live in the current directory, as with ``python -m``.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
         return args.handler(args)
     except PlasticityError as error:

@@ -20,6 +20,11 @@ for sweeps, a ``[sweep]`` table::
 
 Every key is checked before any work starts; an unknown key is a
 :class:`~plasticity.errors.ConfigError` naming it and listing the valid ones.
+
+A protocol named ``"package.module:function"`` is imported (the ``plasticity``
+command looks for it in the current directory too, while it resolves it): an
+experiment file that names one runs that module's code, like a script. Its
+form is checked, and the module's source read for ``function``, before it runs.
 """
 
 from __future__ import annotations
