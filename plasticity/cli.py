@@ -112,16 +112,18 @@ def _figures(args: argparse.Namespace) -> int:
     if args.name is None:
         print(describe_figures(args.figures_dir))
         return 0
-    paths = redraw(args.name, root=args.figures_dir, outdir=args.output, rerun=args.rerun, workers=args.workers)
+    paths = redraw(args.name, root=args.figures_dir, outdir=args.output, rerun=args.rerun,
+                   make_missing=args.make_missing, workers=args.workers)
     for path in paths:
         print(f"wrote {path}")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from plasticity.info import describe_environment
+    from plasticity.info import facts, format_fact
 
-    print(describe_environment())
+    for name, value in facts():  # each as it is found: the backend probes take seconds
+        print(format_fact(name, value), flush=True)
     return 0
 
 
@@ -191,8 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     figures = verbs.add_parser("figures", help="list the figures, or redraw one from its saved stores")
     figures.add_argument("name", nargs="?", help="the figure (a folder under the figures directory)")
     figures.add_argument("-o", "--output", help="where to write the images (default: the figure's folder)")
-    figures.add_argument("--rerun", action="store_true", help="recompute the figure's runs first")
-    figures.add_argument("--workers", type=int, help="local worker processes for --rerun sweeps")
+    figures.add_argument("--rerun", action="store_true", help="recompute every store of the figure first")
+    figures.add_argument("--make-missing", action="store_true",
+                         help="compute the stores that do not exist yet first, with progress")
+    figures.add_argument("--workers", type=int, help="local worker processes for the sweeps it computes")
     figures.add_argument("--figures-dir", default="figures", help="the figures directory (default: ./figures)")
     figures.set_defaults(handler=_figures)
 
@@ -209,10 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``plasticity`` command with ``argv`` (default: the process's arguments)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught below, not at exit
+        return status
     except PlasticityError as error:
         print(f"plasticity {args.verb}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader stopped early (``plasticity show STORE | head``): not an error. Point stdout at
+        # /dev/null so that flushing it at exit does not report the closed pipe again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         hint = "; the store keeps the finished points: run the same command with --resume" if args.verb == "sweep" else ""
         print(f"plasticity {args.verb}: interrupted{hint}", file=sys.stderr)

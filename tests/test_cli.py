@@ -127,3 +127,18 @@ def _toml(folder):
     path = folder / "run.toml"
     path.write_text(RUN)
     return path
+
+
+def test_a_reader_that_stops_early_gets_no_broken_pipe_traceback():
+    process = subprocess.Popen([sys.executable, "-m", "plasticity.cli", "rules"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # as `plasticity rules | head -0` does: every write finds the pipe closed
+    error = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 0
+    assert "Traceback" not in error and "BrokenPipeError" not in error, error
+
+
+def test_rules_count_costs_in_singular_and_plural(capsys):
+    assert main(["rules", "hebb"]) == 0
+    assert "cost per synapse per step: 2 adds, 2 multiplies, 1 read, 1 write" in capsys.readouterr().out

@@ -1,8 +1,10 @@
-"""Figures redrawn from saved stores: discovery, missing stores, images, --rerun."""
+"""Figures redrawn from saved stores: discovery, missing stores and their cost, images, --rerun, --make-missing."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import textwrap
 
 import matplotlib.image
@@ -11,7 +13,7 @@ import pytest
 
 from plasticity.errors import ConfigError
 from plasticity.experiment import load_experiment
-from plasticity.figures import describe_figures, discover, redraw
+from plasticity.figures import COSTS_FILE, describe_figures, discover, redraw
 from plasticity.sweep import run_sweep
 
 SWEEP = """
@@ -110,3 +112,23 @@ def test_rerun_recomputes_the_stores_then_draws(figures_dir):
     assert describe_figures(figures_dir) == "demo: means (saved), single (saved)"
     redraw("demo", root=figures_dir, rerun=True, workers=0)  # replaces the stores in place
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+def test_missing_stores_are_made_when_asked_and_their_cost_is_recorded_and_quoted(figures_dir, capsys):
+    folder = figures_dir / "demo"
+    with pytest.raises(ConfigError, match="making it runs 15 points; what that takes is not recorded yet"):
+        redraw("demo", root=figures_dir)
+    redraw("demo", root=figures_dir, make_missing=True, workers=0)
+    assert f"{folder / 'means.zarr'}: 15 of 15 points done" in capsys.readouterr().out  # the store's own name
+    costs = json.loads((folder / COSTS_FILE).read_text())
+    assert costs["means"]["points"] == 15 and costs["single"]["points"] == 1
+    assert costs["means"]["compute_s"] >= 0 and "cores)" in costs["means"]["measured"]
+    made = (folder / "single.zarr").stat().st_mtime_ns
+    shutil.rmtree(folder / "means.zarr")
+    with pytest.raises(ConfigError) as error:
+        redraw("demo", root=figures_dir)
+    assert "making it runs 15 points: about 0 s of compute" in str(error.value)
+    assert "plasticity figures demo --make-missing" in str(error.value)
+    assert "means (not run; 0 s of compute to make), single (saved)" in describe_figures(figures_dir)
+    redraw("demo", root=figures_dir, make_missing=True, workers=0)
+    assert (folder / "single.zarr").stat().st_mtime_ns == made  # only the missing store was made

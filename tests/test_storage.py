@@ -87,6 +87,31 @@ def test_describe_store_shows_completion_failures_and_provenance(sweep_store):
     assert "completion: 4 of 6 points done, 2 failed" in text
     assert "x=1, repeat=0: RuntimeError: odd x=1 needs the gate file" in text
     assert "protocol: sweep_protocols:gated" in text and "[sweep]" in text
+    # The swept values stand where the parameter's default would; results over the done points.
+    assert "a sweep of protocol 'sweep_protocols:gated' over x (3), repeat (2): 6 points" in text
+    assert "  x: swept over 0, 1, 2 (3 values)" in text and '  gate = ""' in text
+    y = xr.open_zarr(sweep_store)["y"].values
+    done = ~np.isnan(y)
+    assert f"mean {np.mean(y[done]):.4g}, range {np.min(y[done]):.4g} to {np.max(y[done]):.4g} over 3 x x 2 repeat" \
+        in text
+
+
+def test_describe_store_summarises_a_run_with_long_names_units_and_final_values(tmp_path):
+    time = np.arange(1, 4) * 10.0
+    dataset = xr.Dataset(
+        {"overlap": (("time", "trial"), [[0.1, 0.3], [0.5, 0.7], [0.9, 1.0]], {"long_name": "overlap m", "units": "1"}),
+         "success": ("trial", [True, False]),
+         "energy": ((), -3.5)},
+        coords={"time": time},
+        attrs={"protocol": "demo", "params": json.dumps({"n": 4, "rule": "hebbian"}), "backend": "numpy"},
+    )
+    path = write_run(dataset, tmp_path / "r.zarr")
+    text = describe_store(path)
+    assert "a single run of protocol 'demo'" in text and '  rule = "hebbian"' in text and "settings: backend numpy" in text
+    assert "  overlap: overlap m [1] (time, trial) float64\n      final (time 30.0): mean 0.95, range 0.9 to 1 over 2 trial" \
+        in text
+    assert "  success (trial) bool\n      fraction true 0.5 over 2 trial" in text
+    assert "  energy () float64\n      -3.5" in text
 
 
 # ----------------------------------------------------------------------------- damage

@@ -19,6 +19,7 @@ Two contexts exist:
 from __future__ import annotations
 
 import ast
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -117,7 +118,12 @@ def _parse_statement(text: str) -> ast.stmt:
     if not text.strip():
         raise EquationError("the equation is empty; expected 'name = expression'", text)
     try:
-        module = ast.parse(text, mode="exec")
+        with warnings.catch_warnings():
+            # Python warns about sloppy literals ("1if", "\\d") while parsing: refuse them as errors
+            # rather than let a SyntaxWarning leak out of building a rule.
+            warnings.simplefilter("error", SyntaxWarning)
+            warnings.simplefilter("error", DeprecationWarning)
+            module = ast.parse(text, mode="exec")
     except SyntaxError as error:
         column = error.offset if error.offset else None
         raise EquationError(f"syntax error ({error.msg}); expected 'name = expression'", text, column) from None
