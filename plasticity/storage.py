@@ -253,7 +253,11 @@ def describe_store(path: str | Path, verified: tuple[list[tuple[int, str, str]],
         units = variable.attrs.get("units")
         heading = f"  {name}" + (f": {title}" if title else "") + (f" [{units}]" if units else "")
         lines.append(f"{heading} ({', '.join(variable.dims)}) {variable.dtype}")
-        lines.append(f"      {_summary(variable, done_mask)}")
+        try:
+            summary = _summary(variable, done_mask)
+        except Exception as error:  # a damaged chunk: say so and go on; --verify names the points
+            summary = f"does not read back ({type(error).__name__}: {error}); show --verify lists the damage"
+        lines.append(f"      {summary}")
     lines.append("dimensions: " + ", ".join(f"{name}={size}" for name, size in dataset.sizes.items()))
     lines.append("coordinates:")
     for name, coord in dataset.coords.items():
