@@ -5,7 +5,10 @@ The grid is the product of the experiment's ``[sweep]`` values and
 ``repeat``) runs with the seed ``numpy.random.SeedSequence(root_seed,
 spawn_key=(i,))`` -- the ``i``-th child that ``SeedSequence(root_seed).spawn``
 gives -- so results depend neither on the number of workers nor on the order
-in which points finish.
+in which points finish. With ``seed_by`` (a subset of the dimensions), ``i``
+is the point's index over those dimensions alone, so points that differ only
+in the others share their seed: rules or modes compared on the same patterns,
+data order and initial weights (common random numbers).
 
 The store is created before the first point runs, with every swept coordinate
 and the per-point bookkeeping variables ``done``, ``failed``, ``point_error``,
@@ -75,10 +78,11 @@ class Grid:
 
     axes: dict[str, tuple[Any, ...]]
     repeats: int = 1
+    seed_by: tuple[str, ...] | None = None
 
     @classmethod
     def from_experiment(cls, experiment: Experiment) -> "Grid":
-        return cls(dict(experiment.axes), experiment.repeats)
+        return cls(dict(experiment.axes), experiment.repeats, experiment.seed_by)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -100,6 +104,15 @@ class Grid:
     def position(self, index: int) -> tuple[int, ...]:
         """The point's index along each of :attr:`dims`."""
         return tuple(int(i) for i in np.unravel_index(index, self.shape))
+
+    def seed_index(self, index: int) -> int:
+        """The spawn key of point ``index``'s seed: its index over the ``seed_by`` dimensions."""
+        if self.seed_by is None:
+            return index
+        chosen = [i for i, dim in enumerate(self.dims) if dim in self.seed_by]
+        position = self.position(index)
+        return int(np.ravel_multi_index([position[i] for i in chosen], [self.shape[i] for i in chosen])) \
+            if chosen else 0
 
     def params(self, index: int) -> dict[str, Any]:
         """The swept parameter values of point ``index``."""
@@ -163,9 +176,11 @@ def _run_point(
     device: str | None,
     root_seed: int,
     index: int,
+    seed_index: int,
     import_root: str | None,
 ) -> dict[str, Any]:
-    """Run one point; never raises for a failure of the protocol (it is reported instead)."""
+    """Run point ``index`` seeded by ``seed_index``; never raises for a failure of the protocol (it
+    is reported instead)."""
     if import_root is not None and import_root not in sys.path:
         sys.path.insert(0, import_root)
     from plasticity.protocols import run_protocol
@@ -174,7 +189,7 @@ def _run_point(
     start = time.perf_counter()
     try:
         dataset = run_protocol(
-            protocol, params, backend=backend, seed=point_seed(root_seed, index), dtype=dtype, device=device
+            protocol, params, backend=backend, seed=point_seed(root_seed, seed_index), dtype=dtype, device=device
         ).load()
     except Exception as error:  # a failed point is recorded; the sweep goes on
         return {"index": index, "ok": False, "error": f"{type(error).__name__}: {error}",
@@ -210,7 +225,8 @@ def _bookkeeping_template(grid: Grid, experiment: Experiment) -> xr.Dataset:
         "point_finished_at": (dims, np.full(shape, np.nan),
                               {"units": "s", "description": "when the point was written: Unix time, s from 1970-01-01 UTC"}),
         "point_index": (dims, np.arange(grid.size, dtype=np.int64).reshape(shape), {
-            "description": "the point's seed is numpy.random.SeedSequence(seed, spawn_key=(point_index,))"}),
+            "description": "the point's seed is numpy.random.SeedSequence(seed, spawn_key=(point_index,)), "
+                           "or with seed_by its index over the seed_by dimensions"}),
         "point_checksum": (dims, np.zeros(shape, np.uint64), {
             "description": "64-bit BLAKE2b hash of the point's data as written (plasticity.integrity.point_checksum)"}),
     }
@@ -231,6 +247,8 @@ def _bookkeeping_template(grid: Grid, experiment: Experiment) -> xr.Dataset:
     )
     if experiment.device is not None:
         attrs["device"] = experiment.device
+    if experiment.seed_by is not None:
+        attrs["seed_by"] = to_json(list(experiment.seed_by))
     dataset.attrs = attrs
     return dataset
 
@@ -527,7 +545,7 @@ def run_sweep(
         root = _import_root(experiment.protocol)
         tasks = [
             (experiment.protocol, {**base, **grid.params(index)}, experiment.backend, experiment.dtype,
-             experiment.device, experiment.seed, index, root)
+             experiment.device, experiment.seed, index, grid.seed_index(index), root)
             for index in pending
         ]
         started = time.perf_counter()

@@ -6,10 +6,12 @@ import json
 import os
 import shutil
 import textwrap
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
+import xarray as xr
 
 from plasticity.errors import ConfigError
 from plasticity.experiment import load_experiment
@@ -132,3 +134,28 @@ def test_missing_stores_are_made_when_asked_and_their_cost_is_recorded_and_quote
     assert "means (not run; 0 s of compute to make), single (saved)" in describe_figures(figures_dir)
     redraw("demo", root=figures_dir, make_missing=True, workers=0)
     assert (folder / "single.zarr").stat().st_mtime_ns == made  # only the missing store was made
+
+
+FIGURES = Path(__file__).resolve().parent.parent / "figures"
+
+
+def _zil_and_bp(tmp_path, overrides):
+    """The pc_vs_bp experiment, small and in float64, swept over Z-IL and backprop only."""
+    experiment = load_experiment(FIGURES / "pc_vs_bp" / "experiment.toml", [
+        'dtype="float64"', "params.epochs=1", "params.sizes=[64, 8, 10]", 'sweep.mode=["zil", "bp"]',
+        "sweep.repeats=1", *overrides])
+    path = tmp_path / f"zil_bp{len(overrides)}.zarr"
+    run_sweep(experiment, path, workers=0, progress=False)
+    store = xr.open_zarr(path).load()
+    return store.sel(mode="zil"), store.sel(mode="bp")
+
+
+def test_pc_vs_bp_compares_zil_and_backprop_on_common_seeds_where_their_curves_coincide(tmp_path):
+    assert load_experiment(FIGURES / "pc_vs_bp" / "experiment.toml").seed_by == ("repeat",)
+    zil, bp = _zil_and_bp(tmp_path, [])
+    np.testing.assert_array_equal(zil["test_accuracy"].values, bp["test_accuracy"].values)
+    np.testing.assert_array_equal(zil["train_accuracy"].values, bp["train_accuracy"].values)
+    np.testing.assert_allclose(zil["train_loss"].values, bp["train_loss"].values, rtol=1e-12)
+    # Seeded by point, as before seed_by, the two start apart and their curves differ.
+    zil, bp = _zil_and_bp(tmp_path, ["sweep.seed_by=['mode', 'repeat']"])
+    assert not np.allclose(zil["train_loss"].values, bp["train_loss"].values, rtol=1e-3)

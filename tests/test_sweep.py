@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -242,3 +243,36 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holders_lock_
     assert summary.done == 20
     assert f"took over the lock of {path}" in capsys.readouterr().err
     assert not lock_path(path).exists()
+
+
+def test_seed_by_gives_points_that_differ_only_in_other_keys_the_same_seed(tmp_path):
+    grid = Grid({"rule": ("a", "b"), "load": (0.1, 0.2, 0.3)}, repeats=2, seed_by=("load", "repeat"))
+    assert [grid.seed_index(i) for i in range(grid.size)] == [0, 1, 2, 3, 4, 5] * 2
+    assert [Grid(grid.axes, 2, ("repeat",)).seed_index(i) for i in range(grid.size)] == [0, 1] * 6
+    assert [Grid(grid.axes, 2).seed_index(i) for i in range(grid.size)] == list(range(12))  # by default: each its own
+    text = NOISY.format(extra="").replace("repeats = 2", 'repeats = 2\nseed_by = ["repeat"]')
+    experiment = parse_experiment(text)
+    path = tmp_path / "paired.zarr"
+    run_sweep(experiment, path, workers=0, progress=False)
+    store = xr.open_zarr(path).load()
+    assert json.loads(store.attrs["seed_by"]) == ["repeat"] and "seed_by = [" in store.attrs["experiment_toml"]
+    noise = (store["samples"] - store["mu"]) / store["scale"]  # the standard normal draws of each point
+    for repeat in (0, 1):
+        draws = noise.sel(repeat=repeat).values.reshape(-1, 5)
+        np.testing.assert_allclose(draws, np.broadcast_to(draws[0], draws.shape), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(noise.sel(repeat=0).values, noise.sel(repeat=1).values)
+    # A changed setting refuses to resume, either way.
+    with pytest.raises(ConfigError, match=r'seed_by: \["repeat"\] in the store, "\(absent\)" now'):
+        run_sweep(parse_experiment(NOISY.format(extra="")), path, resume=True, workers=0, progress=False)
+    assert run_sweep(experiment, path, resume=True, workers=0, progress=False).ran == 0
+
+
+@pytest.mark.parametrize("seed_by, message", [
+    ('"repeat"', "must be a list of swept keys"),
+    ('["rule"]', r"names 'rule', which is not swept; valid keys: mu, scale, repeat"),
+    ('["mu", "mu", "repeat"]', "names a key twice"),
+    ('["mu"]', "must include 'repeat' when repeats = 2"),
+])
+def test_bad_seed_by_is_refused(seed_by, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_experiment(NOISY.format(extra="").replace("repeats = 2", f"repeats = 2\nseed_by = {seed_by}"))
