@@ -136,13 +136,51 @@ def reference_store(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
-def test_local_cluster_gives_the_same_store_with_any_number_of_workers(tmp_path, reference_store, workers):
+def test_local_workers_give_the_same_store(tmp_path, reference_store):
     path = tmp_path / "s.zarr"
-    summary = run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=workers, progress=False)
+    summary = run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=2, progress=False)
     assert summary.done == 20
     xr.testing.assert_identical(_results(path), _results(reference_store).assign_attrs(_results(path).attrs))
-    assert len(set(xr.open_zarr(path)["point_worker"].values.ravel())) <= workers
+    assert len(set(xr.open_zarr(path)["point_worker"].values.ravel())) <= 2
+
+
+class _StartedPool:
+    """A local cluster already up, standing in for one that finished starting in the background."""
+
+    def __init__(self, cluster):
+        from distributed import Client
+
+        self.client, self.workers, self.ready = Client(cluster), range(1), True
+
+    def close(self):
+        self.client.close()
+
+
+@pytest.mark.slow
+def test_this_process_runs_the_first_point_then_shares_the_rest_with_the_workers(tmp_path):
+    import logging
+
+    from distributed import LocalCluster
+
+    from plasticity.sweep import _run_point, _run_points
+
+    experiment = parse_experiment(NOISY.format(extra="delay = 0.1").replace("repeats = 2", "repeats = 1"))
+    grid = Grid.from_experiment(experiment)
+    tasks = [(experiment.protocol, {**experiment.params, **grid.params(i)}, "numpy", "float32", None, 11, i, i,
+              str(TESTS)) for i in range(grid.size)]
+    written = []
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        _run_points(tasks, written.append, None, 2, _StartedPool(cluster))
+    results = [result for batch in written for result in batch]
+    assert sorted(result["index"] for result in results) == list(range(grid.size))
+    # With workers about, this process runs points from the last, the first before any worker gets one.
+    assert written[0][0]["index"] == grid.size - 1 and written[0][0]["worker"].endswith(f":{os.getpid()}")
+    assert len({result["worker"] for result in results}) == 2  # this process and the worker
+    for result in results:
+        protocol, params, *rest = tasks[result["index"]]
+        direct = _run_point(protocol, {**params, "delay": 0.0}, *rest)
+        np.testing.assert_array_equal(result["dataset"]["samples"].values, direct["dataset"]["samples"].values)
 
 
 @pytest.mark.slow
@@ -276,3 +314,16 @@ def test_seed_by_gives_points_that_differ_only_in_other_keys_the_same_seed(tmp_p
 def test_bad_seed_by_is_refused(seed_by, message):
     with pytest.raises(ConfigError, match=message):
         parse_experiment(NOISY.format(extra="").replace("repeats = 2", f"repeats = 2\nseed_by = {seed_by}"))
+
+
+@pytest.mark.parametrize("start_cost, started", [(100.0, []), (0.01, [2])])
+def test_local_workers_start_only_when_the_points_left_are_worth_their_start_up(tmp_path, monkeypatch, start_cost,
+                                                                                 started):
+    import plasticity.sweep as sweep
+
+    calls = []
+    monkeypatch.setattr(sweep, "WORKER_START_S", start_cost)
+    monkeypatch.setattr(sweep, "_start_workers", lambda processes: calls.append(processes))
+    experiment = parse_experiment(NOISY.format(extra="delay = 0.01"))
+    summary = run_sweep(experiment, tmp_path / "s.zarr", workers=2, progress=False)
+    assert summary.done == 20 and calls == started  # decided once, after two points showed their cost
