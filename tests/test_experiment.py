@@ -130,7 +130,7 @@ def test_bad_axes(spec, message):
 @pytest.mark.parametrize(
     "table, message",
     [
-        ("mu = [0.0]\nbogus = [1]", r"\[sweep\] names 'bogus'.*valid keys: repeats, delay, mu, n, scale"),
+        ("mu = [0.0]\nbogus = [1]", r"\[sweep\] names 'bogus'.*valid keys: repeats, seed_by, delay, mu, n, scale"),
         ("repeats = 0", r"sweep.repeats must be a positive integer"),
         ("n = [1, 2]", r"'n' is set in both \[params\] and \[sweep\]"),
     ],
