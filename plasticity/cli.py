@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--resume", action="store_true", help="continue an interrupted search in the same store")
     search.add_argument("--force", action="store_true", help="enumerate a grammar that yields more rules than its limit")
     search.add_argument("--workers", type=int,
-                        help="local worker processes (default: the number of cores; 0: run in this process)")
+                        help="processes that run batches, this one included (default: the number of cores; "
+                             "0 or 1: this process alone), as for sweep")
     search.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler, e.g. tcp://host:8786")
     search.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     search.set_defaults(handler=_search)
@@ -197,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--rerun", action="store_true", help="recompute every store of the figure first")
     figures.add_argument("--make-missing", action="store_true",
                          help="compute the stores that do not exist yet first, with progress")
-    figures.add_argument("--workers", type=int, help="local worker processes for the sweeps it computes")
+    figures.add_argument("--workers", type=int,
+                         help="processes that run the points of the sweeps it computes, this one included")
     figures.add_argument("--figures-dir", default="figures", help="the figures directory (default: ./figures)")
     figures.set_defaults(handler=_figures)
 

@@ -203,6 +203,20 @@ def _load_json(path: Path, store: Path) -> Any:
         ) from None
 
 
+def _check_members(store: Path, group: Path, listed: set[str]) -> None:
+    """Every array and subgroup folder under ``group`` has readable metadata."""
+    for folder in sorted(p for p in group.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (folder / ".zarray").exists():
+            _load_json(folder / ".zarray", store)
+        elif (folder / ".zgroup").exists():
+            _load_json(folder / ".zgroup", store)
+            _check_members(store, folder, listed)
+        elif folder.relative_to(store).as_posix() in listed or any(folder.iterdir()):
+            raise ConfigError(f"store {str(store)!r} is damaged: {folder} holds no array metadata (.zarray)")
+        if (folder / ".zattrs").exists():
+            _load_json(folder / ".zattrs", store)
+
+
 def check_metadata(store: str | Path) -> dict[str, Any]:
     """Read every metadata file of the Zarr v2 store ``store``; a missing or unreadable one is a
     :class:`ConfigError` naming the file. Returns the group's attributes."""
@@ -220,13 +234,7 @@ def check_metadata(store: str | Path) -> dict[str, Any]:
                     f"store {str(store)!r} is damaged: the metadata file {store / key} of array "
                     f"{key.rpartition('/')[0]!r} is missing (the store's consolidated metadata lists it)"
                 )
-    for folder in sorted(p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if (folder / ".zarray").exists():
-            _load_json(folder / ".zarray", store)
-            if (folder / ".zattrs").exists():
-                _load_json(folder / ".zattrs", store)
-        elif folder.name in listed or any(folder.iterdir()):
-            raise ConfigError(f"store {str(store)!r} is damaged: {folder} holds no array metadata (.zarray)")
+    _check_members(store, store, listed)
     if attrs.get("store_kind") == "sweep":
         expected = set(json.loads(attrs.get("sweep_dims", "[]")))
         if "data_signature" in attrs:

@@ -211,3 +211,13 @@ def test_verify_of_a_single_run_checks_every_variable(tmp_path, damage):
     damage(path / "samples" / "0")
     with pytest.raises(ConfigError, match="variable 'samples' (does not read back|differs from what was written)"):
         verify_store(path)
+
+
+def test_a_subgroup_is_checked_and_accepted(damaged):
+    group = zarr.open_group(damaged, mode="r+", zarr_format=2)
+    group.create_group("ranking").create_array("score", shape=(3,), dtype="f8")
+    zarr.consolidate_metadata(damaged, zarr_format=2)
+    assert open_store(damaged).sizes["mu"] == 3
+    _truncate(damaged / "ranking" / "score" / ".zarray")
+    with pytest.raises(ConfigError, match=r"ranking/score/\.zarray is not valid JSON"):
+        open_store(damaged)
