@@ -14,7 +14,14 @@ Measured side by side in one run on this machine (issue 6):
    on one worker; the overhead of a point is the interval between successive
    point completions minus the point's own run time. Target: median < 50 ms.
 
-Usage: ``python benchmarks/bench_sweep.py [--points 40] [--iterations 200]``;
+3. A short real sweep, the Hebbian capacity curve of issue 18 (``hopfield.capacity``, 21
+   loads x 50 trials, N = 1000, numba): ``plasticity sweep --workers 2`` against the same
+   points run by a plain loop of ``run_protocol`` calls in one process, each a fresh process
+   timed from its start to its end (imports included), on a warm kernel cache, in
+   alternating rounds (best and median kept). Target: 2 workers faster than the loop.
+
+Usage: ``python benchmarks/bench_sweep.py [--points 40] [--iterations 200] [--curve-rounds 3]``
+(``--only-curve`` runs part 3 alone and keeps the other parts' results in the file);
 writes ``benchmarks/results/sweep.json``.
 """
 
@@ -26,6 +33,7 @@ import logging
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,63 +105,136 @@ def overhead_ms(path: Path) -> dict[str, float]:
     }
 
 
+CURVE = """
+protocol = "hopfield.capacity"
+backend = "numba"
+seed = 0
+[params]
+n = 1000
+trials = 50
+[sweep]
+load = {start = 0.02, stop = 0.30, num = 21}
+"""
+
+LOOP = """
+from plasticity.experiment import load_experiment
+from plasticity.protocols import run_protocol
+from plasticity.sweep import Grid, point_seed
+
+experiment = load_experiment("curve.toml")
+grid = Grid.from_experiment(experiment)
+for index in range(grid.size):
+    run_protocol(experiment.protocol, {**experiment.params, **grid.params(index)}, backend=experiment.backend,
+                 seed=point_seed(experiment.seed, index))
+"""
+
+
+def _timed_process(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True)
+    return time.perf_counter() - start
+
+
+def capacity_curve(folder: Path, rounds: int) -> dict[str, object]:
+    """``plasticity sweep`` of the capacity curve on 2 workers against a one-process loop."""
+    started, loads_at_start = now_iso(), [round(x, 2) for x in os.getloadavg()]
+    (folder / "curve.toml").write_text(CURVE)
+    loop = [sys.executable, "-c", LOOP]
+    sweep = [sys.executable, "-m", "plasticity.cli", "sweep", "curve.toml", "-q"]
+    _timed_process(loop, folder)  # compiles the kernels into the disk cache: every timing below loads them
+    times: dict[str, list[float]] = {"loop": [], "sweep_workers_2": [], "sweep_workers_0": []}
+    for round_ in range(rounds):
+        times["loop"].append(_timed_process(loop, folder))
+        for workers in (2, 0):
+            out = f"curve-{workers}-{round_}.zarr"
+            times[f"sweep_workers_{workers}"].append(
+                _timed_process(sweep + ["-o", out, "--workers", str(workers)], folder))
+            shutil.rmtree(folder / out, ignore_errors=True)
+    loads = [round(x, 2) for x in os.getloadavg()]
+    best = {name: min(values) for name, values in times.items()}
+    median = {name: float(np.median(values)) for name, values in times.items()}
+    return {
+        "date": started,
+        "load_average_at_start": loads_at_start,
+        "load_average_at_end": loads,
+        "experiment": CURVE.strip(),
+        "rounds": rounds,
+        "seconds": {name: [round(t, 3) for t in values] for name, values in times.items()},
+        "best_s": {name: round(t, 3) for name, t in best.items()},
+        "median_s": {name: round(t, 3) for name, t in median.items()},
+        "loop_over_sweep_workers_2_best": round(best["loop"] / best["sweep_workers_2"], 3),
+        "loop_over_sweep_workers_2_median": round(median["loop"] / median["sweep_workers_2"], 3),
+        "target": "sweep on 2 workers faster than the loop (ratio > 1)",
+    }
+
+
+def machinery(folder: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Parts 1 and 2: the speed-up of a CPU-bound sweep and the overhead per point."""
+    from distributed import LocalCluster
+
+    results: dict[str, object] = {}
+    busy = busy_experiment(args.points, args.iterations)
+    end_to_end = {n: timed_sweep(busy, folder, f"e2e{n}", workers=n)[0] for n in (1, 2)}
+    # Alternate 1 and 2 workers and keep the best of each: load from other processes on a
+    # shared machine then hits both sides alike.
+    started: dict[int, float] = {}
+    for round_ in range(args.rounds):
+        for n in (1, 2):
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                              silence_logs=logging.ERROR) as cluster:
+                elapsed = timed_sweep(busy, folder, f"started{n}-{round_}", scheduler=cluster.scheduler_address)[0]
+            started[n] = min(started.get(n, np.inf), elapsed)
+    bare = {n: min(bare_processes_s(n, args.points, args.iterations) for _ in range(args.rounds)) for n in (1, 2)}
+    point = float(np.median(xr.open_zarr(folder / "e2e1.zarr")["point_wall_time"].values))
+    results["cpu_bound"] = {
+        "points": args.points,
+        "point_compute_s": round(point, 4),
+        "end_to_end_s": {str(n): round(t, 3) for n, t in end_to_end.items()},
+        "end_to_end_speedup_2_vs_1": round(end_to_end[1] / end_to_end[2], 3),
+        "started_cluster_rounds": args.rounds,
+        "started_cluster_s": {str(n): round(t, 3) for n, t in started.items()},
+        "started_cluster_speedup_2_vs_1": round(started[1] / started[2], 3),
+        "bare_processes_s": {str(n): round(t, 3) for n, t in bare.items()},
+        "bare_processes_speedup_2_vs_1": round(bare[1] / bare[2], 3),
+        "target_speedup": 1.6,
+    }
+    trivial = parse_experiment(
+        f'protocol = "sweep_protocols:noisy_mean"\nbackend = "numpy"\n[params]\nn = 4\n'
+        f"[sweep]\nrepeats = {args.overhead_points}\n"
+    )
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        _, path = timed_sweep(trivial, folder, "overhead_cluster", scheduler=cluster.scheduler_address)
+    results["overhead_one_worker"] = {**overhead_ms(path), "points": args.overhead_points, "target_ms": 50}
+    _, path = timed_sweep(trivial, folder, "overhead_in_process", workers=0)
+    results["overhead_in_process"] = {**overhead_ms(path), "points": args.overhead_points}
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=40)
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--overhead-points", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the started-cluster timing (best kept)")
+    parser.add_argument("--curve-rounds", type=int, default=3, help="alternating rounds of the capacity curve")
+    parser.add_argument("--only-curve", action="store_true", help="run part 3 alone; keep the rest of the file")
     args = parser.parse_args()
-    from distributed import LocalCluster
-
-    results: dict[str, object] = {
-        "date": now_iso(),
-        "host": platform.node(),
-        "cores": default_workers(),
-        "python": platform.python_version(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    out = HERE / "results" / "sweep.json"
+    if args.only_curve:  # the other parts' results, and when and where they were measured, stay
+        results: dict[str, object] = json.loads(out.read_text()) if out.exists() else {}
+    else:
+        results = {"date": now_iso(), "host": platform.node(), "cores": default_workers(),
+                   "python": platform.python_version(),
+                   "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     folder = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     try:
-        busy = busy_experiment(args.points, args.iterations)
-        end_to_end = {n: timed_sweep(busy, folder, f"e2e{n}", workers=n)[0] for n in (1, 2)}
-        # Alternate 1 and 2 workers and keep the best of each: load from other processes on a
-        # shared machine then hits both sides alike.
-        started: dict[int, float] = {}
-        for round_ in range(args.rounds):
-            for n in (1, 2):
-                with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster:
-                    elapsed = timed_sweep(busy, folder, f"started{n}-{round_}", scheduler=cluster.scheduler_address)[0]
-                started[n] = min(started.get(n, np.inf), elapsed)
-        bare = {n: min(bare_processes_s(n, args.points, args.iterations) for _ in range(args.rounds)) for n in (1, 2)}
-        point = float(np.median(xr.open_zarr(folder / "e2e1.zarr")["point_wall_time"].values))
-        results["cpu_bound"] = {
-            "points": args.points,
-            "point_compute_s": round(point, 4),
-            "end_to_end_s": {str(n): round(t, 3) for n, t in end_to_end.items()},
-            "end_to_end_speedup_2_vs_1": round(end_to_end[1] / end_to_end[2], 3),
-            "started_cluster_rounds": args.rounds,
-            "started_cluster_s": {str(n): round(t, 3) for n, t in started.items()},
-            "started_cluster_speedup_2_vs_1": round(started[1] / started[2], 3),
-            "bare_processes_s": {str(n): round(t, 3) for n, t in bare.items()},
-            "bare_processes_speedup_2_vs_1": round(bare[1] / bare[2], 3),
-            "target_speedup": 1.6,
-        }
-        trivial = parse_experiment(
-            f'protocol = "sweep_protocols:noisy_mean"\nbackend = "numpy"\n[params]\nn = 4\n'
-            f"[sweep]\nrepeats = {args.overhead_points}\n"
-        )
-        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster:
-            _, path = timed_sweep(trivial, folder, "overhead_cluster", scheduler=cluster.scheduler_address)
-        results["overhead_one_worker"] = {**overhead_ms(path), "points": args.overhead_points, "target_ms": 50}
-        _, path = timed_sweep(trivial, folder, "overhead_in_process", workers=0)
-        results["overhead_in_process"] = {**overhead_ms(path), "points": args.overhead_points}
+        results["capacity_curve"] = capacity_curve(folder, args.curve_rounds)
+        if not args.only_curve:
+            results.update(machinery(folder, args))
+            results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = HERE / "results" / "sweep.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

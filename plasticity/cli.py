@@ -8,12 +8,30 @@ when interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from typing import Iterator
 
 from plasticity.errors import PlasticityError
 
 __all__ = ["main", "build_parser"]
+
+
+@contextlib.contextmanager
+def _current_directory_importable() -> Iterator[None]:
+    """The current directory on ``sys.path`` for the duration, as for ``python -m``: a protocol
+    named ``module:function`` may live there. Only then: a ``zarr.py`` in the directory where the
+    user types ``plasticity show`` must not run."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 def _experiment(args: argparse.Namespace):
@@ -24,7 +42,8 @@ def _experiment(args: argparse.Namespace):
         overrides.append(f"backend={args.backend}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    return load_experiment(args.file, overrides)
+    with _current_directory_importable():  # resolves (imports) the experiment's protocol
+        return load_experiment(args.file, overrides)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,10 +92,11 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from plasticity.storage import describe_store
+    from plasticity.storage import describe_store, verify_store
 
-    print(describe_store(args.store))
-    return 0
+    verified = verify_store(args.store) if args.verify else None
+    print(describe_store(args.store, verified=verified))
+    return 1 if verified is not None and verified[0] else 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -92,16 +112,18 @@ def _figures(args: argparse.Namespace) -> int:
     if args.name is None:
         print(describe_figures(args.figures_dir))
         return 0
-    paths = redraw(args.name, root=args.figures_dir, outdir=args.output, rerun=args.rerun, workers=args.workers)
+    paths = redraw(args.name, root=args.figures_dir, outdir=args.output, rerun=args.rerun,
+                   make_missing=args.make_missing, workers=args.workers)
     for path in paths:
         print(f"wrote {path}")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from plasticity.info import describe_environment
+    from plasticity.info import facts, format_fact
 
-    print(describe_environment())
+    for name, value in facts():  # each as it is found: the backend probes take seconds
+        print(format_fact(name, value), flush=True)
     return 0
 
 
@@ -138,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_options(sweep)
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in the same store")
     sweep.add_argument("--workers", type=int,
-                       help="local worker processes (default: the number of cores; 0: run in this process)")
+                       help="processes that run points, this one included (default: the number of cores; "
+                            "0 or 1: this process alone); the others start when the points left are worth it")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler, e.g. tcp://host:8786")
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_sweep)
@@ -152,13 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--resume", action="store_true", help="continue an interrupted search in the same store")
     search.add_argument("--force", action="store_true", help="enumerate a grammar that yields more rules than its limit")
     search.add_argument("--workers", type=int,
-                        help="local worker processes (default: the number of cores; 0: run in this process)")
+                        help="processes that run batches, this one included (default: the number of cores; "
+                             "0 or 1: this process alone), as for sweep")
     search.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler, e.g. tcp://host:8786")
     search.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     search.set_defaults(handler=_search)
 
     show = verbs.add_parser("show", help="dimensions, variables, completion and provenance of a store")
     show.add_argument("store")
+    show.add_argument("--verify", action="store_true",
+                      help="read every point back and check it against its checksum (exit status 1 if damaged)")
     show.set_defaults(handler=_show)
 
     export = verbs.add_parser("export", help="write a store to netCDF")
@@ -169,8 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     figures = verbs.add_parser("figures", help="list the figures, or redraw one from its saved stores")
     figures.add_argument("name", nargs="?", help="the figure (a folder under the figures directory)")
     figures.add_argument("-o", "--output", help="where to write the images (default: the figure's folder)")
-    figures.add_argument("--rerun", action="store_true", help="recompute the figure's runs first")
-    figures.add_argument("--workers", type=int, help="local worker processes for --rerun sweeps")
+    figures.add_argument("--rerun", action="store_true", help="recompute every store of the figure first")
+    figures.add_argument("--make-missing", action="store_true",
+                         help="compute the stores that do not exist yet first, with progress")
+    figures.add_argument("--workers", type=int,
+                         help="processes that run the points of the sweeps it computes, this one included")
     figures.add_argument("--figures-dir", default="figures", help="the figures directory (default: ./figures)")
     figures.set_defaults(handler=_figures)
 
@@ -186,14 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``plasticity`` command with ``argv`` (default: the process's arguments)."""
     args = build_parser().parse_args(argv)
-    # A protocol named "module:function" may live in the current directory, as with ``python -m``.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught below, not at exit
+        return status
     except PlasticityError as error:
         print(f"plasticity {args.verb}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader stopped early (``plasticity show STORE | head``): not an error. Point stdout at
+        # /dev/null so that flushing it at exit does not report the closed pipe again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         hint = "; the store keeps the finished points: run the same command with --resume" if args.verb == "sweep" else ""
         print(f"plasticity {args.verb}: interrupted{hint}", file=sys.stderr)

@@ -17,9 +17,20 @@ for sweeps, a ``[sweep]`` table::
     load = {start = 0.02, stop = 0.30, step = 0.02}   # stop included
     eta = {start = 1e-4, stop = 1e-1, num = 7, log = true}
     repeats = 5
+    seed_by = ["load", "repeat"]                      # optional: rules share seeds
+
+``seed_by`` names the swept keys (and ``repeat``) that choose a point's seed;
+points that differ only in the others share it (common random numbers: the
+rules above see the same patterns at each load and repeat). By default every
+point has its own seed.
 
 Every key is checked before any work starts; an unknown key is a
 :class:`~plasticity.errors.ConfigError` naming it and listing the valid ones.
+
+A protocol named ``"package.module:function"`` is imported (the ``plasticity``
+command looks for it in the current directory too, while it resolves it): an
+experiment file that names one runs that module's code, like a script. Its
+form is checked, and the module's source read for ``function``, before it runs.
 """
 
 from __future__ import annotations
@@ -51,8 +62,9 @@ class Experiment:
     """One validated experiment: a protocol, its parameters, runtime settings and an optional grid.
 
     ``params`` holds the parameters the file sets (not the protocol defaults);
-    ``axes`` maps each swept parameter to its values in grid order and
-    ``repeats`` is the number of repeats of every grid point.
+    ``axes`` maps each swept parameter to its values in grid order,
+    ``repeats`` is the number of repeats of every grid point and ``seed_by``
+    the dimensions that choose a point's seed (None: all of them).
     """
 
     protocol: str
@@ -64,6 +76,7 @@ class Experiment:
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     repeats: int = 1
     has_sweep: bool = False
+    seed_by: tuple[str, ...] | None = None
 
     def resolved_params(self) -> dict[str, Any]:
         """The protocol's defaults updated with this experiment's parameters."""
@@ -75,7 +88,7 @@ class Experiment:
         Used to refuse resuming a sweep store with a changed configuration, so
         it includes the protocol defaults in force.
         """
-        return {
+        config = {
             "protocol": self.protocol,
             "backend": self.backend,
             "seed": self.seed,
@@ -85,6 +98,9 @@ class Experiment:
             "sweep": {name: list(_plain(values)) for name, values in self.axes.items()},
             "repeats": self.repeats,
         }
+        if self.seed_by is not None:  # absent by default, so stores made before seed_by resume
+            config["seed_by"] = list(self.seed_by)
+        return config
 
     def to_toml(self) -> str:
         """The experiment as TOML text (ranges written out as lists)."""
@@ -100,6 +116,8 @@ class Experiment:
         if self.has_sweep:
             sweep: dict[str, Any] = {name: list(_plain(values)) for name, values in self.axes.items()}
             sweep["repeats"] = self.repeats
+            if self.seed_by is not None:
+                sweep["seed_by"] = list(self.seed_by)
             document["sweep"] = sweep
         return tomli_w.dumps(document)
 
@@ -206,11 +224,12 @@ def _validate(document: dict[str, Any], source: str) -> Experiment:
     repeats = sweep.pop("repeats", 1)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{source}: sweep.repeats must be a positive integer, got {repeats!r}")
+    seed_by = sweep.pop("seed_by", None)
     unknown = sorted(set(sweep) - set(proto.defaults))
     if unknown:
         raise ConfigError(
             f"{source}: [sweep] names {', '.join(map(repr, unknown))}, which protocol {protocol!r} does not have; "
-            f"valid keys: repeats, {', '.join(sorted(proto.defaults))}"
+            f"valid keys: repeats, seed_by, {', '.join(sorted(proto.defaults))}"
         )
     both = sorted(set(sweep) & set(params))
     if both:
@@ -218,6 +237,8 @@ def _validate(document: dict[str, Any], source: str) -> Experiment:
             f"{source}: {', '.join(map(repr, both))} is set in both [params] and [sweep]; keep it in one of them"
         )
     axes = {name: axis_values(name, spec) for name, spec in sweep.items()}
+    if seed_by is not None:
+        seed_by = _seed_by(seed_by, axes, repeats, source)
     return Experiment(
         protocol=protocol,
         params=params,
@@ -228,7 +249,29 @@ def _validate(document: dict[str, Any], source: str) -> Experiment:
         axes=axes,
         repeats=repeats,
         has_sweep=has_sweep,
+        seed_by=seed_by,
     )
+
+
+def _seed_by(value: Any, axes: dict[str, tuple[Any, ...]], repeats: int, source: str) -> tuple[str, ...]:
+    """``sweep.seed_by`` checked: distinct swept keys or ``repeat``, in grid order."""
+    dims = (*axes, "repeat")
+    if not isinstance(value, list) or not all(isinstance(key, str) for key in value):
+        raise ConfigError(f"{source}: sweep.seed_by must be a list of swept keys (of {', '.join(dims)}), got {value!r}")
+    unknown = [key for key in value if key not in dims]
+    if unknown:
+        raise ConfigError(
+            f"{source}: sweep.seed_by names {', '.join(map(repr, unknown))}, which is not swept; "
+            f"valid keys: {', '.join(dims)}"
+        )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{source}: sweep.seed_by names a key twice: {value!r}")
+    if repeats > 1 and "repeat" not in value:
+        raise ConfigError(
+            f"{source}: sweep.seed_by must include 'repeat' when repeats = {repeats}: repeats with one seed "
+            "would repeat one run"
+        )
+    return tuple(dim for dim in dims if dim in value)
 
 
 def _number(name: str, key: str, value: Any) -> int | float:

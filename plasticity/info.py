@@ -1,8 +1,12 @@
 """``plasticity info``: what this installation runs with.
 
 Versions of the package and its dependencies, the backends that import here,
-numba's threading layer and thread count, its cache directory, and the GPUs
-torch sees.
+numba's threading layer and thread count, the BLAS of the numba backend, the
+cache directories, and the GPUs torch sees.
+
+The facts come one by one, cheapest first (:func:`facts`), so the command
+prints the versions at once and each probe as it finishes: the probes import
+the backends (numba, torch and the BLAS binding), which takes seconds.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import importlib.metadata
 import os
 import platform
 import sys
+from typing import Iterator
 
-__all__ = ["environment", "describe_environment"]
+__all__ = ["facts", "environment", "describe_environment", "format_fact"]
 
 _DEPENDENCIES = (
     "numpy", "numba", "llvmlite", "torch", "scipy", "xarray", "zarr", "dask", "distributed",
@@ -29,17 +34,13 @@ def _version(distribution: str) -> str:
 
 def _threading_layer() -> str:
     import numba
-    import numpy as np
-
-    @numba.njit(parallel=True, cache=False)
-    def probe(x):  # the layer is chosen on the first parallel call
-        total = 0.0
-        for i in numba.prange(x.size):
-            total += x[i]
-        return total
 
     try:
-        probe(np.ones(4))
+        # The layer is chosen when numba launches its threads (importing the numba backend does,
+        # after torch's OpenMP runtime is loaded); launching them here compiles nothing.
+        from numba.np.ufunc.parallel import _launch_threads
+
+        _launch_threads()
         return numba.threading_layer()
     except (ValueError, ImportError) as error:
         return f"unavailable ({error})"
@@ -56,46 +57,52 @@ def _gpus() -> list[str]:
     return gpus
 
 
-def environment() -> dict[str, object]:
-    """The facts ``plasticity info`` prints, as a dictionary."""
-    import numba
-
+def facts() -> Iterator[tuple[str, object]]:
+    """The facts ``plasticity info`` prints, as ``(name, value)`` pairs, cheapest first."""
     from plasticity import __version__
-    from plasticity.backends import available_backends
     from plasticity.provenance import git_revision
 
+    yield "plasticity", f"{__version__} ({git_revision() or 'no git revision'})"
+    yield "python", f"{platform.python_version()} ({sys.executable})"
+    yield "platform", platform.platform()
+    yield "cores", os.cpu_count()
+    yield "versions", {name: _version(name) for name in _DEPENDENCIES}
+    numba_cache = os.environ.get("NUMBA_CACHE_DIR")
+    yield "numba cache directory", numba_cache or "beside each module's source (NUMBA_CACHE_DIR unset)"
+
+    from plasticity.backends import available_backends
+
+    yield "backends available", available_backends()
+    import numba
+
+    yield "numba threading layer", _threading_layer()
+    yield "numba threads", numba.config.NUMBA_NUM_THREADS
     try:
         from plasticity.backends.blas import BLAS
         from plasticity.backends.numba_codegen import cache_dir
 
-        kernel_cache, numba_blas = str(cache_dir()), BLAS
+        kernel_cache, blas = str(cache_dir()), BLAS
     except ImportError as error:
-        kernel_cache = numba_blas = f"unavailable ({error})"
-    return {
-        "plasticity": f"{__version__} ({git_revision() or 'no git revision'})",
-        "python": f"{platform.python_version()} ({sys.executable})",
-        "platform": platform.platform(),
-        "cores": os.cpu_count(),
-        "versions": {name: _version(name) for name in _DEPENDENCIES},
-        "backends available": available_backends(),
-        "numba threading layer": _threading_layer(),
-        "numba threads": numba.config.NUMBA_NUM_THREADS,
-        "numba backend BLAS": numba_blas + " (PLASTICITY_BLAS=scipy chooses scipy's)",
-        "kernel cache directory": kernel_cache + " (set PLASTICITY_CACHE_DIR to move it)",
-        "numba cache directory": numba.config.CACHE_DIR or "beside each module's source (NUMBA_CACHE_DIR unset)",
-        "GPUs": _gpus() or ["none"],
-    }
+        kernel_cache = blas = f"unavailable ({error})"
+    yield "numba backend BLAS", blas + " (PLASTICITY_BLAS=scipy chooses scipy's)"
+    yield "kernel cache directory", kernel_cache + " (set PLASTICITY_CACHE_DIR to move it)"
+    yield "GPUs", _gpus() or ["none"]
+
+
+def environment() -> dict[str, object]:
+    """The facts ``plasticity info`` prints, as a dictionary."""
+    return dict(facts())
+
+
+def format_fact(name: str, value: object) -> str:
+    """One fact as the text ``plasticity info`` prints."""
+    if isinstance(value, dict):
+        return "\n".join([f"{name}:", *(f"  {key}: {item}" for key, item in value.items())])
+    if isinstance(value, list):
+        return f"{name}: {', '.join(map(str, value)) or '(none)'}"
+    return f"{name}: {value}"
 
 
 def describe_environment() -> str:
     """``plasticity info`` as text."""
-    lines = []
-    for key, value in environment().items():
-        if isinstance(value, dict):
-            lines.append(f"{key}:")
-            lines.extend(f"  {name}: {version}" for name, version in value.items())
-        elif isinstance(value, list):
-            lines.append(f"{key}: {', '.join(map(str, value)) or '(none)'}")
-        else:
-            lines.append(f"{key}: {value}")
-    return "\n".join(lines)
+    return "\n".join(format_fact(name, value) for name, value in facts())

@@ -16,11 +16,14 @@ Example::
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
+import importlib.util
 import inspect
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -126,6 +129,37 @@ def list_protocols() -> dict[str, Protocol]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def _check_form(name: str, module_name: str, attribute: str) -> None:
+    """Refuse ``name`` before its module runs when it is not ``package.module:function`` or the
+    module's source (read with ``ast``, not run) binds no name ``function``."""
+    if not attribute.isidentifier() or not all(part.isidentifier() for part in module_name.split(".")):
+        raise ConfigError(f"protocol {name!r} is not of the form 'package.module:function'")
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as error:
+        raise ConfigError(f"protocol {name!r}: cannot find module {module_name!r} ({error})") from error
+    if spec is None:
+        raise ConfigError(f"protocol {name!r}: no module {module_name!r} on the Python path")
+    if spec.origin is None or not spec.origin.endswith(".py"):
+        return  # a compiled or namespace module: only importing it tells
+    try:
+        tree = ast.parse(Path(spec.origin).read_bytes(), spec.origin)
+    except SyntaxError as error:
+        raise ConfigError(f"protocol {name!r}: module {module_name!r} does not parse ({error})") from error
+    defined = set()
+    for node in ast.walk(tree):  # every name the module binds anywhere: a loose check, never a false refusal
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(alias.name == "*" for alias in node.names):
+                return
+            defined.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    if attribute not in defined:
+        raise ConfigError(f"protocol {name!r}: module {module_name!r} ({spec.origin}) defines no {attribute!r}")
+
+
 def get_protocol(name: str) -> Protocol:
     """The protocol ``name``: a built-in name or ``"package.module:function"``."""
     _load_builtin()
@@ -133,6 +167,7 @@ def get_protocol(name: str) -> Protocol:
         return _REGISTRY[name]
     if ":" in name:
         module_name, _, attribute = name.partition(":")
+        _check_form(name, module_name, attribute)
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:

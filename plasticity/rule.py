@@ -225,16 +225,18 @@ class Rule:
             lines.append("  modulators: " + ", ".join(self.modulators))
         if self.init:
             lines.append("  initial values: " + ", ".join(f"{k} = {v:g}" for k, v in self.init.items()))
-        lines.append(
-            f"  cost per synapse per step: {cost.adds} adds, {cost.multiplies} multiplies"
-            + (f", {cost.divides} divides" if cost.divides else "")
-            + (f", {cost.functions} functions" if cost.functions else "")
-            + (f", {cost.comparisons} comparisons" if cost.comparisons else "")
-            + f", {cost.reads} reads, {cost.writes} writes"
-        )
+        counts = [_counted(cost.adds, "add"), _counted(cost.multiplies, "multiply", "multiplies")]
+        counts += [_counted(n, kind) for n, kind in
+                   ((cost.divides, "divide"), (cost.functions, "function"), (cost.comparisons, "comparison")) if n]
+        counts += [_counted(cost.reads, "read"), _counted(cost.writes, "write")]
+        lines.append("  cost per synapse per step: " + ", ".join(counts))
         if self.reference:
             lines.append(f"  reference: {self.reference}")
         return "\n".join(lines)
+
+
+def _counted(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 
 def _operation_kind(node: Node) -> str | None:

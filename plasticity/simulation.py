@@ -146,7 +146,7 @@ class Simulation:
         shape = self.shapes[key]
         if array.shape != shape:
             self._check_broadcast(key, array, shape)
-        # the engine broadcasts on assignment: a broadcast view (zero strides) copied in was 5x slower
+        # the engine broadcasts on assignment: a broadcast view (zero strides) copied in was slower
         # than a number, and a protocol sets its switches many times per batch
         self.engine.set(key, array)
 

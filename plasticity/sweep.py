@@ -5,26 +5,36 @@ The grid is the product of the experiment's ``[sweep]`` values and
 ``repeat``) runs with the seed ``numpy.random.SeedSequence(root_seed,
 spawn_key=(i,))`` -- the ``i``-th child that ``SeedSequence(root_seed).spawn``
 gives -- so results depend neither on the number of workers nor on the order
-in which points finish.
+in which points finish. With ``seed_by`` (a subset of the dimensions), ``i``
+is the point's index over those dimensions alone, so points that differ only
+in the others share their seed: rules or modes compared on the same patterns,
+data order and initial weights (common random numbers).
 
 The store is created before the first point runs, with every swept coordinate
 and the per-point bookkeeping variables ``done``, ``failed``, ``point_error``,
-``point_wall_time``, ``point_worker``, ``point_finished_at`` and
-``point_index`` (chunk size 1 on the swept dimensions). The protocol's own
-variables are added when the first point finishes, with the swept dimensions
-first. Only this process writes, each point into its own chunks, and a point's
-``done`` flag is written after its data, so a store killed at any moment holds
-only complete points; ``resume=True`` runs the points whose flag is not set
-(failed ones included) and refuses a store made with another configuration.
+``point_wall_time``, ``point_worker``, ``point_finished_at``,
+``point_index`` and ``point_checksum`` (chunk size 1 on the swept
+dimensions). The protocol's own variables are added when the first point
+finishes, with the swept dimensions first. Only this process writes, holding
+the store's lock (:mod:`plasticity.integrity`), each point into its own
+chunks; a point's checksum is written with its data and its ``done`` flag
+after them, so a store killed at any moment holds only complete points.
+``resume=True`` refuses a store made with another configuration, checks every
+done point against its checksum, and runs the points whose flag is not set
+(failed and damaged ones included).
 
-Points run on a ``dask.distributed`` cluster: a ``LocalCluster`` of
-single-threaded worker processes started and stopped here, or an existing
-cluster given by its scheduler address.
+Points run in this process and on a ``dask.distributed`` ``LocalCluster`` of
+single-threaded worker processes started in the background and stopped here
+(a worker's start-up, its imports and kernel loads, costs seconds: this
+process does not wait for it), or on an existing cluster given by its
+scheduler address. Results are written in batches, whatever has finished
+each time this process comes to write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import importlib.util
 import json
@@ -34,6 +44,7 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,7 +59,8 @@ from zarr.core.sync import sync as _zarr_sync
 from plasticity.errors import ConfigError, PlasticityError
 from plasticity.experiment import Experiment
 from plasticity.provenance import base_attrs, git_revision, now_iso, to_json
-from plasticity.storage import ZARR_FORMAT, is_store
+from plasticity.integrity import acquire_lock, check_metadata, check_unlocked, point_checksum
+from plasticity.storage import ZARR_FORMAT, is_store, verify_store
 
 __all__ = ["Grid", "SweepSummary", "point_seed", "default_workers", "run_sweep", "BOOKKEEPING"]
 
@@ -61,6 +73,7 @@ BOOKKEEPING = (
     "point_worker",
     "point_finished_at",
     "point_index",
+    "point_checksum",
 )
 
 
@@ -70,10 +83,11 @@ class Grid:
 
     axes: dict[str, tuple[Any, ...]]
     repeats: int = 1
+    seed_by: tuple[str, ...] | None = None
 
     @classmethod
     def from_experiment(cls, experiment: Experiment) -> "Grid":
-        return cls(dict(experiment.axes), experiment.repeats)
+        return cls(dict(experiment.axes), experiment.repeats, experiment.seed_by)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -95,6 +109,15 @@ class Grid:
     def position(self, index: int) -> tuple[int, ...]:
         """The point's index along each of :attr:`dims`."""
         return tuple(int(i) for i in np.unravel_index(index, self.shape))
+
+    def seed_index(self, index: int) -> int:
+        """The spawn key of point ``index``'s seed: its index over the ``seed_by`` dimensions."""
+        if self.seed_by is None:
+            return index
+        chosen = [i for i, dim in enumerate(self.dims) if dim in self.seed_by]
+        position = self.position(index)
+        return int(np.ravel_multi_index([position[i] for i in chosen], [self.shape[i] for i in chosen])) \
+            if chosen else 0
 
     def params(self, index: int) -> dict[str, Any]:
         """The swept parameter values of point ``index``."""
@@ -130,12 +153,16 @@ class SweepSummary:
     ran: int
     failed: list[tuple[int, str, str]] = field(default_factory=list)
     elapsed_s: float = 0.0
+    repaired: list[tuple[int, str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [
             f"{self.path}: {self.done} of {self.n_points} points done "
             f"({self.ran} run now in {self.elapsed_s:.1f} s), {len(self.failed)} failed"
         ]
+        if self.repaired:
+            lines.append(f"recomputed {len(self.repaired)} damaged point{'s' * (len(self.repaired) != 1)}:")
+            lines.extend(f"  point {index} ({label}): {reason}" for index, label, reason in self.repaired)
         for index, label, error in self.failed:
             lines.append(f"  failed point {index} ({label}): {error}")
         if self.failed or self.done < self.n_points:
@@ -154,9 +181,11 @@ def _run_point(
     device: str | None,
     root_seed: int,
     index: int,
+    seed_index: int,
     import_root: str | None,
 ) -> dict[str, Any]:
-    """Run one point; never raises for a failure of the protocol (it is reported instead)."""
+    """Run point ``index`` seeded by ``seed_index``; never raises for a failure of the protocol (it
+    is reported instead)."""
     if import_root is not None and import_root not in sys.path:
         sys.path.insert(0, import_root)
     from plasticity.protocols import run_protocol
@@ -165,7 +194,7 @@ def _run_point(
     start = time.perf_counter()
     try:
         dataset = run_protocol(
-            protocol, params, backend=backend, seed=point_seed(root_seed, index), dtype=dtype, device=device
+            protocol, params, backend=backend, seed=point_seed(root_seed, seed_index), dtype=dtype, device=device
         ).load()
     except Exception as error:  # a failed point is recorded; the sweep goes on
         return {"index": index, "ok": False, "error": f"{type(error).__name__}: {error}",
@@ -201,7 +230,10 @@ def _bookkeeping_template(grid: Grid, experiment: Experiment) -> xr.Dataset:
         "point_finished_at": (dims, np.full(shape, np.nan),
                               {"units": "s", "description": "when the point was written: Unix time, s from 1970-01-01 UTC"}),
         "point_index": (dims, np.arange(grid.size, dtype=np.int64).reshape(shape), {
-            "description": "the point's seed is numpy.random.SeedSequence(seed, spawn_key=(point_index,))"}),
+            "description": "the point's seed is numpy.random.SeedSequence(seed, spawn_key=(point_index,)), "
+                           "or with seed_by its index over the seed_by dimensions"}),
+        "point_checksum": (dims, np.zeros(shape, np.uint64), {
+            "description": "64-bit BLAKE2b hash of the point's data as written (plasticity.integrity.point_checksum)"}),
     }
     dataset = xr.Dataset(
         {name: xr.Variable(d, v, attrs=a) for name, (d, v, a) in data.items()}, coords=grid.coords()
@@ -220,6 +252,8 @@ def _bookkeeping_template(grid: Grid, experiment: Experiment) -> xr.Dataset:
     )
     if experiment.device is not None:
         attrs["device"] = experiment.device
+    if experiment.seed_by is not None:
+        attrs["seed_by"] = to_json(list(experiment.seed_by))
     dataset.attrs = attrs
     return dataset
 
@@ -228,7 +262,7 @@ def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
     template = _bookkeeping_template(grid, experiment)
     chunks = (1,) * len(grid.dims)
     encoding = {name: {"chunks": chunks} for name in BOOKKEEPING}
-    for name in ("done", "failed", "point_index"):
+    for name in ("done", "failed", "point_index", "point_checksum"):
         encoding[name]["_FillValue"] = None
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed into place: a store either exists whole or not at all.
@@ -291,13 +325,22 @@ class _Store:
 
     def _set(self, position: tuple[int, ...], values: dict[str, Any]) -> None:
         """Write ``values`` (variable name -> value) at ``position``, all chunks concurrently."""
+        self._set_many([(position, values)])
+
+    def _set_many(self, writes: list[tuple[tuple[int, ...], dict[str, Any]]]) -> None:
+        """Write each ``(position, values)``, every chunk of every point concurrently."""
 
         async def write_all() -> None:
-            await asyncio.gather(
-                *(self.arrays[name].async_array.setitem(position, value) for name, value in values.items())
-            )
+            await asyncio.gather(*(self.arrays[name].async_array.setitem(position, value)
+                                   for position, values in writes for name, value in values.items()))
 
-        _zarr_sync(write_all())
+        if writes:
+            _zarr_sync(write_all())
+
+    def mark_damaged(self, damaged: list[tuple[int, str, str]]) -> None:
+        """Clear the done flag of damaged points, so that they run again, and say why."""
+        for index, _, reason in damaged:
+            self._set(self.grid.position(index), {"done": False, "point_error": f"damaged: {reason}"})
 
     def pending(self) -> list[int]:
         done = np.asarray(self.group["done"][...], dtype=bool).reshape(-1)
@@ -365,7 +408,7 @@ class _Store:
             "the store keeps the points written so far"
         )
 
-    def write(self, result: dict[str, Any]) -> None:
+    def _prepare(self, result: dict[str, Any]) -> tuple[tuple[int, ...], dict[str, Any]]:
         index = result["index"]
         position = self.grid.position(index)
         if result["ok"]:
@@ -375,6 +418,8 @@ class _Store:
             else:
                 self._check(dataset, index)
         values = {name: variable.values for name, variable in dataset.data_vars.items()} if result["ok"] else {}
+        if result["ok"] and "point_checksum" in self.arrays:
+            values["point_checksum"] = np.uint64(point_checksum(values))
         values.update(
             point_wall_time=result["wall_time"],
             point_worker=result["worker"],
@@ -382,9 +427,23 @@ class _Store:
             point_error="" if result["ok"] else result["error"],
             failed=not result["ok"],
         )
-        self._set(position, values)
-        if result["ok"]:  # the flag goes last: a point is done only once all its data is written
-            self._set(position, {"done": True})
+        return position, values
+
+    def write(self, results: list[dict[str, Any]]) -> None:
+        """Write the points of ``results``: every point's data (and checksum) at once, then their done
+        flags, so that a point is done only once all its data is written. A result that does not fit
+        the store raises after the results before it are written."""
+        prepared, error = [], None
+        for result in results:
+            try:
+                prepared.append((self._prepare(result), result["ok"]))
+            except PlasticityError as raised:
+                error = raised
+                break
+        self._set_many([write for write, _ in prepared])
+        self._set_many([(position, {"done": True}) for (position, _), ok in prepared if ok])
+        if error is not None:
+            raise error
 
     def finish(self, started: float) -> tuple[int, list[int]]:
         done = np.asarray(self.group["done"][...], dtype=bool).reshape(-1)
@@ -404,38 +463,145 @@ class _Store:
 # ----------------------------------------------------------------------------- running
 
 
-def _in_process(tasks: list[tuple]) -> Iterator[dict[str, Any]]:
-    for task in tasks:
-        yield _run_point(*task)
+class _Background:
+    """A local cluster of ``n`` worker processes started in a background thread, so that spawning
+    them and their imports overlap with the points this process runs meanwhile."""
+
+    def __init__(self, n: int, env: dict[str, str]):
+        self.workers = range(n)
+        self.client: Any = None
+        self.cluster: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, args=(n, env), name="plasticity-cluster", daemon=True)
+        self._thread.start()
+
+    def _start(self, n: int, env: dict[str, str]) -> None:
+        try:
+            from distributed import Client, LocalCluster
+
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                        silence_logs=logging.ERROR, env=env)
+            self.client = Client(self.cluster)
+        except Exception as error:  # reported by the caller, which goes on with its own process
+            self.error = error
+
+    @property
+    def ready(self) -> bool:
+        return self.client is not None
+
+    def close(self) -> None:
+        self._thread.join()
+        if self.error is not None:
+            print(f"plasticity: the local workers did not start ({type(self.error).__name__}: {self.error}); "
+                  "this process ran the points", file=sys.stderr)
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
 
 
 @contextlib.contextmanager
-def _executor(workers: int | None, scheduler: str | None) -> Iterator[Any]:
-    """A function from tasks to an iterator of results, on the chosen cluster."""
-    if workers == 0:
-        yield _in_process
+def _fewer_threads(threads: int) -> Iterator[None]:
+    """This process's numba (and so MKL) threads set to ``threads`` for the duration."""
+    numba = sys.modules.get("numba")
+    if numba is None:
+        yield
         return
-    from distributed import Client, LocalCluster, as_completed
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, before))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
-    def on_cluster(tasks: list[tuple]) -> Iterator[dict[str, Any]]:
-        futures = {client.submit(_run_point, *task, pure=False): task[6] for task in tasks}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception as error:  # the worker died or the task was lost
-                yield {"index": futures[future], "ok": False, "error": f"{type(error).__name__}: {error}",
-                       "wall_time": float("nan"), "worker": ""}
 
+def _lost(index: int, error: BaseException) -> dict[str, Any]:
+    return {"index": index, "ok": False, "error": f"{type(error).__name__}: {error}", "wall_time": float("nan"),
+            "worker": ""}
+
+
+def _local_processes(workers: int | None, scheduler: str | None) -> int:
+    """How many processes run points on this machine (this one included); 0 with a scheduler."""
     if scheduler is not None:
-        with Client(scheduler) as client:
-            yield on_cluster
-        return
-    n = workers or default_workers()
-    # The workers share this machine's cores: numba (and BLAS) in each gets its share.
-    env = _worker_env(max(1, default_workers() // n))
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR, env=env) as cluster, Client(cluster) as client:
-        yield on_cluster
+        return 0
+    return 1 if workers == 0 else workers or default_workers()
+
+
+#: What starting a local worker costs, in seconds: spawning a process that imports the package
+#: and the protocol's model and loads its kernels (measured in ``benchmarks/README.md``). Local
+#: workers start only when this process would need more than twice this for the points left, so
+#: a short sweep is not slowed down by workers it cannot use.
+WORKER_START_S = 5.0
+
+
+def _start_workers(processes: int) -> _Background | None:
+    """The ``processes - 1`` worker processes of a local cluster, starting in the background."""
+    if processes <= 1:
+        return None
+    # The workers share this machine's cores with this process: numba (and BLAS) in each gets its share.
+    return _Background(processes - 1, _worker_env(max(1, default_workers() // processes)))
+
+
+def _run_points(tasks: list[tuple], write: Any, scheduler: str | None, processes: int,
+                pool: _Background | None = None) -> None:
+    """Run ``tasks`` and ``write`` (a function of a list of results) what they return, as they finish.
+
+    Without a scheduler this process runs points itself and, once two have shown what a point
+    costs, starts ``processes - 1`` local workers in the background if the points
+    left are worth it (:data:`WORKER_START_S`); they take points from the first as soon as they
+    are up (``pool``: workers already started). Kernels are then compiled once, by this process,
+    and loaded by the workers. With a scheduler, the cluster's workers run every point.
+    """
+    pending = collections.deque(tasks)
+    computes = scheduler is None
+    client = None
+    if scheduler is not None:
+        from distributed import Client
+
+        client = Client(scheduler)
+    own_times: list[float] = []
+    in_flight: dict[Any, int] = {}
+    try:
+        with _fewer_threads(max(1, default_workers() // processes)) if computes and processes > 1 \
+                else contextlib.nullcontext():
+            while pending or in_flight:
+                if client is None and pool is not None and pool.ready:
+                    client = pool.client
+                if client is not None and (own_times or not computes):
+                    # Two points per worker in flight: this process takes the others from the far end.
+                    limit = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+                    while pending and len(in_flight) < limit:
+                        task = pending.popleft()
+                        in_flight[client.submit(_run_point, *task, pure=False)] = task[6]
+                results = []
+                for future in [future for future in in_flight if future.done()]:
+                    index = in_flight.pop(future)
+                    try:
+                        results.append(future.result())
+                    except Exception as error:  # the worker died or the task was lost
+                        results.append(_lost(index, error))
+                if computes and pending:
+                    start = time.perf_counter()
+                    # In order while alone; from the far end once workers may take from the front.
+                    results.append(_run_point(*(pending.popleft() if pool is None else pending.pop())))
+                    own_times.append(time.perf_counter() - start)
+                    if len(own_times) == 2 and pool is None and processes > 1 and \
+                            len(pending) * own_times[1] > 2 * WORKER_START_S:  # the first point compiled
+                        pool = _start_workers(min(processes, len(pending) + 1))
+                elif not results and in_flight:
+                    from distributed import wait
+
+                    try:
+                        wait(list(in_flight), timeout=0.5, return_when="FIRST_COMPLETED")
+                    except TimeoutError:
+                        pass
+                if results:
+                    write(results)
+    finally:
+        if scheduler is not None:
+            client.close()
+        elif pool is not None:
+            pool.close()
 
 
 def _worker_env(threads: int) -> dict[str, str]:
@@ -452,13 +618,22 @@ def run_sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    name: str | None = None,
 ) -> SweepSummary:
     """Run every point of ``experiment``'s grid into the Zarr store ``path``.
 
-    ``workers`` is the number of single-threaded worker processes of a local
-    cluster (default: the number of cores; ``0`` runs the points in this
-    process, without dask); ``scheduler`` is the address of an existing dask
-    scheduler to use instead. ``resume`` continues the store ``path``.
+    ``workers`` is the number of processes that run points on this machine,
+    this one included (default: the number of cores; ``0`` or ``1``: this
+    process alone, without dask): this process runs points itself and, when
+    the points left are worth a worker's start-up (:data:`WORKER_START_S`),
+    starts ``workers - 1`` single-threaded worker processes of a local dask
+    cluster in the background, which take points once they are up.
+    ``scheduler`` is the address of an existing dask scheduler whose workers
+    run every point instead. ``resume`` continues the store ``path``: it
+    checks every done point against its checksum first and recomputes the
+    damaged ones. The store is locked while this runs; a second writer gets a
+    :class:`~plasticity.integrity.StoreLockedError`. ``name`` is what the
+    progress bar and summary call the store (default: ``path``).
     Local workers are spawned processes: a script that calls this function
     must do so under ``if __name__ == "__main__":``.
     """
@@ -467,45 +642,65 @@ def run_sweep(
     from plasticity.backends import check_backend
 
     path = Path(path)
+    shown = Path(name) if name is not None else path
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise ConfigError(f"workers must be a non-negative integer (0 runs in this process), got {workers!r}")
     if workers is not None and scheduler is not None:
         raise ConfigError("give either workers (a local cluster) or scheduler (an existing cluster), not both")
     check_backend(experiment.backend, experiment.device)
     grid = Grid.from_experiment(experiment)
-    if path.exists():
-        if not resume:
-            raise ConfigError(
-                f"{str(path)!r} already exists; pass --resume to continue that sweep, or choose another output path"
-            )
-        if not is_store(path):
-            raise ConfigError(f"{str(path)!r} exists and is not a Zarr store; cannot resume it")
-        _check_resumable(path, experiment)
-    else:
-        _create_store(path, grid, experiment)
-
-    store = _Store(path, grid)
-    pending = store.pending()
-    base = dict(experiment.params)
-    root = _import_root(experiment.protocol)
-    tasks = [
-        (experiment.protocol, {**base, **grid.params(index)}, experiment.backend, experiment.dtype,
-         experiment.device, experiment.seed, index, root)
-        for index in pending
-    ]
-    started = time.perf_counter()
-    ran = 0
-    bar = tqdm(total=grid.size, initial=grid.size - len(pending), unit="point", desc=path.name,
-               disable=not progress, file=sys.stderr, smoothing=0.1)
+    processes = _local_processes(workers, scheduler)
+    repaired: list[tuple[int, str, str]] = []
+    if path.exists() and not resume:
+        check_unlocked(path)
+        raise ConfigError(
+            f"{str(path)!r} already exists; pass --resume to continue that sweep, or choose another output path"
+        )
+    lock = acquire_lock(path)
     try:
-        if tasks:
-            with _executor(workers, scheduler) as execute:
-                for result in execute(tasks):
-                    store.write(result)
-                    ran += 1
-                    bar.update(1)
+        if path.exists() and not resume:  # created by another sweep since the check above
+            raise ConfigError(f"{str(path)!r} was created by another sweep meanwhile; pass --resume to continue it")
+        if path.exists() and not is_store(path):
+            raise ConfigError(f"{str(path)!r} exists and is not a Zarr store; cannot resume it")
+        resuming = path.exists()
+        if not resuming:
+            _create_store(path, grid, experiment)
+        note = lock.takeover_note()
+        if note is not None:
+            print(f"plasticity: {note}", file=sys.stderr)
+        if resuming:
+            check_metadata(path)
+            _check_resumable(path, experiment)
+            damaged, _ = verify_store(path)
+            repaired = [(index, label, reason) for index, label, reason in damaged]
+        store = _Store(path, grid)
+        store.mark_damaged(repaired)
+        pending = store.pending()
+        base = dict(experiment.params)
+        root = _import_root(experiment.protocol)
+        tasks = [
+            (experiment.protocol, {**base, **grid.params(index)}, experiment.backend, experiment.dtype,
+             experiment.device, experiment.seed, index, grid.seed_index(index), root)
+            for index in pending
+        ]
+        started = time.perf_counter()
+        ran = 0
+        bar = tqdm(total=grid.size, initial=grid.size - len(pending), unit="point", desc=str(shown),
+                   disable=not progress, file=sys.stderr, smoothing=0.1)
+        def write(results: list[dict[str, Any]]) -> None:
+            nonlocal ran
+            store.write(results)
+            ran += len(results)
+            bar.update(len(results))
+
+        try:
+            if tasks:
+                _run_points(tasks, write, scheduler, processes)
+        finally:
+            bar.close()
+            done, failed = store.finish(started)
+        labels = [(index, grid.label(index), str(store.group["point_error"][grid.position(index)]))
+                  for index in failed]
     finally:
-        bar.close()
-        done, failed = store.finish(started)
-    labels = [(index, grid.label(index), str(store.group["point_error"][grid.position(index)])) for index in failed]
-    return SweepSummary(path, grid.size, done, ran, labels, time.perf_counter() - started)
+        lock.release()
+    return SweepSummary(shown, grid.size, done, ran, labels, time.perf_counter() - started, repaired)

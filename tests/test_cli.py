@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import xarray as xr
@@ -89,3 +90,55 @@ def test_console_script_help():
     assert result.returncode == 0
     for verb in ("run", "sweep", "show", "export", "figures", "info", "rules"):
         assert verb in result.stdout
+
+
+PROTOCOL_MODULE = '''
+import xarray as xr
+
+def constant(*, value: float = 1.0, backend="numpy", seed=0, dtype="float32", device=None):
+    return xr.Dataset({"value": ((), value)})
+'''
+
+
+def test_the_current_directory_is_importable_only_while_resolving_the_protocol(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cwd_protocols.py").write_text(PROTOCOL_MODULE)
+    (tmp_path / "e.toml").write_text('protocol = "cwd_protocols:constant"\nbackend = "numpy"\n[params]\nvalue = 2.5\n')
+    monkeypatch.chdir(tmp_path)
+    before = list(sys.path)
+    assert main(["run", "e.toml", "-o", "out.zarr"]) == 0
+    assert sys.path == before
+    assert float(xr.open_zarr(tmp_path / "out.zarr")["value"]) == 2.5
+
+
+def test_a_module_in_the_current_directory_does_not_run_on_show(tmp_path, capsys):
+    script = Path(sys.executable).with_name("plasticity")
+    if not script.exists():
+        pytest.skip("the plasticity console script is not installed beside this Python")
+    store = tmp_path / "s.zarr"
+    main(["run", str(_toml(tmp_path)), "-o", str(store)])
+    marker = tmp_path / "ran"
+    (tmp_path / "zarr.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit('shadowed zarr ran')\n")
+    result = subprocess.run([str(script), "show", str(store)], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists() and "noisy_mean" in result.stdout
+
+
+def _toml(folder):
+    path = folder / "run.toml"
+    path.write_text(RUN)
+    return path
+
+
+def test_a_reader_that_stops_early_gets_no_broken_pipe_traceback():
+    process = subprocess.Popen([sys.executable, "-m", "plasticity.cli", "rules"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # as `plasticity rules | head -0` does: every write finds the pipe closed
+    error = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 0
+    assert "Traceback" not in error and "BrokenPipeError" not in error, error
+
+
+def test_rules_count_costs_in_singular_and_plural(capsys):
+    assert main(["rules", "hebb"]) == 0
+    assert "cost per synapse per step: 2 adds, 2 multiplies, 1 read, 1 write" in capsys.readouterr().out

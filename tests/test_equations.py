@@ -280,3 +280,13 @@ def test_parameter_overrides_are_checked():
     assert rule.with_params(eta=0.5).params == {"eta": 0.5}
     with pytest.raises(pl.ConfigError, match="rule r has no parameter 'lr'; valid parameters: eta"):
         rule.with_params(lr=0.5)
+
+
+@pytest.mark.parametrize("equation", ["y = 1if I else 2", 'y = "\\d"', "y = 0x1for"])
+def test_sloppy_literals_are_equation_errors_and_no_warning_leaks(equation):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning, SyntaxWarning included, fails the test
+        with pytest.raises(pl.EquationError, match="syntax error"):
+            pl.Population(3, [equation])

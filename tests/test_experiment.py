@@ -130,7 +130,7 @@ def test_bad_axes(spec, message):
 @pytest.mark.parametrize(
     "table, message",
     [
-        ("mu = [0.0]\nbogus = [1]", r"\[sweep\] names 'bogus'.*valid keys: repeats, delay, mu, n, scale"),
+        ("mu = [0.0]\nbogus = [1]", r"\[sweep\] names 'bogus'.*valid keys: repeats, seed_by, delay, mu, n, scale"),
         ("repeats = 0", r"sweep.repeats must be a positive integer"),
         ("n = [1, 2]", r"'n' is set in both \[params\] and \[sweep\]"),
     ],
@@ -146,3 +146,23 @@ def test_load_experiment_from_file(tmp_path):
     assert load_experiment(path, ["params.n=2"]).params == {"n": 2}
     with pytest.raises(ConfigError, match="does not exist"):
         load_experiment(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("name", ["a:b:c", "my-module:f", ":f", "m:", "m:f()", "m..n:f"])
+def test_a_protocol_not_of_the_form_module_function_is_refused(name):
+    with pytest.raises(ConfigError, match=r"is not of the form 'package.module:function'"):
+        parse_experiment(f'protocol = "{name}"')
+
+
+def test_a_protocol_module_runs_only_when_it_defines_the_function(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    (tmp_path / "side_effects.py").write_text(f"open({str(marker)!r}, 'w').close()\n\ndef present(): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"module 'side_effects' \(.*side_effects.py\) defines no 'absent'"):
+        parse_experiment('protocol = "side_effects:absent"')
+    with pytest.raises(ConfigError, match=r"no module 'no_such_module_here' on the Python path"):
+        parse_experiment('protocol = "no_such_module_here:f"')
+    assert not marker.exists()  # refused from its source, without running it
+    with pytest.raises(ConfigError, match=r"protocol 'side_effects:present': .*must accept backend"):
+        parse_experiment('protocol = "side_effects:present"')
+    assert marker.exists()

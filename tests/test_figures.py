@@ -1,17 +1,21 @@
-"""Figures redrawn from saved stores: discovery, missing stores, images, --rerun."""
+"""Figures redrawn from saved stores: discovery, missing stores and their cost, images, --rerun, --make-missing."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import textwrap
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
+import xarray as xr
 
 from plasticity.errors import ConfigError
 from plasticity.experiment import load_experiment
-from plasticity.figures import describe_figures, discover, redraw
+from plasticity.figures import COSTS_FILE, describe_figures, discover, redraw
 from plasticity.sweep import run_sweep
 
 SWEEP = """
@@ -110,3 +114,48 @@ def test_rerun_recomputes_the_stores_then_draws(figures_dir):
     assert describe_figures(figures_dir) == "demo: means (saved), single (saved)"
     redraw("demo", root=figures_dir, rerun=True, workers=0)  # replaces the stores in place
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+def test_missing_stores_are_made_when_asked_and_their_cost_is_recorded_and_quoted(figures_dir, capsys):
+    folder = figures_dir / "demo"
+    with pytest.raises(ConfigError, match="making it runs 15 points; what that takes is not recorded yet"):
+        redraw("demo", root=figures_dir)
+    redraw("demo", root=figures_dir, make_missing=True, workers=0)
+    assert f"{folder / 'means.zarr'}: 15 of 15 points done" in capsys.readouterr().out  # the store's own name
+    costs = json.loads((folder / COSTS_FILE).read_text())
+    assert costs["means"]["points"] == 15 and costs["single"]["points"] == 1
+    assert costs["means"]["compute_s"] >= 0 and "cores)" in costs["means"]["measured"]
+    made = (folder / "single.zarr").stat().st_mtime_ns
+    shutil.rmtree(folder / "means.zarr")
+    with pytest.raises(ConfigError) as error:
+        redraw("demo", root=figures_dir)
+    assert "making it runs 15 points: about 0 s of compute" in str(error.value)
+    assert "plasticity figures demo --make-missing" in str(error.value)
+    assert "means (not run; 0 s of compute to make), single (saved)" in describe_figures(figures_dir)
+    redraw("demo", root=figures_dir, make_missing=True, workers=0)
+    assert (folder / "single.zarr").stat().st_mtime_ns == made  # only the missing store was made
+
+
+FIGURES = Path(__file__).resolve().parent.parent / "figures"
+
+
+def _zil_and_bp(tmp_path, overrides):
+    """The pc_vs_bp experiment, small and in float64, swept over Z-IL and backprop only."""
+    experiment = load_experiment(FIGURES / "pc_vs_bp" / "experiment.toml", [
+        'dtype="float64"', "params.epochs=1", "params.sizes=[64, 8, 10]", 'sweep.mode=["zil", "bp"]',
+        "sweep.repeats=1", *overrides])
+    path = tmp_path / f"zil_bp{len(overrides)}.zarr"
+    run_sweep(experiment, path, workers=0, progress=False)
+    store = xr.open_zarr(path).load()
+    return store.sel(mode="zil"), store.sel(mode="bp")
+
+
+def test_pc_vs_bp_compares_zil_and_backprop_on_common_seeds_where_their_curves_coincide(tmp_path):
+    assert load_experiment(FIGURES / "pc_vs_bp" / "experiment.toml").seed_by == ("repeat",)
+    zil, bp = _zil_and_bp(tmp_path, [])
+    np.testing.assert_array_equal(zil["test_accuracy"].values, bp["test_accuracy"].values)
+    np.testing.assert_array_equal(zil["train_accuracy"].values, bp["train_accuracy"].values)
+    np.testing.assert_allclose(zil["train_loss"].values, bp["train_loss"].values, rtol=1e-12)
+    # Seeded by point, as before seed_by, the two start apart and their curves differ.
+    zil, bp = _zil_and_bp(tmp_path, ["sweep.seed_by=['mode', 'repeat']"])
+    assert not np.allclose(zil["train_loss"].values, bp["train_loss"].values, rtol=1e-3)

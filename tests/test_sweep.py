@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import zarr
 
 from plasticity.errors import ConfigError, PlasticityError
 from plasticity.experiment import parse_experiment
+from plasticity.integrity import StoreLockedError, lock_holder, lock_path
 from plasticity.protocols import run_protocol
 from plasticity.sweep import BOOKKEEPING, Grid, point_seed, run_sweep
 
@@ -134,13 +136,51 @@ def reference_store(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
-def test_local_cluster_gives_the_same_store_with_any_number_of_workers(tmp_path, reference_store, workers):
+def test_local_workers_give_the_same_store(tmp_path, reference_store):
     path = tmp_path / "s.zarr"
-    summary = run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=workers, progress=False)
+    summary = run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=2, progress=False)
     assert summary.done == 20
     xr.testing.assert_identical(_results(path), _results(reference_store).assign_attrs(_results(path).attrs))
-    assert len(set(xr.open_zarr(path)["point_worker"].values.ravel())) <= workers
+    assert len(set(xr.open_zarr(path)["point_worker"].values.ravel())) <= 2
+
+
+class _StartedPool:
+    """A local cluster already up, standing in for one that finished starting in the background."""
+
+    def __init__(self, cluster):
+        from distributed import Client
+
+        self.client, self.workers, self.ready = Client(cluster), range(1), True
+
+    def close(self):
+        self.client.close()
+
+
+@pytest.mark.slow
+def test_this_process_runs_the_first_point_then_shares_the_rest_with_the_workers(tmp_path):
+    import logging
+
+    from distributed import LocalCluster
+
+    from plasticity.sweep import _run_point, _run_points
+
+    experiment = parse_experiment(NOISY.format(extra="delay = 0.1").replace("repeats = 2", "repeats = 1"))
+    grid = Grid.from_experiment(experiment)
+    tasks = [(experiment.protocol, {**experiment.params, **grid.params(i)}, "numpy", "float32", None, 11, i, i,
+              str(TESTS)) for i in range(grid.size)]
+    written = []
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        _run_points(tasks, written.append, None, 2, _StartedPool(cluster))
+    results = [result for batch in written for result in batch]
+    assert sorted(result["index"] for result in results) == list(range(grid.size))
+    # With workers about, this process runs points from the last, the first before any worker gets one.
+    assert written[0][0]["index"] == grid.size - 1 and written[0][0]["worker"].endswith(f":{os.getpid()}")
+    assert len({result["worker"] for result in results}) == 2  # this process and the worker
+    for result in results:
+        protocol, params, *rest = tasks[result["index"]]
+        direct = _run_point(protocol, {**params, "delay": 0.0}, *rest)
+        np.testing.assert_array_equal(result["dataset"]["samples"].values, direct["dataset"]["samples"].values)
 
 
 @pytest.mark.slow
@@ -183,6 +223,11 @@ def test_sweep_killed_with_sigkill_then_resumed_equals_the_uninterrupted_sweep(t
             assert process.poll() is None, process.stderr.read().decode()
             assert time.monotonic() < deadline, "the sweep did not start"
             time.sleep(0.05)
+        # A second writer, fresh or resuming, is refused while the sweep runs.
+        for resume in (False, True):
+            with pytest.raises(StoreLockedError, match=rf"being written by another sweep \(pid {process.pid} on host"):
+                run_sweep(parse_experiment(NOISY.format(extra="delay = 0.1")), path, resume=resume, workers=0,
+                          progress=False)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
     finally:
@@ -197,7 +242,88 @@ def test_sweep_killed_with_sigkill_then_resumed_equals_the_uninterrupted_sweep(t
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert f"({20 - killed_at} run now" in resumed.stdout
+    assert f"took over the lock of {path}" in resumed.stderr and f"pid {process.pid} on host" in resumed.stderr
+    assert not lock_path(path).exists()
     stored, reference = _results(path), _results(reference_store)
     for name in reference.data_vars:
         np.testing.assert_array_equal(stored[name].values, reference[name].values, err_msg=name)
     assert stored.attrs["points_done"] == 20
+
+
+HOLD_LOCK = """
+import sys, time
+from plasticity.integrity import acquire_lock
+acquire_lock(sys.argv[1], command="holder")
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holders_lock_is_taken_over(tmp_path, capsys):
+    path = tmp_path / "s.zarr"
+    experiment = parse_experiment(NOISY.format(extra=""))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        record = lock_holder(path)
+        assert record["pid"] == holder.pid and record["command"] == "holder"
+        for resume in (False, True):  # a fresh sweep and a resume alike
+            with pytest.raises(StoreLockedError) as error:
+                run_sweep(experiment, path, resume=resume, workers=0, progress=False)
+            assert f"pid {holder.pid} on host {record['host']}, started {record['start_time']}" in str(error.value)
+        assert not path.exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+    assert lock_holder(path) is None and lock_path(path).exists()  # left behind by the killed process
+    summary = run_sweep(experiment, path, workers=0, progress=False)
+    assert summary.done == 20
+    assert f"took over the lock of {path}" in capsys.readouterr().err
+    assert not lock_path(path).exists()
+
+
+def test_seed_by_gives_points_that_differ_only_in_other_keys_the_same_seed(tmp_path):
+    grid = Grid({"rule": ("a", "b"), "load": (0.1, 0.2, 0.3)}, repeats=2, seed_by=("load", "repeat"))
+    assert [grid.seed_index(i) for i in range(grid.size)] == [0, 1, 2, 3, 4, 5] * 2
+    assert [Grid(grid.axes, 2, ("repeat",)).seed_index(i) for i in range(grid.size)] == [0, 1] * 6
+    assert [Grid(grid.axes, 2).seed_index(i) for i in range(grid.size)] == list(range(12))  # by default: each its own
+    text = NOISY.format(extra="").replace("repeats = 2", 'repeats = 2\nseed_by = ["repeat"]')
+    experiment = parse_experiment(text)
+    path = tmp_path / "paired.zarr"
+    run_sweep(experiment, path, workers=0, progress=False)
+    store = xr.open_zarr(path).load()
+    assert json.loads(store.attrs["seed_by"]) == ["repeat"] and "seed_by = [" in store.attrs["experiment_toml"]
+    noise = (store["samples"] - store["mu"]) / store["scale"]  # the standard normal draws of each point
+    for repeat in (0, 1):
+        draws = noise.sel(repeat=repeat).values.reshape(-1, 5)
+        np.testing.assert_allclose(draws, np.broadcast_to(draws[0], draws.shape), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(noise.sel(repeat=0).values, noise.sel(repeat=1).values)
+    # A changed setting refuses to resume, either way.
+    with pytest.raises(ConfigError, match=r'seed_by: \["repeat"\] in the store, "\(absent\)" now'):
+        run_sweep(parse_experiment(NOISY.format(extra="")), path, resume=True, workers=0, progress=False)
+    assert run_sweep(experiment, path, resume=True, workers=0, progress=False).ran == 0
+
+
+@pytest.mark.parametrize("seed_by, message", [
+    ('"repeat"', "must be a list of swept keys"),
+    ('["rule"]', r"names 'rule', which is not swept; valid keys: mu, scale, repeat"),
+    ('["mu", "mu", "repeat"]', "names a key twice"),
+    ('["mu"]', "must include 'repeat' when repeats = 2"),
+])
+def test_bad_seed_by_is_refused(seed_by, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_experiment(NOISY.format(extra="").replace("repeats = 2", f"repeats = 2\nseed_by = {seed_by}"))
+
+
+@pytest.mark.parametrize("start_cost, started", [(100.0, []), (0.01, [2])])
+def test_local_workers_start_only_when_the_points_left_are_worth_their_start_up(tmp_path, monkeypatch, start_cost,
+                                                                                 started):
+    import plasticity.sweep as sweep
+
+    calls = []
+    monkeypatch.setattr(sweep, "WORKER_START_S", start_cost)
+    monkeypatch.setattr(sweep, "_start_workers", lambda processes: calls.append(processes))
+    experiment = parse_experiment(NOISY.format(extra="delay = 0.01"))
+    summary = run_sweep(experiment, tmp_path / "s.zarr", workers=2, progress=False)
+    assert summary.done == 20 and calls == started  # decided once, after two points showed their cost

@@ -7,9 +7,8 @@ call of :func:`gemm`. Its machine code calls the Fortran ``?gemm`` symbols
 
 - ``mkl``: Intel MKL's ``sgemm_``/``dgemm_``, exported by the ``libtorch_cpu`` library of the
   installed torch (a required dependency; x86-64 Linux wheels link MKL in), found without
-  importing torch: the products of a predictive coding batch (batch 128, 784-256-256-10, one
-  thread) ran 1.28-1.34x faster on it than on scipy's OpenBLAS, side by side
-  (``benchmarks/results/pc.md``);
+  importing torch: the products of a predictive coding batch run faster on it than on scipy's
+  OpenBLAS, side by side (``benchmarks/README.md``, "The numba backend's BLAS");
 - ``scipy``: the BLAS scipy was built with (``scipy.linalg.cython_blas``, usually OpenBLAS), the
   one numba's ``np.dot`` calls, wherever MKL is not found (other platforms, torch builds without
   MKL) or ``PLASTICITY_BLAS=scipy`` asks for it.
@@ -36,13 +35,12 @@ which MKL's threads come from, hangs when a forked child starts threads, and num
 layer terminates such a child. MKL's OpenMP
 runtime is loaded as ``import torch`` loads it (``libtorch_global_deps``, global), so numba's
 ``omp`` threading layer, launched after it, shares it: with two runtimes, numba's threaded
-kernels and MKL's products spun against each other (pc training at batch 1024 on 2 cores: 2,500
-samples/s with two runtimes, 22,200 with one; ``benchmarks/results/blas.md``). scipy's BLAS
-keeps its own thread pool (``OPENBLAS_NUM_THREADS``, ``threadpoolctl``), which spins against
-numba's threaded kernels the same way (2,600 samples/s there; 12,500 with both on one
-thread). Two libraries with several threads each in one process spin against each other too:
-on 2 cores, MKL products beside OpenBLAS products (numpy's ``@`` in a user's loop, say) made
-both 2x slower; with one thread each, or only one library busy, nothing is lost.
+kernels and MKL's products spun against each other (pc training at batch 1024 on 2 cores, in
+``benchmarks/README.md``). scipy's BLAS keeps its own thread pool (``OPENBLAS_NUM_THREADS``,
+``threadpoolctl``), which spins against numba's threaded kernels the same way. Two libraries
+with several threads each in one process spin against each other too: on 2 cores, MKL products
+beside OpenBLAS products (numpy's ``@`` in a user's loop, say) made both slower; with one
+thread each, or only one library busy, nothing is lost.
 """
 
 from __future__ import annotations
@@ -119,7 +117,7 @@ def _mkl() -> tuple[tuple[dict[str, int], str] | None, str | None]:
     try:
         # as `import torch` does: its OpenMP runtime (libgomp) global, so that numba's threading
         # layer, launched later, joins the one MKL's threads come from (with two runtimes, numba's
-        # threaded kernels and MKL's products spun against each other: 9x slower at batch 1024)
+        # threaded kernels and MKL's products spun against each other; benchmarks/README.md)
         global_deps = path.with_name(path.name.replace("libtorch_cpu", "libtorch_global_deps"))
         if global_deps.exists():
             ctypes.CDLL(str(global_deps), mode=ctypes.RTLD_GLOBAL)

@@ -87,16 +87,14 @@ __all__ = ["COMPILE_AFTER_SECONDS", "SPLIT_MIN_WORK", "build", "NumbaEngine", "f
 _RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
 #: Seconds an engine spends in steps taken one by one before it compiles its step program for
 #: runs without inputs or recording. Compiling takes about this long per network (once; the
-#: machine code is cached on disk) and then saves 15-50% of such a run, so a workload that has
+#: machine code is cached on disk) and then saves a good part of such a run, so a workload that has
 #: already run this long is likely to repay it, and a short one never waits for it (compiling
 #: when the time spent equals the price caps the total at twice the better choice made in hindsight).
 COMPILE_AFTER_SECONDS = 10.0
 #: A compiled run in which no rule runs splits its trials into blocks run at once, a thread each,
 #: from this much work: steps x trials x (units + synapses of every projection), about the
-#: multiply-adds and unit updates it makes. Predictive coding on 2 cores: [64, 128, 10] with
-#: batch 32 and T = 20 (6e6) ran 0.89-0.92x as fast split, batch 64 (1.2e7) 0.97x, T = 50
-#: (1.5e7) 1.21x, batch 128 (2.5e7) 1.56x; [784, 256, 256, 10] from batch 8 (4.3e7) on
-#: 1.07-1.26x.
+#: multiply-adds and unit updates it makes: below it, splitting predictive coding's runs on 2
+#: cores lost time, above it gained (the sizes measured are in ``benchmarks/README.md``).
 SPLIT_MIN_WORK = 1 << 24
 #: A step taking longer than this is checked for kernels compiled during it (first calls), whose
 #: time does not count towards COMPILE_AFTER_SECONDS: a network's first steps would otherwise

@@ -4,7 +4,7 @@ that a program's own code stays a list of calls (its compile stays short) while 
 compiled once per dtype for every network and cached with this module.
 
 Whole-array copies, sums and fills are flat loops: numba's array expressions (``a += b``,
-``a[...] = b``) ran 3x slower inside a compiled program.
+``a[...] = b``) ran several times slower inside a compiled program (``benchmarks/README.md``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Inference in a predictive coding network, a relaxation or a recall phase runs many short
 steps. Dispatching each stage from Python costs about as much as the stage itself at the
-sizes such phases often use (each stage call ~5-25 us of Python around kernels of a few to
-a hundred us), so the numba engine also writes the whole step program, looped over the
+sizes such phases often use (microseconds of Python around kernels of a few to a hundred
+microseconds), so the numba engine also writes the whole step program, looped over the
 steps of a run, as one generated function: the population kernels and the plasticity
 kernels of the projections that learn (an array of flags, so one program serves every
 choice of ``plastic``) called in order, every product a BLAS call made from compiled code
@@ -28,17 +28,17 @@ products on one BLAS thread (:data:`~plasticity.backends.numba_backend.SPLIT_MIN
 which size). The threads then work from the first step to the last without waiting for each
 other, where splitting each product and pass over both threads makes them meet several times a
 step, and a product of a few hundred thousand multiply-adds gains little from a second thread
-(pc training on sizes [784, 256, 256, 10], batch 128: 1.15-1.35x faster on 2 cores). The
+(pc training: ``benchmarks/README.md``). The
 results equal the unsplit run's to rounding: BLAS may sum a row of a product in another order
 when it computes fewer rows at once (a block of one row took another path; blocks of 64 rows
 left every value of the benchmark's run unchanged). The blocks run on the threads of numba's
 threading layer, which MKL shares: threads of another pool would compete with its workers,
 which keep spinning for milliseconds after each threaded product (a pool of Python threads ran
-1.5x slower than no split). For that, the program is compiled as a C-callable function of fixed
+slower than no split). For that, the program is compiled as a C-callable function of fixed
 signature, ``run_block(block, blocks, table)``, that finds its arrays from their addresses in
 ``table``: one generic launcher (:func:`~plasticity.backends.numba_kernels.run_in_blocks`,
 compiled once) calls it on every thread, where a parallel loop generated per program took
-15-25 s more to compile than the program itself.
+much longer to compile than the program itself.
 
 The source is written to the kernel cache beside the network's kernels (``<cache>/k<hash>.py``)
 and compiled with ``cache=True``: a second process loads the machine code. Compiling takes

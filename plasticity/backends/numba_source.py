@@ -38,9 +38,8 @@ __all__ = [
 #: LLVM fast-math flags of every kernel: no ``nnan``/``ninf``, so NaN and Inf propagate
 #: and divergence is detected.
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
-#: Kernels over fewer elements than this run on one thread (thread start-up costs more: on 2
-#: cores, a pass of a few operations per element over 16k float32 elements ran 13 us on one
-#: thread, 11 us on two).
+#: Kernels over fewer elements than this run on one thread: thread start-up costs more than a
+#: second thread saves below it (measured on 2 cores: ``benchmarks/README.md``).
 PARALLEL_MIN_ELEMENTS = 1 << 14
 
 
@@ -208,7 +207,7 @@ class KernelSpec:
 
 #: ``tanh`` in float32 as a rational function (Eigen's ``generic_fast_tanh_float``, within
 #: 5 ulp, 2.6e-7 absolute, of the exact value): libm's ``tanhf`` is a call per element that LLVM
-#: cannot vectorise (numba without SVML), and was 20x slower than numpy's SIMD tanh. NaN
+#: cannot vectorise (numba without SVML), and was many times slower than numpy's SIMD tanh. NaN
 #: passes through; beyond +-9 the result is +-1, as the rounded exact value.
 TANH32 = f"""@numba.njit(inline="always", fastmath={{{", ".join(repr(f) for f in sorted(FASTMATH - {"reassoc"}))}}}, error_model="numpy")
 def tanh32(x):

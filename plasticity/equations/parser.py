@@ -148,8 +148,10 @@ def _parse_statement(text: str) -> ast.stmt:
     _check_ascii(text)
     try:
         with warnings.catch_warnings():
-            # Python accepts '1if' or '0x1for' with a SyntaxWarning: an error here, not a leaked warning
+            # Python warns about sloppy literals ("1if", "\\d") while parsing: refuse them as errors
+            # rather than let a SyntaxWarning leak out of building a rule.
             warnings.simplefilter("error", SyntaxWarning)
+            warnings.simplefilter("error", DeprecationWarning)
             module = ast.parse(text, mode="exec")
     except SyntaxError as error:
         column = error.offset if error.offset else None
