@@ -5,13 +5,15 @@ check, and the numba backend's vectorisable float32 tanh."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 import plasticity as pl
 from plasticity.errors import DivergenceError
 from plasticity.simulation import COMPILED_CHUNK
+
+#: numba compiles a kernel per network and a step program per compiled run: minutes on a cold cache.
+pytestmark = pytest.mark.slow
 
 BACKENDS = ["numpy", "numba", "torch"]
 
