@@ -5,14 +5,15 @@ check, and the numba backend's vectorisable float32 tanh."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 import plasticity as pl
 from plasticity.errors import DivergenceError
 from plasticity.simulation import COMPILED_CHUNK
+
+#: numba compiles a kernel per network and a step program per compiled run: minutes on a cold cache.
+pytestmark = pytest.mark.slow
 
 BACKENDS = ["numpy", "numba", "torch"]
 
@@ -153,15 +154,30 @@ def test_step_program_compiled_after_enough_time_stepping(monkeypatch):
 def test_time_compiling_kernels_is_not_time_stepping(monkeypatch, tmp_path):
     """numba compiles a kernel on its first call: steps that compiled kernels (in a fresh kernel
     cache, seconds) do not count towards COMPILE_AFTER_SECONDS, which is meant to weigh the time
-    steps take against the price of compiling a step program."""
+    steps take against the price of compiling a step program. A fake clock makes every step take
+    one second (a slow step), so what is counted does not depend on the machine's speed."""
+    from plasticity.backends import numba_backend
+
+    class OneSecondPerStep:
+        """``perf_counter`` advancing by a second per reading (a step reads it at its start and end)."""
+
+        def __init__(self):
+            self.now = 0.0
+
+        def perf_counter(self):
+            self.now += 1.0
+            return self.now
+
     monkeypatch.setenv("PLASTICITY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(numba_backend, "time", OneSecondPerStep())
+    monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", float("inf"))  # steps stay steps
     pop = pl.Population(3, ["y = 0.5 * y + 0.25 * tanh(x) + 0.125"], init={"x": 0.3, "y": 0.0}, name="fresh")
     simulation = pl.Simulation(pl.Network([pop], []), trials=2, backend="numba", seed=0)
-    start = time.perf_counter()
-    simulation.advance(1)  # compiles the population's kernel and the finiteness check
-    assert time.perf_counter() - start > 0.05
-    simulation.advance(20)
-    assert simulation.engine.stepped_seconds < 0.05
+    simulation.advance(1)  # compiles the population's kernel and the finiteness check: not counted
+    assert simulation.engine.stepped_seconds == 0.0
+    simulation.advance(20)  # nothing to compile: every (fake) second counted, but for the first step's,
+    # which finds the kernels the end of the first run compiled (the finiteness check)
+    assert simulation.engine.stepped_seconds == 19.0
     np.testing.assert_allclose(simulation.get("fresh.y")[0, 0], (0.25 * np.tanh(0.3) + 0.125) / 0.5, rtol=1e-5)
 
 

@@ -20,6 +20,9 @@ from plasticity.backends import numba_backend, numba_cache, numba_codegen, numba
 from plasticity.rules.storage import STORAGE_RULES
 from plasticity.rules import get_rule, list_rules
 
+#: Compiling this file's kernels takes minutes on a cold cache (about 160 s on 2 cores; 20 s warm).
+pytestmark = pytest.mark.slow
+
 STEPS = 100
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 

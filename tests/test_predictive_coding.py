@@ -168,6 +168,32 @@ def test_linear_3q_rule_reaches_least_squares(backend):
     np.testing.assert_allclose(w, reference.linear_pc_3q(np.zeros((k, d)), inputs, targets, 400, 0.2, 0.5), rtol=1e-9, atol=1e-12)
 
 
+def test_pc_hidden_layer_learns_what_a_random_one_cannot():
+    """Learning happens in the hidden layer: through a bottleneck of 8 tanh units, pc (5 epochs, seed 0:
+    0.87 test accuracy on digits) beats every one of 10 frozen random hidden layers drawn as pc draws its
+    initial weights, each with the least-squares read-out fitted on the whole training set (0.47-0.67),
+    by at least 0.15. With 128 hidden units the random layer alone scores 0.97, so the wide digits test
+    below cannot tell whether hidden weights learn."""
+    hidden = 8
+    ds = pl.run_protocol("pc.train", dict(sizes=[64, hidden, 10], activation="tanh", T=20, gamma=0.1, lr=0.01,
+                                          optimizer="adam", batch=32, epochs=5, trajectory=False),
+                         backend="numpy", seed=0)
+    data = load_dataset("digits", test_fraction=0.2, seed=np.random.SeedSequence(0).spawn(3)[0])  # the protocol's split
+    mean, std = data.x_train.mean(axis=0), data.x_train.std(axis=0)
+    std[std < 1e-8] = 1.0
+    x_train, x_test = (data.x_train - mean) / std, (data.x_test - mean) / std
+    random_accuracies = []
+    for draw in range(10):
+        weights = np.random.default_rng(draw).normal(0, 1 / np.sqrt(64), (hidden, 64))
+
+        def features(x):
+            return np.column_stack([np.tanh(x @ weights.T), np.ones(len(x))])
+
+        readout = np.linalg.lstsq(features(x_train), np.eye(10)[data.y_train], rcond=None)[0]
+        random_accuracies.append(np.mean((features(x_test) @ readout).argmax(axis=1) == data.y_test))
+    assert float(ds.test_accuracy[-1]) >= max(random_accuracies) + 0.15, (float(ds.test_accuracy[-1]), random_accuracies)
+
+
 @pytest.mark.slow
 def test_digits_pc_accuracy_close_to_bp():
     params = dict(sizes=[64, 128, 10], activation="tanh", T=20, gamma=0.1, lr=0.003, optimizer="adam", batch=32, epochs=10)

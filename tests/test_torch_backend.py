@@ -163,7 +163,7 @@ def test_expansion_equals_the_expression(equation):
     """The monomials the torch backend applies sum to the expression itself (reference evaluation)."""
     terms = expand(equation.expr)
     if terms is None:
-        return
+        pytest.skip("not a sum of monomials the torch backend applies: it evaluates this one over blocks of rows")
     rng = np.random.default_rng(0)
     env, reduced = {}, {}
     for node in walk(equation.expr):
