@@ -162,8 +162,10 @@ def uhn_similarity(query, memory, similarity):
 
 
 def uhn_separation(scores, separation, beta, power):
-    """Weights summing to one: softmax(beta s), one-hot max, (s - min)/sum, (s - min)^power/sum."""
+    """softmax(beta s), one-hot max, (s - min)/sum, (s - min)^power/sum, or beta s (unnormalised)."""
     s = _am_np.asarray(scores, dtype=float)
+    if separation == "unnormalised":
+        return beta * s
     if separation == "softmax":
         e = _am_np.array([_am_math.exp(beta * (v - s.max())) for v in s])
         return e / e.sum()

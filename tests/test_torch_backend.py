@@ -139,7 +139,7 @@ SMALL_PARAMS = {
     "motifs": {"task": "xor", "hidden": 8, "epochs": 5, "trials": 2},
     "pc.train": {"sizes": (64, 4, 10), "T": 2, "batch": 16, "epochs": 1, "test_fraction": 0.9},
     "pca": {"n": 6, "k": 2, "rule": "sanger", "steps": 100, "trials": 2, "record_every": 10},
-    "uhn.retrieval": {"patterns": 10, "n": 64},
+    "uhn.retrieval": {"patterns": 10, "n": 64, "beta": 10.0},
 }
 
 
