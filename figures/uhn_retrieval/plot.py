@@ -45,7 +45,7 @@ def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
                 ax.errorbar(store["patterns"], mean.sel(sel), yerr=stderr.sel(sel).fillna(0), marker="o", ms=3, capsize=2, label=str(separation))
             ax.set(xscale="log", title=f"{similarity} similarity, {CUES[cue]} cue", xlabel="stored images (count)", ylim=(-0.03, 1.03))
             if col == 0:
-                ax.set_ylabel("fraction retrieved (nearest stored image = cued)")
+                ax.set_ylabel("fraction retrieved\n(nearest stored image = cued)")
             ax.legend(fontsize=7, title="separation", title_fontsize=7)
     fig.tight_layout()
     return save_figure(fig, outdir, "uhn_retrieval")
