@@ -1,4 +1,4 @@
-"""Shared checks and random cues for the associative memories (Hopfield family, dense, modern, UHN).
+"""Shared pattern checks and random draws for the associative memories (Hopfield family, dense, modern, UHN).
 
 Every random draw of the associative-memory protocols comes from per-trial
 generators spawned from one ``numpy.random.SeedSequence``, so trial ``t`` gets the
@@ -13,18 +13,11 @@ from typing import Any, Sequence
 import numba as nb
 import numpy as np
 
-from plasticity.errors import BackendError, ConfigError
+from plasticity.errors import ConfigError
 
 __all__ = [
-    "MEMORY_BACKENDS",
     "BinaryMemory",
     "check_binary",
-    "check_choice",
-    "check_positive",
-    "check_fraction",
-    "check_int",
-    "check_dtype",
-    "resolve_backend",
     "seed_sequence",
     "trial_generators",
     "count_patterns",
@@ -33,8 +26,6 @@ __all__ = [
     "sweep_orders",
     "order_into",
 ]
-
-MEMORY_BACKENDS = ("numba", "numpy", "torch")
 
 
 class BinaryMemory:
@@ -63,48 +54,6 @@ class BinaryMemory:
         return self._states(states) @ self._patterns.T / self.n
 
 
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    """``value`` if it is one of ``choices``, else a ConfigError listing them."""
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
-
-
-def check_positive(name: str, value: Any) -> float:
-    """``value`` as a float if it is a finite number > 0."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number > 0; got {value!r}") from None
-    if not np.isfinite(number) or number <= 0:
-        raise ConfigError(f"{name} must be a finite number > 0; got {value!r}")
-    return number
-
-
-def check_fraction(name: str, value: Any, *, upper: float = 1.0) -> float:
-    """``value`` as a float in [0, upper]."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number in [0, {upper}]; got {value!r}") from None
-    if not 0.0 <= number <= upper:
-        raise ConfigError(f"{name} must be in [0, {upper}]; got {value!r}")
-    return number
-
-
-def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def check_dtype(dtype: str) -> np.dtype:
-    """The numpy dtype for ``dtype`` ('float32' or 'float64')."""
-    check_choice("dtype", dtype, ("float32", "float64"))
-    return np.dtype(dtype)
-
-
 def check_binary(patterns: Any, name: str = "patterns") -> np.ndarray:
     """``patterns`` as a C-contiguous (patterns, units) float array of +-1 values.
 
@@ -127,29 +76,6 @@ def check_binary(patterns: Any, name: str = "patterns") -> np.ndarray:
             f"found {', '.join(map(str, bad))}"
         )
     return np.ascontiguousarray(array, dtype=np.float64)
-
-
-def resolve_backend(backend: str, device: str | None = None) -> Any:
-    """Check ``backend``/``device``; return the torch device for 'torch', else None."""
-    if backend not in MEMORY_BACKENDS:
-        raise BackendError(f"unknown backend {backend!r}; valid backends: {', '.join(MEMORY_BACKENDS)}")
-    if backend != "torch":
-        if device is not None and str(device) != "cpu":
-            raise BackendError(
-                f"backend {backend!r} runs on the CPU only; device={device!r} needs backend='torch'"
-            )
-        return None
-    try:
-        import torch
-    except ImportError as error:  # pragma: no cover - torch is a dependency
-        raise BackendError(f"backend 'torch' is not available here: {error}") from error
-    try:
-        dev = torch.device(device or "cpu")
-    except (RuntimeError, TypeError) as error:
-        raise BackendError(f"unknown torch device {device!r}: {error}") from error
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendError(f"device {device!r} needs CUDA, which is not available here; valid devices: 'cpu'")
-    return dev
 
 
 def seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:

@@ -10,27 +10,26 @@ xi evolve by the update xi <- X^T softmax(beta X xi), which descends the energy
 Well-separated patterns are retrieved in one update (their Theorem 4); a
 state whose softmax weights are spread over several patterns sits near a
 metastable state (a mixture), the global fixed point at small beta is the mean.
+
+The update is one retrieval of a universal Hopfield network (Millidge et al. 2022;
+:mod:`plasticity.networks.uhn`) with dot-product similarity, softmax separation and the
+patterns as projection, so this module is that preset (iterated ``steps`` times), not a
+second implementation.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
-import numba as nb
 import numpy as np
 import xarray as xr
 
+from plasticity.backends.runtime import resolve
 from plasticity.errors import ConfigError
-from plasticity.networks._assoc import (
-    check_choice,
-    check_dtype,
-    check_fraction,
-    check_int,
-    check_positive,
-    flip_bits,
-    resolve_backend,
-    trial_generators,
-)
+from plasticity.networks._assoc import flip_bits, trial_generators
+from plasticity.networks.uhn import UniversalHopfield, retrieve
+from plasticity.params import Choice, Int, Real, check
 from plasticity.protocols import protocol
 
 __all__ = ["CUES", "ModernHopfield", "retrieval"]
@@ -38,79 +37,16 @@ __all__ = ["CUES", "ModernHopfield", "retrieval"]
 CUES = ("flip", "mask", "noise")
 
 
-@nb.njit(parallel=True, cache=True)
-def _modern_kernel(patterns, states, beta, steps):  # pragma: no cover - compiled
-    """``steps`` updates xi <- X^T softmax(beta X xi) for each state, in place; patterns (1 or trials, P, d)."""
-    trials, d = states.shape
-    count = patterns.shape[1]
-    shared = patterns.shape[0] == 1
-    for t in nb.prange(trials):
-        x = patterns[0] if shared else patterns[t]
-        scores = np.empty(count)
-        new = np.empty(d)
-        for _ in range(steps):
-            top = -np.inf
-            for mu in range(count):
-                acc = 0.0
-                for i in range(d):
-                    acc += x[mu, i] * states[t, i]
-                scores[mu] = beta * acc
-                if scores[mu] > top:
-                    top = scores[mu]
-            total = 0.0
-            for mu in range(count):
-                scores[mu] = math.exp(scores[mu] - top)
-                total += scores[mu]
-            new[:] = 0.0
-            for mu in range(count):
-                p = scores[mu] / total
-                for i in range(d):
-                    new[i] += p * x[mu, i]
-            for i in range(d):
-                states[t, i] = new[i]
-
-
-def _softmax_rows(xp, z):
-    if xp is np:
-        z = z - z.max(-1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(-1, keepdims=True)
-    return xp.softmax(z, dim=-1)
-
-
-def _update_array(xp, patterns, states, beta, steps):
-    """Vectorised twin of ``_modern_kernel`` (numpy or torch)."""
-    shared = patterns.shape[0] == 1
-    for _ in range(steps):
-        if shared:
-            p = _softmax_rows(xp, beta * (states @ patterns[0].T))
-            states = p @ patterns[0]
-        else:
-            scores = xp.matmul(patterns, states[:, :, None])[:, :, 0]
-            p = _softmax_rows(xp, beta * scores)
-            states = xp.matmul(p[:, None, :], patterns)[:, 0]
-    return states
-
-
-def _run(patterns, cues, beta, steps, backend, dtype, device=None) -> np.ndarray:
-    if backend == "numba":
-        states = np.array(cues, dtype=np.float64, copy=True)
-        _modern_kernel(np.ascontiguousarray(patterns, dtype=np.float64), states, float(beta), int(steps))
-        return states.astype(dtype)
-    if backend == "numpy":
-        return _update_array(np, patterns.astype(dtype), cues.astype(dtype), dtype.type(beta), steps)
-    import torch
-
-    tdtype = getattr(torch, dtype.name)
-    out = _update_array(
-        torch, torch.as_tensor(patterns, dtype=tdtype, device=device),
-        torch.as_tensor(cues, dtype=tdtype, device=device), beta, steps,
-    )
-    return out.cpu().numpy()
+def _preset(patterns: np.ndarray, beta: float, dtype: str) -> UniversalHopfield:
+    """The universal Hopfield network that is this modern one: dot-product similarity (per unit,
+    hence the inverse temperature beta * D), softmax separation, projection = memory."""
+    return UniversalHopfield(patterns, similarity="dot", separation="softmax", beta=beta * patterns.shape[1], dtype=dtype)
 
 
 class ModernHopfield:
-    """A modern continuous Hopfield network (Ramsauer et al. 2020) storing the rows of ``patterns``.
+    """A modern continuous Hopfield network (Ramsauer et al. 2020) storing the rows of ``patterns``:
+    the universal Hopfield network (:class:`~plasticity.networks.uhn.UniversalHopfield`) with
+    dot-product similarity, softmax separation and the patterns as projection, iterated.
 
     Example::
 
@@ -120,12 +56,10 @@ class ModernHopfield:
     """
 
     def __init__(self, patterns, *, beta: float = 1.0, dtype: str = "float32"):
-        self.beta = check_positive("beta", beta)
-        self.dtype = check_dtype(dtype)
-        x = np.asarray(patterns, dtype=np.float64)
-        if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1 or not np.all(np.isfinite(x)):
-            raise ConfigError(f"patterns must be a finite (patterns, units) array with at least one pattern; got shape {x.shape}")
-        self._patterns = np.ascontiguousarray(x)
+        self.beta = check("beta", beta, Real(0, None, low_open=True))
+        self.uhn = _preset(np.asarray(patterns, dtype=np.float64), self.beta, dtype)
+        self.dtype = self.uhn.dtype
+        self._patterns = self.uhn.patterns
 
     @property
     def patterns(self) -> np.ndarray:
@@ -142,7 +76,7 @@ class ModernHopfield:
 
     def weights(self, states) -> np.ndarray:
         """softmax(beta X xi) for each state: how much each stored pattern contributes, (batch, patterns)."""
-        return _softmax_rows(np, self.beta * self._states(states) @ self._patterns.T)
+        return self.uhn.weights(self._states(states))
 
     def energy(self, states) -> np.ndarray:
         """E(xi) = -lse(beta, X xi) + xi.xi/2 + log(P)/beta + M^2/2 for each state, (batch,)."""
@@ -166,9 +100,11 @@ class ModernHopfield:
 
     def retrieve(self, cues, *, steps: int = 1, backend: str = "numba", device: str | None = None) -> np.ndarray:
         """``steps`` updates xi <- X^T softmax(beta X xi) from each cue (row); returns the states."""
-        steps = check_int("steps", steps)
-        dev = resolve_backend(backend, device)
-        return _run(self._patterns[None], self._states(cues), self.beta, steps, backend, self.dtype, dev)
+        steps = check("steps", steps, Int(1, 1_000_000))
+        runtime = resolve(backend, device, self.dtype)
+        x = runtime.array(self._patterns[None])
+        out = retrieve(runtime, x, x, runtime.array(self._states(cues)), "dot", "softmax", self.uhn.beta, steps=steps)
+        return runtime.host(out).astype(np.float64)
 
 
 def _cue(pattern: np.ndarray, cue: str, level: float, rng: np.random.Generator) -> np.ndarray:
@@ -201,13 +137,13 @@ def _retrieved_index(overlaps: np.ndarray) -> np.ndarray:
 @protocol("modern.retrieval")
 def retrieval(
     *,
-    n: int = 64,
-    patterns: int = 1000,
-    beta: float = 4.0,
-    cue: str = "flip",
-    level: float = 0.2,
-    steps: int = 1,
-    trials: int = 100,
+    n: Annotated[int, Int(2, 100_000)] = 64,
+    patterns: Annotated[int, Int(1, 1_000_000)] = 1000,
+    beta: Annotated[float, Real(0, 1e6, low_open=True)] = 4.0,
+    cue: Annotated[str, Choice(*CUES)] = "flip",
+    level: Annotated[float, Real(0, 100)] = 0.2,
+    steps: Annotated[int, Int(1, 10_000)] = 1,
+    trials: Annotated[int, Int(1, 1_000_000)] = 100,
     backend: str = "numba",
     seed: int | np.random.SeedSequence = 0,
     dtype: str = "float32",
@@ -223,25 +159,21 @@ def retrieval(
     metastable mixture, where several patterns share the largest overlap) and whether it is
     ``correct`` (the cued pattern alone has the largest overlap).
     """
-    n = check_int("n", n, minimum=2)
-    count = check_int("patterns", patterns)
-    beta = check_positive("beta", beta)
-    check_choice("cue", cue, CUES)
-    if cue == "noise":
-        level = check_positive("level", level) if level else 0.0
-    else:
-        level = check_fraction("level", level)
-    steps = check_int("steps", steps)
-    trials = check_int("trials", trials)
-    np_dtype = check_dtype(dtype)
-    dev = resolve_backend(backend, device)
+    if cue != "noise":
+        check("level", level, Real(0, 1))
+    if patterns * n * trials > 2**31:
+        raise ConfigError(f"patterns x n x trials = {patterns * n * trials} stored values; at most 2**31 fit, use fewer trials")
+    runtime = resolve(backend, device, dtype)
+    count = patterns
     rngs = trial_generators(seed, trials)
     xs = np.empty((trials, count, n))
     cues = np.empty((trials, n))
     for t in range(trials):
         xs[t] = rngs[t].integers(0, 2, size=(count, n)) * 2.0 - 1.0
         cues[t] = _cue(xs[t, 0], cue, level, rngs[t])
-    out = _run(xs, cues, beta, steps, backend, np_dtype, dev).astype(np.float64)
+    stored = runtime.array(xs)
+    out = runtime.host(retrieve(runtime, stored, stored, runtime.array(cues), "dot", "softmax", beta * n, steps=steps))
+    out = out.astype(np.float64)
     overlaps = np.einsum("tpi,ti->tp", xs, out) / n
     dims = ("trial",)
     retrieved = _retrieved_index(overlaps)

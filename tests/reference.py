@@ -162,8 +162,10 @@ def uhn_similarity(query, memory, similarity):
 
 
 def uhn_separation(scores, separation, beta, power):
-    """Weights summing to one: softmax(beta s), one-hot max, (s - min)/sum, (s - min)^power/sum."""
+    """softmax(beta s), one-hot max, (s - min)/sum, (s - min)^power/sum, or beta s (unnormalised)."""
     s = _am_np.asarray(scores, dtype=float)
+    if separation == "unnormalised":
+        return beta * s
     if separation == "softmax":
         e = _am_np.array([_am_math.exp(beta * (v - s.max())) for v in s])
         return e / e.sum()
@@ -532,3 +534,36 @@ def expression_trees(leaves, operations, max_operations):
                         found.append(f"({left} {op} {right})")
         by_size.append(found)
     return [text for size in by_size for text in size]
+
+
+# ============================================================================
+# Sequence memories (issue 23, attention as associative memory): the fast-weight
+# recurrence and softmax attention as kernel regression, one token and one unit at a time.
+# ============================================================================
+
+import math as _seq_math
+
+
+def sequence_memory(q, k, v, a, b, delta):
+    """One sequence: S_t = a_t S + b_t (v_t - delta a_t S k_t) k_t^T, o_t = S_t q_t, with Python loops."""
+    tokens, d_k = len(k), len(k[0])
+    d_v = len(v[0])
+    s = [[0.0] * d_k for _ in range(d_v)]
+    out = []
+    for t in range(tokens):
+        reads = [sum(s[i][j] * float(k[t][j]) for j in range(d_k)) for i in range(d_v)]
+        for i in range(d_v):
+            residual = float(b[t]) * (float(v[t][i]) - (float(a[t]) * reads[i] if delta else 0.0))
+            for j in range(d_k):
+                s[i][j] = float(a[t]) * s[i][j] + residual * float(k[t][j])
+        out.append([sum(s[i][j] * float(q[t][j]) for j in range(d_k)) for i in range(d_v)])
+    return out
+
+
+def nadaraya_watson(query, keys, values, beta):
+    """Kernel regression sum_i K(q, k_i) v_i / sum_i K(q, k_i) with the kernel K = exp(beta q . k)."""
+    scores = [beta * sum(float(x) * float(y) for x, y in zip(query, key)) for key in keys]
+    top = max(scores)
+    kernel = [_seq_math.exp(s - top) for s in scores]
+    total = sum(kernel)
+    return [sum(kernel[i] * float(values[i][e]) for i in range(len(keys))) / total for e in range(len(values[0]))]

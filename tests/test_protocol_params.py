@@ -21,7 +21,7 @@ from plasticity.protocols import list_protocols
 
 #: Protocols being rewritten with declared specs on other branches; the coordinator empties this
 #: list as each lands. Not strict: their string parameters pass already.
-AWAITING_SPECS = {"modern.retrieval", "uhn.retrieval"}
+AWAITING_SPECS: set[str] = set()
 
 PROTOCOLS = list_protocols()
 

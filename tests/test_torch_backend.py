@@ -133,13 +133,14 @@ def test_plastic_subset_and_callable_inputs_agree():
 
 #: Small parameters for every protocol, so that the agreement test runs it in about a second.
 SMALL_PARAMS = {
+    "attention.recall": {"vocab": 256, "seq_len": 64, "pairs": 16, "d_model": 16, "trials": 4},
     "dense.capacity": {"n": 24, "load": 0.5, "trials": 4, "max_sweeps": 10},
     "hopfield.capacity": {"n": 40, "load": 0.1, "trials": 4, "max_sweeps": 10},
     "modern.retrieval": {"n": 16, "patterns": 20, "trials": 8},
     "motifs": {"task": "xor", "hidden": 8, "epochs": 5, "trials": 2},
     "pc.train": {"sizes": (64, 4, 10), "T": 2, "batch": 16, "epochs": 1, "test_fraction": 0.9},
     "pca": {"n": 6, "k": 2, "rule": "sanger", "steps": 100, "trials": 2, "record_every": 10},
-    "uhn.retrieval": {"patterns": 10, "n": 64},
+    "uhn.retrieval": {"patterns": 10, "n": 64, "beta": 10.0},
 }
 
 

@@ -1,0 +1,202 @@
+"""Multi-query associative recall (MQAR) and the ``attention.recall`` protocol.
+
+MQAR (Arora, Eyuboglu, Timalsina, Johnson, Poli, Zou, Rudra and Re 2023, "Zoology: measuring and
+improving recall in efficient language models", arXiv:2312.04927) is a sequence of key-value
+token pairs followed by queries of earlier keys, each to be answered with its value. The
+generator here follows zoology's ``multiquery_ar``: keys drawn without replacement from the
+first half of the vocabulary, values from the second half, the pairs first, then the queries at
+positions whose distance from the context follows a power law (exponent ``power_a``), the other
+positions filled with token 0. Sequences are generated locally from the seed; nothing is
+downloaded.
+
+The training-free recall harness embeds tokens by fixed random unit vectors (or one-hot
+vectors) of ``d_model`` dimensions; at every value token a memory writes the pair (key = the
+previous token's embedding, value = this token's embedding), at every query token it reads with
+the key's embedding, and the answer is the value token whose embedding has the largest dot
+product with the read-out. The fast-weight memories (:mod:`plasticity.networks.attention`) run
+their recurrence over the whole sequence (write strength b = 0 at tokens that write nothing;
+the gated memories close their gate, a = ``gamma``, only where they write), the softmax memory
+keeps every written pair and reads them by softmax separation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+import xarray as xr
+
+from plasticity.backends.runtime import resolve
+from plasticity.errors import ConfigError
+from plasticity.networks import attention as att
+from plasticity.networks._assoc import trial_generators
+from plasticity.params import Choice, Int, Maybe, Real, RuleSpec
+from plasticity.protocols import protocol
+
+__all__ = ["Sequences", "multiquery_ar", "embeddings", "recall", "EMBEDDINGS"]
+
+EMBEDDINGS = ("random", "onehot")
+MEMORY_CHOICES = (*att.MEMORIES, "rule")
+
+
+@dataclass
+class Sequences:
+    """MQAR sequences: ``tokens`` (n, seq_len) int, ``targets`` (n, seq_len) the value to answer
+    after each query token, -1 elsewhere, and the ``keys`` and ``values`` of the pairs (n, pairs)."""
+
+    tokens: np.ndarray
+    targets: np.ndarray
+    keys: np.ndarray
+    values: np.ndarray
+
+
+def check_lengths(vocab: int, seq_len: int, pairs: int) -> None:
+    """A ConfigError naming what is too small when ``pairs`` pairs and their queries do not fit."""
+    if pairs > vocab // 2 - 1:
+        raise ConfigError(f"pairs must be at most {vocab // 2 - 1}: vocab {vocab} has {vocab // 2 - 1} key tokens; got {pairs}")
+    if seq_len < 4 * pairs:
+        raise ConfigError(
+            f"seq_len must be at least 4 * pairs = {4 * pairs} ({2 * pairs} tokens of pairs and {2 * pairs} of queries "
+            f"with their answers); got {seq_len}"
+        )
+
+
+def multiquery_ar(vocab: int, seq_len: int, pairs: int, count: int, rng: np.random.Generator, *,
+                  power_a: float = 0.01) -> Sequences:
+    """``count`` MQAR sequences (zoology's ``multiquery_ar`` generator, see the module docstring)."""
+    check_lengths(vocab, seq_len, pairs)
+    half = vocab // 2
+    keys = np.stack([rng.choice(np.arange(1, half), size=pairs, replace=False) for _ in range(count)])
+    values = np.stack([rng.choice(np.arange(half, vocab), size=pairs, replace=False) for _ in range(count)])
+    context = 2 * pairs
+    slots = (seq_len - context) // 2
+    weights = power_a * np.arange(1, slots + 1, dtype=np.float64) ** (power_a - 1)
+    weights /= weights.sum()
+    tokens = np.zeros((count, seq_len), dtype=np.int64)
+    targets = np.full((count, seq_len), -1, dtype=np.int64)
+    tokens[:, 0:context:2], tokens[:, 1:context:2] = keys, values
+    for n in range(count):
+        gaps = rng.choice(slots, size=pairs, replace=False, p=weights)
+        tokens[n, context + 2 * gaps] = keys[n]
+        targets[n, context + 2 * gaps] = values[n]
+    return Sequences(tokens, targets, keys, values)
+
+
+def embeddings(vocab: int, d_model: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """(vocab, d_model) fixed token embeddings: random unit vectors, or one-hot vectors (keys and
+    values each a basis vector; needs d_model >= vocab / 2); token 0 (filler) is the zero vector."""
+    if kind == "onehot":
+        half = vocab // 2
+        if d_model < half:
+            raise ConfigError(f"d_model must be at least vocab / 2 = {half} for one-hot embeddings; got {d_model}")
+        table = np.zeros((vocab, d_model))
+        table[np.arange(1, vocab), np.arange(1, vocab) % half] = 1.0
+        return table
+    table = rng.standard_normal((vocab, d_model))
+    table /= np.linalg.norm(table, axis=1, keepdims=True)
+    table[0] = 0.0
+    return table
+
+
+def _answer(read: np.ndarray, table: np.ndarray, vocab: int) -> np.ndarray:
+    """The value token whose embedding has the largest dot product with each read-out (..., d)."""
+    half = vocab // 2
+    return half + np.argmax(read @ table[half:].T, axis=-1)
+
+
+@protocol("attention.recall")
+def recall(
+    *,
+    memory: Annotated[str, Choice(*MEMORY_CHOICES)] = "delta",
+    rule: Annotated[Any, Maybe(RuleSpec())] = None,
+    vocab: Annotated[int, Int(8, 1_000_000)] = 8192,
+    seq_len: Annotated[int, Int(4, 1_000_000)] = 512,
+    pairs: Annotated[int, Int(1, 100_000)] = 64,
+    d_model: Annotated[int, Int(1, 4096)] = 64,
+    embedding: Annotated[str, Choice(*EMBEDDINGS)] = "random",
+    gamma: Annotated[float, Real(0, 1)] = 0.99,
+    beta: Annotated[float, Real(0, 1e4, low_open=True)] = 8.0,
+    power_a: Annotated[float, Real(0, 1, low_open=True)] = 0.01,
+    trials: Annotated[int, Int(1, 100_000)] = 32,
+    backend: str = "numba",
+    seed: int | np.random.SeedSequence = 0,
+    dtype: str = "float32",
+    device: str | None = None,
+) -> xr.Dataset:
+    """Training-free multi-query associative recall (Arora et al. 2023) by one sequence memory.
+
+    Each of ``trials`` sequences holds ``pairs`` key-value pairs of a ``vocab``-token vocabulary
+    and a query of every key within ``seq_len`` tokens (see :mod:`plasticity.networks.mqar`);
+    ``memory`` (one of :data:`~plasticity.networks.attention.MEMORIES`, or ``"rule"`` for a
+    user's ``rule`` run on the engine) stores the pairs in ``d_model`` dimensions and answers
+    the queries. ``gamma``: the decay of ``decayed`` and the closed gate of ``gated`` and
+    ``gated_delta``; ``beta``: the softmax memory's inverse temperature. Records per trial the
+    ``accuracy`` (fraction of queries answered with their value) and the ``state`` size (numbers
+    the memory holds after the sequence: d_model^2 for a fast-weight memory, the written keys and
+    values for softmax). The same ``seed`` gives every memory the same sequences.
+    """
+    if memory == "rule" and rule is None:
+        raise ConfigError("rule must be given when memory is 'rule' (a library name or a table of equations)")
+    if memory != "rule" and rule is not None:
+        raise ConfigError(f"rule is only read when memory is 'rule'; memory {memory!r} has its own")
+    check_lengths(vocab, seq_len, pairs)
+    runtime = resolve(backend, device, dtype)
+    data_rng, embed_rng = trial_generators(seed, 2)
+    data = multiquery_ar(vocab, seq_len, pairs, trials, data_rng, power_a=power_a)
+    table = embeddings(vocab, d_model, embedding, embed_rng)
+    writes = np.zeros(data.tokens.shape, dtype=bool)
+    writes[:, 1 : 2 * pairs : 2] = True
+    asked = data.targets >= 0
+    if memory == "softmax":
+        read = _softmax_reads(table, data, beta, runtime)
+        state = np.full(trials, 2 * pairs * d_model)
+    else:
+        read = _fast_weight_reads(memory, rule, table, data.tokens, writes, asked, gamma, runtime)
+        state = np.full(trials, d_model * d_model)
+    answers = _answer(read, table, vocab)
+    right = np.where(asked, answers == data.targets, False)
+    accuracy = right.sum(1) / asked.sum(1)
+    return xr.Dataset(
+        {
+            "accuracy": (("trial",), accuracy, {"long_name": "fraction of queries answered with their value"}),
+            "state": (("trial",), state, {"long_name": "numbers the memory holds after the sequence"}),
+        },
+        coords={"trial": np.arange(trials)},
+        attrs={"task": "multi-query associative recall (Arora et al. 2023)", "memory": memory},
+    )
+
+
+def _fast_weight_reads(memory, rule, table, tokens, writes, asked, gamma, runtime) -> np.ndarray:
+    """Read-outs (n, seq_len, d) of a fast-weight memory run over the whole sequences."""
+    n, length = tokens.shape
+    keys = np.zeros((n, length, table.shape[1]))
+    keys[:, 1:] = table[tokens[:, :-1]]
+    keys[~writes] = 0.0
+    values = np.where(writes[:, :, None], table[tokens], 0.0)
+    queries = np.where(asked[:, :, None], table[tokens], 0.0)
+    strength = writes.astype(np.float64)
+    gate = np.where(writes, gamma, 1.0)
+    if memory == "rule":
+        return att.recurrent(rule, queries, keys, values, gate, strength, backend=runtime.backend, dtype=runtime.dtype,
+                             device=runtime.device)
+    return att.scan(memory, queries, keys, values, gate, strength, gamma=gamma, backend=runtime.backend,
+                    dtype=runtime.dtype, device=runtime.device)
+
+
+def _softmax_reads(table, data: Sequences, beta, runtime) -> np.ndarray:
+    """Read-outs (n, seq_len, d) of the softmax memory: every written pair kept, each query read by
+    one universal Hopfield retrieval (dot similarity, softmax separation) over them."""
+    from plasticity.networks.uhn import retrieve
+
+    n, length = data.tokens.shape
+    read = np.zeros((n, length, table.shape[1]))
+    memory, projection = runtime.array(table[data.keys]), runtime.array(table[data.values])
+    rows = np.arange(n)
+    for column in range(data.keys.shape[1]):
+        position = np.argmax(data.tokens[:, 2 * data.keys.shape[1]:] == data.keys[:, column, None], axis=1)
+        position += 2 * data.keys.shape[1]
+        out = retrieve(runtime, memory, projection, runtime.array(table[data.keys[:, column]]), "dot", "softmax",
+                       beta * table.shape[1])
+        read[rows, position] = runtime.host(out)
+    return read
