@@ -76,6 +76,8 @@ __all__ = [
     "heteroassociate",
     "encoder_network",
     "scaffold_network",
+    "replay_network",
+    "shift_weights",
     "decoder_network",
     "mutual_information_per_bit",
     "Recall",
@@ -264,18 +266,24 @@ def _pseudoinverse_numpy(pre: np.ndarray, post: np.ndarray, epochs: int) -> np.n
     """W (post units, pre units) with W x_mu = y_mu for every pair when the x_mu are independent,
     the least-squares map otherwise (presenting the pairs again changes nothing: ``epochs`` is moot). With X (P, n) of full rank, X^+ = (X^T X)^-1 X^T (P <= n) or
     X^T (X X^T)^-1 (P > n): one Gram matrix and a Cholesky solve, several times faster than an SVD.
-    Rank-deficient X (repeated patterns) goes through numpy's SVD pseudo-inverse."""
+    Rank-deficient X (repeated patterns) goes through numpy's SVD pseudo-inverse. The Gram matrix
+    of integer patterns whose products sum below 2^24 (+-1 sensory patterns) is exact in float32,
+    and computed so, at twice the speed."""
     x = np.asarray(pre, dtype=np.float64)
     y = np.asarray(post, dtype=np.float64)
     tall = x.shape[0] <= x.shape[1]
-    gram = x @ x.T if tall else x.T @ x
+    exact32 = np.abs(x).max(initial=0.0) ** 2 * max(x.shape) < 2**24 and (x == np.round(x)).all()
+    g = x.astype(np.float32) if exact32 else x
+    gram = (g @ g.T if tall else g.T @ g).astype(np.float64)
     try:
-        factor = scipy.linalg.cho_factor(gram, check_finite=False)
+        lower = np.linalg.cholesky(gram)
     except np.linalg.LinAlgError:
         return y.T @ np.linalg.pinv(x).T
-    if tall:  # W = Y^T (X X^T)^-1 X
-        return scipy.linalg.cho_solve(factor, y, check_finite=False).T @ x
-    return (y.T @ x) @ scipy.linalg.cho_solve(factor, np.eye(x.shape[1]), check_finite=False)
+    # tall: W = Y^T G^-1 X with G = X X^T; wide: W^T = G^-1 X^T Y with G = X^T X
+    rhs = y if tall else x.T @ y
+    solved = scipy.linalg.solve_triangular(lower.T, scipy.linalg.solve_triangular(lower, rhs, lower=True,
+                                           check_finite=False), lower=False, check_finite=False)
+    return solved.T @ x if tall else solved.T
 
 
 @register_fast_path("vector_hash.heteroassociation.pseudoinverse", "torch", **_PSEUDOINVERSE)
@@ -493,6 +501,96 @@ class VectorHaSH:
             out.place[start:stop], out.state[start:stop], out.cued_place[start:stop] = place, state, cued
         return out
 
+
+    # ------------------------------------------------------------------------- sequences
+
+    def path_states(self, length: int, start: Sequence[int] = (0, 0), velocity: Sequence[int] = (0, 1)) -> np.ndarray:
+        """Scaffold state indices of the path (x0 + t vx, y0 + t vy) mod L, t = 0 .. length - 1
+        (L = prod lambda); an error when the path comes back to a state it visited."""
+        length = check("length", length, Int(1, self.n_states))
+        side = math.prod(self.lambdas)
+        (x0, y0), (vx, vy) = _pair("start", start), _pair("velocity", velocity)
+        steps = np.arange(length)
+        states = ((x0 + steps * vx) % side) * side + (y0 + steps * vy) % side
+        if np.unique(states).size != length:
+            period = int(np.flatnonzero(states == states[0])[1])
+            raise ConfigError(f"length: the path with velocity ({vx}, {vy}) returns to its first state after {period} "
+                              f"steps, so it holds at most {period} patterns; got length {length}")
+        return states
+
+    def store_sequence(self, patterns: Any, start: Sequence[int] = (0, 0), velocity: Sequence[int] = (0, 1), *,
+                       epochs: int = 1) -> "VectorHaSH":
+        """Store a sequence (rows of ``patterns``, in order) along a path of scaffold states: element t at
+        position start + t velocity (Chandra et al. 2025, Fig. 5: sequences as paths on the scaffold)."""
+        x = self._check_sensory(patterns, "patterns")
+        return self.store(x, self.path_states(x.shape[0], start, velocity), epochs=epochs)
+
+    def recall_sequence(self, cues: Any, length: int, velocity: Sequence[int] = (0, 1), iterations: int = 1
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Replay a stored sequence from a cue of its first element (rows of ``cues``): the cue is recalled
+        to a grid state, then the grid state is shifted by ``velocity`` each step (path integration: a
+        fixed recurrent permutation of each module's cells) and read out through place to sensory.
+        Returns the sensory sequence (cues, length, n_sensory) and its scaffold states (cues, length)."""
+        length = check("length", length, Int(1, self.n_states))
+        first = self.recall(cues, iterations)
+        count = first.state.shape[0]
+        if (first.state < 0).any():
+            raise ConfigError("cues: a cue reached no scaffold state (a grid module without a single winner)")
+        simulation = self._simulation(replay_network(self.lambdas, self.w_pg, self.threshold, _pair("velocity", velocity)),
+                                      count)
+        grid, offset = self.grid[first.state], 0
+        for k, size in enumerate(_module_sizes(self.lambdas)):
+            simulation.set(f"grid{k}.g", grid[:, offset:offset + size])
+            offset += size
+        places = np.empty((length, count, self.n_place))
+        states = np.empty((count, length), dtype=np.int64)
+        for t in range(length):
+            states[:, t] = self.state_of(np.concatenate(
+                [simulation.get(f"grid{k}.g") for k in range(len(self.lambdas))], axis=1))
+            simulation.advance(1, plastic=False)  # place cells read the grid state; the grid moves on
+            places[t] = simulation.get("place.x")
+        sensory = np.empty((length * count, self.n_sensory))
+        flat = places.reshape(length * count, self.n_place)
+        for start, stop in _batches(flat.shape[0], self.n_sensory):
+            decoder = self._simulation(decoder_network(self.w_sp), stop - start)
+            decoder.set("place.x", flat[start:stop])
+            decoder.advance(1, plastic=False)
+            sensory[start:stop] = decoder.get("sensory.y")
+        return sensory.reshape(length, count, self.n_sensory).transpose(1, 0, 2), states
+
+
+def _pair(name: str, value: Any) -> tuple[int, int]:
+    pair = check(name, value, Sizes(-1_000_000, 1_000_000, 2, 2))
+    return int(pair[0]), int(pair[1])
+
+
+def shift_weights(period: int, velocity: tuple[int, int]) -> np.ndarray:
+    """The permutation (period^2, period^2) that moves a module's bump by ``velocity`` on its torus:
+    cell (a, b) to ((a + vx) mod period, (b + vy) mod period), the authors' path-integration W_gg."""
+    a, b = np.divmod(np.arange(period * period), period)
+    moved = ((a + velocity[0]) % period) * period + (b + velocity[1]) % period
+    weights = np.zeros((period * period, period * period))
+    weights[moved, np.arange(period * period)] = 1.0
+    return weights
+
+
+def replay_network(lambdas: Sequence[int], w_pg: np.ndarray, threshold: float, velocity: tuple[int, int]) -> Network:
+    """Path integration and read-out: one population per grid module (``g``, the winner of its input)
+    with a fixed recurrent projection ``shift{k}`` that moves its bump by ``velocity`` each step, and
+    the place cells (``x = relu(I - threshold)``) driven by the grid through W_pg."""
+    place = Population(w_pg.shape[0], ["x = relu(I - threshold)"], init={"x": 0.0}, params={"threshold": threshold},
+                       name="place")
+    modules, projections, offset = [], [], 0
+    for k, period in enumerate(lambdas):
+        size = period * period
+        module = Population(size, [WINNER_TAKE_ALL], init={"g": 0.0}, name=f"grid{k}")
+        modules.append(module)
+        projections.append(Projection(module, module, None, source="g", init={"w": shift_weights(period, velocity)},
+                                      shared=True, name=f"shift{k}"))
+        projections.append(Projection(module, place, None, source="g", init={"w": w_pg[:, offset:offset + size]},
+                                      shared=True, name=f"grid{k}_to_place"))
+        offset += size
+    return Network([place, *modules], projections)
 
 def _batches(count: int, width: int):
     """(start, stop) of consecutive batches of rows, each at most :data:`_BATCH_VALUES` values wide."""

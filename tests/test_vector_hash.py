@@ -18,6 +18,7 @@ from plasticity.networks.vector_hash import (
     mutual_information_per_bit,
     place_weights,
     scaffold_states,
+    shift_weights,
 )
 from plasticity.rules import resolve_rule
 
@@ -246,3 +247,27 @@ def test_bad_input_is_refused_before_any_work(memory):
         VectorHaSH(4, n_place=10, storage={"equations": ["w += r_post * x_pre"]})
     with pytest.raises(ConfigError, match="states must be"):
         memory.store(random_patterns(2, 300), states=[0, 3600])
+
+
+# ----------------------------------------------------------------------------- sequences
+
+
+def test_shift_weights_move_the_bump_on_the_torus():
+    weights = shift_weights(4, (1, -1))
+    bump = np.zeros(16)
+    bump[3 * 4 + 0] = 1.0  # cell (3, 0) moves to (0, 3)
+    assert np.flatnonzero(weights @ bump).tolist() == [0 * 4 + 3]
+    assert (weights.sum(0) == 1).all() and (weights.sum(1) == 1).all()
+
+
+def test_a_sequence_is_replayed_from_its_first_element_by_shifting_the_grid_state(memory):
+    """Chandra et al. (2025) Fig. 5: a sequence stored along a path of scaffold states is replayed from
+    a noisy cue of its first element by velocity shifts of the grid state alone."""
+    sequence = random_patterns(60, 300, seed=21)
+    memory.store_sequence(sequence, start=(5, 7), velocity=(1, 0))
+    cue = sequence[0] * np.where(np.random.default_rng(22).random(300) < 0.1, -1.0, 1.0)
+    replayed, states = memory.recall_sequence(cue, 60, velocity=(1, 0))
+    assert (replayed[0] == sequence).all()
+    assert states[0].tolist() == memory.path_states(60, (5, 7), (1, 0)).tolist()
+    with pytest.raises(ConfigError, match="returns to its first state after 60 steps"):
+        memory.path_states(61, (0, 0), (1, 0))
