@@ -567,3 +567,33 @@ def nadaraya_watson(query, keys, values, beta):
     kernel = [_seq_math.exp(s - top) for s in scores]
     total = sum(kernel)
     return [sum(kernel[i] * float(values[i][e]) for i in range(len(keys))) / total for e in range(len(values[0]))]
+
+
+# ============================================================================
+# Vector-HaSH (issue 24): the heteroassociative pseudo-inverse and a per-cue recall, as the
+# authors' notebooks write them (numpy.linalg.pinv; one cue at a time; argmax per module).
+# ============================================================================
+
+import numpy as _vh_np
+
+
+def vector_hash_pseudoinverse(pre, post):
+    """W (post units, pre units) = Y^T (X^T)^+ for pre patterns X and post patterns Y (rows)."""
+    return _vh_np.asarray(post, dtype=float).T @ _vh_np.linalg.pinv(_vh_np.asarray(pre, dtype=float)).T
+
+
+def vector_hash_recall(w_ps, w_gp, w_pg, w_sp, lambdas, threshold, cue, iterations=1):
+    """One cue: p = relu(W_ps s); ``iterations`` times g = one-hot of the largest W_gp p in each
+    module, p = relu(W_pg g - threshold); s = sign(W_sp p). Returns (sensory, place, grid)."""
+    place = _vh_np.maximum(w_ps @ cue, 0.0)
+    grid = None
+    for _ in range(iterations):
+        field = w_gp @ place
+        grid = _vh_np.zeros_like(field)
+        offset = 0
+        for period in lambdas:
+            size = period * period
+            grid[offset + int(_vh_np.argmax(field[offset:offset + size]))] = 1.0
+            offset += size
+        place = _vh_np.maximum(w_pg @ grid - threshold, 0.0)
+    return _vh_np.sign(w_sp @ place), place, grid

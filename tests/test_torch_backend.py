@@ -141,6 +141,7 @@ SMALL_PARAMS = {
     "pc.train": {"sizes": (64, 4, 10), "T": 2, "batch": 16, "epochs": 1, "test_fraction": 0.9},
     "pca": {"n": 6, "k": 2, "rule": "sanger", "steps": 100, "trials": 2, "record_every": 10},
     "uhn.retrieval": {"patterns": 10, "n": 64, "beta": 10.0},
+    "vector_hash.continuum": {"lambdas": [2, 3], "n_place": 40, "n_sensory": 50, "patterns": 20, "level": 0.1, "trials": 2},
 }
 
 
