@@ -8,5 +8,6 @@ from plasticity.networks import pca
 from plasticity.networks import dense, hopfield, modern, uhn
 from plasticity.networks import predictive_coding
 from plasticity.networks import motifs  # noqa: F401  (registers the motifs protocol)
+from plasticity.networks import learning  # noqa: F401  (registers learn.capacity)
 
 __all__ = ["pca", "dense", "hopfield", "modern", "uhn", "predictive_coding"]

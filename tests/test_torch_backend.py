@@ -135,6 +135,7 @@ def test_plastic_subset_and_callable_inputs_agree():
 SMALL_PARAMS = {
     "dense.capacity": {"n": 24, "load": 0.5, "trials": 4, "max_sweeps": 10},
     "hopfield.capacity": {"n": 40, "load": 0.1, "trials": 4, "max_sweeps": 10},
+    "learn.capacity": {"n": 12, "load": 1.0, "trials": 3, "epochs": 5},
     "modern.retrieval": {"n": 16, "patterns": 20, "trials": 8},
     "motifs": {"task": "xor", "hidden": 8, "epochs": 5, "trials": 2},
     "pc.train": {"sizes": (64, 4, 10), "T": 2, "batch": 16, "epochs": 1, "test_fraction": 0.9},
