@@ -356,18 +356,31 @@ class Simulation:
         rows = np.arange(self.trials)[:, None]
         steps = {key: np.swapaxes(array[rows, picks], 0, 1) for key, array in arrays.items()}  # (items, trials, *units)
         kept = self._plastic_state(plastic_set, ~learning) if not learning.all() else {}
-        counter = _UpdateCounter(self, plastic_set) if count_updates else None
-        readers = {key: (lambda step, a=value: a[step]) for key, value in steps.items()}
+        counts = np.zeros(self.trials, dtype=np.int64)
+        counted = _counted_weights(self.network, plastic_set) if count_updates else ()
         stage_set = self._stage_set(stages)
-        self._step_by_step(items, readers, {}, {}, plastic_set, stage_set, counter)
-        self._check_state()
+        compiled = getattr(self.engine, "run_presented", None)  # optional: chunks of steps in one call each
+        for start in range(0, items, COMPILED_CHUNK):
+            chunk = {key: value[start : start + COMPILED_CHUNK] for key, value in steps.items()}
+            length = len(next(iter(chunk.values())))
+            done = compiled(self.steps_done, chunk, plastic_set, stage_set, counted) if compiled is not None else None
+            if done is not None:
+                self.steps_done += length
+                counts += done
+            else:
+                counter = _UpdateCounter(self, counted) if count_updates else None
+                readers = {key: (lambda step, a=value: a[step]) for key, value in chunk.items()}
+                self._step_by_step(length, readers, {}, {}, plastic_set, stage_set, counter)
+                if counter is not None:
+                    counts += counter.counts
+            self._check_state()
         for key, (stopped, values) in kept.items():
             current = self.engine.get(key)
             current[stopped] = values
             self.engine.set(key, current)
-        if counter is None:
+        if not count_updates:
             return None
-        return np.where(learning, counter.counts, 0)
+        return np.where(learning, counts, 0)
 
     def _next_input_sequence(self) -> np.random.SeedSequence:
         """The input seed of the next run (child ``run`` of the input sequence, as spawn() makes it)."""
@@ -550,15 +563,21 @@ class Simulation:
         return dataset
 
 
-class _UpdateCounter:
-    """Counts, per trial, the steps after which a weight ``w`` of the given projections changed."""
+def _counted_weights(network: Network, projections: frozenset[str]) -> tuple[str, ...]:
+    """The weight keys whose updates :meth:`Simulation.present` counts: those of ``projections``,
+    which must keep weights per trial."""
+    shared = sorted(name for name in projections if network.projections[name].shared)
+    if shared:
+        raise ConfigError(f"updates are counted per trial; projections with shared weights cannot be: {', '.join(shared)}")
+    return tuple(f"{name}.w" for name in sorted(projections))
 
-    def __init__(self, simulation: Simulation, projections: frozenset[str]):
+
+class _UpdateCounter:
+    """Counts, per trial, the steps after which one of the weights ``keys`` changed."""
+
+    def __init__(self, simulation: Simulation, keys: tuple[str, ...]):
         self.simulation = simulation
-        self.keys = [f"{name}.w" for name in sorted(projections) if not simulation.network.projections[name].shared]
-        shared = sorted(name for name in projections if simulation.network.projections[name].shared)
-        if shared:
-            raise ConfigError(f"updates are counted per trial; projections with shared weights cannot be: {', '.join(shared)}")
+        self.keys = keys
         self.before = {key: simulation.engine.get(key) for key in self.keys}
         self.counts = np.zeros(simulation.trials, dtype=np.int64)
 

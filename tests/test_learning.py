@@ -3,11 +3,11 @@ oracles (Cover's count of dichotomies, Novikoff's mistake bound)."""
 
 from __future__ import annotations
 
-from math import comb
-
 import numpy as np
 import pytest
+import xarray as xr
 
+from plasticity.analysis import cover_curve, cover_probability, learning_cost
 from plasticity.errors import ConfigError
 from plasticity.network import Network
 from plasticity.networks.learning import learning_data, learning_network, train
@@ -19,12 +19,6 @@ from plasticity.rules import get_rule
 from plasticity.simulation import Simulation
 
 from tests import reference
-
-
-def cover_count(p: int, n: int) -> float:
-    """Cover (1965): the fraction of dichotomies of p points in general position in n dimensions
-    that a hyperplane through the origin separates, C(p, n) = 2^(1 - p) sum_{k < n} binom(p - 1, k)."""
-    return 2.0 ** (1 - p) * sum(comb(p - 1, k) for k in range(n))
 
 
 # presenting a data set ---------------------------------------------------------------------------
@@ -97,6 +91,29 @@ def test_present_refuses_bad_data_before_running():
     assert simulation.steps_done == 0
 
 
+def test_compiled_presentation_equals_steps_taken_one_by_one():
+    """numba runs presented data as compiled chunks (run_presented) once its program is worth
+    compiling or cached; the result is the same as steps taken one by one from Python."""
+    from plasticity.backends.numba_backend import COMPILE_AFTER_SECONDS
+
+    # the network and sizes of the Cover test below, which then finds the program compiled
+    patterns, targets = learning_data("perceptron", 50, 1, 75, "binary", 0.1, False, 20, np.random.default_rng(8))
+    results, simulations = [], []
+    for compiled in (False, True):
+        simulation = Simulation(learning_network(get_rule("perceptron"), "perceptron", 50, 1), trials=20, seed=2)
+        if compiled:
+            simulation.engine.stepped_seconds = COMPILE_AFTER_SECONDS
+        else:
+            simulation.engine.run_presented = lambda *args: None  # the step-by-step path
+        results.append(train(simulation, patterns, targets, epochs=20, criterion=1.0, order="shuffled"))
+        simulations.append(simulation)
+    assert simulations[1].engine.compiled_steps == simulations[1].steps_done > 0
+    assert simulations[0].engine.compiled_steps == 0
+    for key in ("met", "epoch", "updates"):
+        assert np.array_equal(results[0][key], results[1][key], equal_nan=True), key
+    assert np.array_equal(simulations[0].get("weights.w"), simulations[1].get("weights.w"))  # integers: exact
+
+
 # the protocol against its reference ---------------------------------------------------------------
 
 
@@ -127,7 +144,7 @@ def test_perceptron_success_follows_covers_count():
     n, trials = 50, 20
     for load, epochs in ((1.0, 100), (1.5, 600), (2.5, 60)):
         run = run_protocol("learn.capacity", {"n": n, "load": load, "trials": trials, "epochs": epochs}, seed=2024)
-        success, bound = float(run["met"].mean()), cover_count(round(load * n), n)
+        success, bound = float(run["met"].mean()), cover_probability(round(load * n), n)
         assert success <= bound + 3 * np.sqrt(bound * (1 - bound) / trials) + 1.0 / trials, (load, success, bound)
         if load <= 1.5:
             assert success >= 0.9 * bound, (load, success, bound)
@@ -210,3 +227,39 @@ def test_delta_rule_and_pc_rule_learn_the_same_with_pc_names():
 def test_bad_input_is_refused_naming_the_parameter(params, message):
     with pytest.raises(ConfigError, match=message):
         run_protocol("learn.capacity", params)
+
+
+# analysis ----------------------------------------------------------------------------------------
+
+
+def test_cover_probability_by_hand():
+    """C(p, N) = 2^(1 - p) sum_{k < N} binom(p - 1, k): 1 up to p = N, 1 - 2^-N at p = N + 1,
+    exactly 1/2 at p = 2N; N = 2, p = 4: (1 + 3) / 8."""
+    assert cover_probability(10, 10) == 1.0
+    assert cover_probability(11, 10) == 1.0 - 2.0**-10
+    assert cover_probability(100, 50) == 0.5
+    assert cover_probability(4, 2) == 0.5 and cover_probability(5, 2) == (1 + 4) / 16
+    curve = cover_curve(50, [1.0, 2.0, 3.0])
+    assert list(curve["load"].values) == [1.0, 2.0, 3.0] and curve.values[1] == 0.5 and curve.values[2] < 1e-3
+    with pytest.raises(ConfigError, match="positive integers"):
+        cover_probability(0, 3)
+
+
+def test_learning_cost_reads_a_sweep_of_the_protocol():
+    """A hand-made store: rule a succeeds up to load 1 and fails from 2 (critical load 1.5 at 50%),
+    rule b fails from 1; operations 4 and 2 per synapse per step."""
+    loads, trials = [0.5, 1.0, 2.0], 4
+    met = np.zeros((2, 3, trials), bool)
+    met[0, :2] = True
+    met[1, 0] = True
+    presentations = np.full((2, 3, trials), 10)
+    store = xr.Dataset(
+        {"met": (("rule", "load", "trial"), met), "presentations": (("rule", "load", "trial"), presentations),
+         "operations_per_synapse": (("rule", "load"), np.array([[4] * 3, [2] * 3]))},
+        coords={"rule": ["a", "b"], "load": loads, "trial": np.arange(trials)},
+    )
+    cost = learning_cost(store, n_boot=50)
+    assert cost["critical_load"].sel(rule="a") == 1.5 and cost["critical_load"].sel(rule="b") == 0.75
+    assert list(cost["operations_per_synapse"].values) == [4, 2]
+    assert cost["capacity_per_operation"].sel(rule="a") == 1.5 / 4
+    assert cost["operations_to_learn"].sel(rule="a", load=0.5) == 40 and np.isnan(cost["operations_to_learn"].sel(rule="b", load=2.0))
