@@ -5,6 +5,7 @@ from plasticity.analysis.cost import rule_costs
 from plasticity.analysis.capacity import critical_load, finite_size, success_curve
 from plasticity.analysis.overlaps import basin_size, energy_trajectory, overlap_trajectory
 from plasticity.analysis.energy import decreases_monotonically, energy_increases, pc_energy
+from plasticity.analysis.learning import cover_curve, cover_probability, learning_cost
 
 __all__ = [
     "alignment",
@@ -18,4 +19,7 @@ __all__ = [
     "pc_energy",
     "energy_increases",
     "decreases_monotonically",
+    "cover_probability",
+    "cover_curve",
+    "learning_cost",
 ]

@@ -188,13 +188,10 @@ class Simulation:
         return keys
 
     def _input_readers(self, inputs: Mapping[str, InputSource], steps: int) -> dict[str, Callable[[int], np.ndarray]]:
-        run, self._runs = self._runs, self._runs + 1
+        child = self._next_input_sequence()
         if not inputs:
             return {}
         valid = self._input_keys()
-        # child ``run`` of the input sequence, as spawn() makes it, built only when a run has inputs
-        parent = self._input_sequence
-        child = np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, run), pool_size=parent.pool_size)
         readers = {}
         generators = child.spawn(len(inputs))
         for (key, source), sequence in zip(sorted(inputs.items()), generators):
@@ -291,6 +288,127 @@ class Simulation:
         """
         self._execute(steps, inputs, None, plastic, self._stage_set(stages))
 
+    def present(
+        self,
+        data: Mapping[str, np.ndarray],
+        *,
+        order: str = "fixed",
+        plastic: bool | Iterable[str] = True,
+        learning: np.ndarray | None = None,
+        count_updates: bool = False,
+        stages: Iterable[str] | None = None,
+    ) -> np.ndarray | None:
+        """Present a stored data set once (an epoch): every item one step, and return the updates counted.
+
+        ``data`` maps input variables (``"pop.var"``) to arrays of items, ``(trials, items, *units)``
+        (each trial its own data set) or ``(items, *units)`` (the same for every trial); every key
+        has the same number of items, and item ``k`` of every key is shown at the same step.
+        ``order`` is ``"fixed"`` (the stored order) or ``"shuffled"``: each trial sees its items in
+        its own random order, drawn from this call's input seed (the run's seed and the number of
+        runs before it), so a presentation is the same wherever it runs.
+
+        ``learning`` (a boolean per trial, default all) stops learning per trial: the synapse and
+        rule variables of the plastic projections of a trial marked ``False`` are put back at the
+        end of the epoch as they were at its start (its drives meanwhile use what its rules wrote;
+        a trial that met its criterion writes nothing, or nothing kept). Projections with weights
+        shared by the trials cannot stop per trial.
+
+        With ``count_updates`` the result is, per trial, the number of steps after which a weight
+        ``w`` of a plastic projection of that trial differed from its value before the step (the
+        updates made: mistakes for the perceptron rule), 0 for trials not learning; else ``None``.
+        Counting compares the weights after every step (a copy per step).
+        """
+        keys = sorted(data)
+        if not keys:
+            raise ConfigError("data must map at least one input variable to its items")
+        if order not in ("fixed", "shuffled"):
+            raise ConfigError(f"order must be 'fixed' or 'shuffled', got {order!r}")
+        plastic_set = self._plastic_set(plastic)
+        valid = self._input_keys()
+        items, arrays = None, {}
+        for key in keys:
+            if key not in valid:
+                raise ConfigError(f"cannot present data to {key!r}; valid input variables: {', '.join(sorted(valid))}")
+            array = np.asarray(data[key], dtype=np.float64)
+            units = self.shapes[key][1:]
+            if array.shape[array.ndim - len(units):] != units or array.ndim < len(units) + 1:
+                raise ConfigError(f"data for {key!r} has shape {array.shape}; its items must have shape {units}")
+            if array.ndim == len(units) + 1:
+                array = np.broadcast_to(array, (self.trials, *array.shape))
+            elif array.ndim != len(units) + 2 or array.shape[0] != self.trials:
+                raise ConfigError(
+                    f"data for {key!r} has shape {array.shape}; expected (trials={self.trials}, items, *{units}) or (items, *{units})"
+                )
+            if items is None:
+                items = array.shape[1]
+            elif array.shape[1] != items:
+                raise ConfigError(f"data for {key!r} has {array.shape[1]} items, but data for {keys[0]!r} has {items}")
+            arrays[key] = array
+        if not items:
+            raise ConfigError("data holds no items to present")
+        learning = self._learning_mask(learning, plastic_set)
+        inputs_seed = self._next_input_sequence()
+        if order == "shuffled":
+            rng = np.random.default_rng(inputs_seed)
+            picks = np.argsort(rng.random((self.trials, items)), axis=1)
+        else:
+            picks = np.broadcast_to(np.arange(items), (self.trials, items))
+        rows = np.arange(self.trials)[:, None]
+        steps = {key: np.swapaxes(array[rows, picks], 0, 1) for key, array in arrays.items()}  # (items, trials, *units)
+        kept = self._plastic_state(plastic_set, ~learning) if not learning.all() else {}
+        counts = np.zeros(self.trials, dtype=np.int64)
+        counted = _counted_weights(self.network, plastic_set) if count_updates else ()
+        stage_set = self._stage_set(stages)
+        compiled = getattr(self.engine, "run_presented", None)  # optional: chunks of steps in one call each
+        for start in range(0, items, COMPILED_CHUNK):
+            chunk = {key: value[start : start + COMPILED_CHUNK] for key, value in steps.items()}
+            length = len(next(iter(chunk.values())))
+            done = compiled(self.steps_done, chunk, plastic_set, stage_set, counted) if compiled is not None else None
+            if done is not None:
+                self.steps_done += length
+                counts += done
+            else:
+                counter = _UpdateCounter(self, counted) if count_updates else None
+                readers = {key: (lambda step, a=value: a[step]) for key, value in chunk.items()}
+                self._step_by_step(length, readers, {}, {}, plastic_set, stage_set, counter)
+                if counter is not None:
+                    counts += counter.counts
+            self._check_state()
+        for key, (stopped, values) in kept.items():
+            current = self.engine.get(key)
+            current[stopped] = values
+            self.engine.set(key, current)
+        if not count_updates:
+            return None
+        return np.where(learning, counts, 0)
+
+    def _next_input_sequence(self) -> np.random.SeedSequence:
+        """The input seed of the next run (child ``run`` of the input sequence, as spawn() makes it)."""
+        run, self._runs = self._runs, self._runs + 1
+        parent = self._input_sequence
+        return np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, run), pool_size=parent.pool_size)
+
+    def _learning_mask(self, learning: np.ndarray | None, plastic_set: frozenset[str]) -> np.ndarray:
+        if learning is None:
+            return np.ones(self.trials, dtype=bool)
+        mask = np.asarray(learning)
+        if mask.shape != (self.trials,) or mask.dtype != bool:
+            raise ConfigError(f"learning must be a boolean array of one value per trial ({self.trials}), got {learning!r}")
+        if not mask.all():
+            shared = sorted(name for name in plastic_set if self.network.projections[name].shared)
+            if shared:
+                raise ConfigError(f"learning cannot stop per trial on projections with shared weights: {', '.join(shared)}")
+        return mask
+
+    def _plastic_state(self, plastic_set: frozenset[str], stopped: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The synapse and rule variables of the plastic projections in the ``stopped`` trials."""
+        kept = {}
+        for name in sorted(plastic_set):
+            for key in self.shapes:
+                if key.split(".", 1)[0] == name and len(self.shapes[key]) >= 2 and self.shapes[key][0] == self.trials:
+                    kept[key] = (stopped, self.engine.get(key)[stopped])
+        return kept
+
     def _stage_set(self, stages: Iterable[str] | None) -> frozenset[str] | None:
         """The stages a run runs, or None for all of them."""
         if stages is None:
@@ -342,7 +460,7 @@ class Simulation:
             self._check_finite(bad, self.engine.get(bad), self.steps_done)
         self._finite_at = self.steps_done
 
-    def _step_by_step(self, steps, readers, record, buffers, plastic_set, stages) -> None:
+    def _step_by_step(self, steps, readers, record, buffers, plastic_set, stages, after_step=None) -> None:
         filled = dict.fromkeys(record, 0)
         upcoming = {key: read(0) for key, read in readers.items()} if steps else {}
         for step in range(steps):
@@ -350,6 +468,8 @@ class Simulation:
             upcoming = {key: read(step + 1) for key, read in readers.items()} if step + 1 < steps else None
             self.engine.step((self.steps_done + 1) * self.dt, current, plastic_set, upcoming, stages)
             self.steps_done += 1
+            if after_step is not None:
+                after_step()
             for key, every in record.items():
                 if self.steps_done % every == 0:
                     value = self.engine.get(key)
@@ -441,3 +561,30 @@ class Simulation:
         if extra:
             dataset.attrs.update(extra)
         return dataset
+
+
+def _counted_weights(network: Network, projections: frozenset[str]) -> tuple[str, ...]:
+    """The weight keys whose updates :meth:`Simulation.present` counts: those of ``projections``,
+    which must keep weights per trial."""
+    shared = sorted(name for name in projections if network.projections[name].shared)
+    if shared:
+        raise ConfigError(f"updates are counted per trial; projections with shared weights cannot be: {', '.join(shared)}")
+    return tuple(f"{name}.w" for name in sorted(projections))
+
+
+class _UpdateCounter:
+    """Counts, per trial, the steps after which one of the weights ``keys`` changed."""
+
+    def __init__(self, simulation: Simulation, keys: tuple[str, ...]):
+        self.simulation = simulation
+        self.keys = keys
+        self.before = {key: simulation.engine.get(key) for key in self.keys}
+        self.counts = np.zeros(simulation.trials, dtype=np.int64)
+
+    def __call__(self) -> None:
+        changed = np.zeros(self.simulation.trials, dtype=bool)
+        for key in self.keys:
+            after = self.simulation.engine.get(key)
+            changed |= (after != self.before[key]).reshape(len(after), -1).any(axis=1)
+            self.before[key] = after
+        self.counts += changed

@@ -597,3 +597,41 @@ def vector_hash_recall(w_ps, w_gp, w_pg, w_sp, lambdas, threshold, cue, iteratio
             offset += size
         place = _vh_np.maximum(w_pg @ grid - threshold, 0.0)
     return _vh_np.sign(w_sp @ place), place, grid
+
+
+# ============================================================================
+# Learning capacity (networks/learning.py): the perceptron rule trained trial by trial, item by
+# item, in the stored order, with plain Python loops.
+# ============================================================================
+
+
+def perceptron_training(patterns, targets, epochs, criterion, eta=1.0, kappa=0.0):
+    """Train one perceptron per trial from zero weights (``w += eta t x`` whenever ``t (w . x) <=
+    kappa``), an epoch being every item in stored order, until the fraction of items with
+    ``t (w . x) > 0`` reaches ``criterion``. Returns per trial (met, epoch met or None, updates,
+    weights)."""
+    results = []
+    for x_trial, t_trial in zip(patterns, targets):
+        items, inputs = x_trial.shape
+        w = [0.0] * inputs
+
+        def right():
+            good = 0
+            for x, t in zip(x_trial, t_trial[:, 0]):
+                good += t * sum(wi * xi for wi, xi in zip(w, x)) > 0
+            return good / items
+
+        met, epoch, updates = right() >= criterion, None, 0
+        if met:
+            epoch = 0
+        for current in range(1, epochs + 1):
+            if met:
+                break
+            for x, t in zip(x_trial, t_trial[:, 0]):
+                if t * sum(wi * xi for wi, xi in zip(w, x)) <= kappa:
+                    w = [wi + eta * t * xi for wi, xi in zip(w, x)]
+                    updates += 1
+            if right() >= criterion:
+                met, epoch = True, current
+        results.append((met, epoch, updates, w))
+    return results

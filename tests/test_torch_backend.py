@@ -136,6 +136,7 @@ SMALL_PARAMS = {
     "attention.recall": {"vocab": 256, "seq_len": 64, "pairs": 16, "d_model": 16, "trials": 4},
     "dense.capacity": {"n": 24, "load": 0.5, "trials": 4, "max_sweeps": 10},
     "hopfield.capacity": {"n": 40, "load": 0.1, "trials": 4, "max_sweeps": 10},
+    "learn.capacity": {"n": 12, "load": 1.0, "trials": 3, "epochs": 5},
     "modern.retrieval": {"n": 16, "patterns": 20, "trials": 8},
     "motifs": {"task": "xor", "hidden": 8, "epochs": 5, "trials": 2},
     "pc.train": {"sizes": (64, 4, 10), "T": 2, "batch": 16, "epochs": 1, "test_fraction": 0.9},

@@ -82,7 +82,7 @@ from plasticity.backends.numba_program import (
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network
 
-__all__ = ["COMPILE_AFTER_SECONDS", "SPLIT_MIN_WORK", "build", "NumbaEngine", "fusion_mode"]
+__all__ = ["COMPILE_AFTER_SECONDS", "PRESENTED_CHUNK", "SPLIT_MIN_WORK", "build", "NumbaEngine", "fusion_mode"]
 
 _RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
 #: Seconds an engine spends in steps taken one by one before it compiles its step program for
@@ -91,6 +91,9 @@ _RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
 #: already run this long is likely to repay it, and a short one never waits for it (compiling
 #: when the time spent equals the price caps the total at twice the better choice made in hindsight).
 COMPILE_AFTER_SECONDS = 10.0
+#: Most steps of one compiled run of presented data (:meth:`NumbaEngine.run_presented`): the rows
+#: of its input buffers.
+PRESENTED_CHUNK = 256
 #: A compiled run in which no rule runs splits its trials into blocks run at once, a thread each,
 #: from this much work: steps x trials x (units + synapses of every projection), about the
 #: multiply-adds and unit updates it makes: below it, splitting predictive coding's runs on 2
@@ -201,7 +204,9 @@ class NumbaEngine:
         }
         self._plan = self._program_plan()
         # compiled step programs by the stages they run (None: all), generated on the first run that can use one
-        self._programs: dict[frozenset[str] | None, StepProgram | None] = {}
+        self._programs: dict[Any, StepProgram | None] = {}
+        # buffers of the programs for presented data (run_presented), by the program's key
+        self._presented: dict[Any, tuple[dict[str, np.ndarray], list[tuple[str, np.ndarray, np.ndarray]]]] = {}
         self._stage_plans: dict[frozenset[str], list[tuple[int, Any, tuple[str, ...]]]] = {}
         self._verified: dict[str, int] = {}
         self.fused_steps = 0
@@ -397,6 +402,55 @@ class NumbaEngine:
             self._verified.update((key, new) for key, old, new in zip(program.keys, before, after) if new != old)
         self.compiled_steps += steps
         return True
+
+    def run_presented(
+        self,
+        first_step: int,
+        inputs: Mapping[str, np.ndarray],
+        plastic: frozenset[str],
+        stages: frozenset[str] | None = None,
+        counted: tuple[str, ...] = (),
+    ) -> np.ndarray | None:
+        """Run one step per row of the ``inputs`` arrays (``(steps, *state shape)``, at most
+        :data:`PRESENTED_CHUNK` steps) as one compiled call, each step first writing its row of every
+        input, as :meth:`step` does with its inputs; the first step is step ``first_step + 1``.
+
+        Returns, per trial, the number of steps after which the weights ``counted`` (at most one
+        ``"proj.w"`` key) had changed, or None, having done nothing, when the run takes the step-by-step path:
+        a precomputed drive is pending, more than one key is counted, or the program is neither compiled nor in the disk cache
+        and the engine has spent less than :data:`COMPILE_AFTER_SECONDS` in :meth:`step`.
+        """
+        steps = len(next(iter(inputs.values())))
+        if not 1 <= steps <= PRESENTED_CHUNK or self._ready or len(counted) > 1:
+            return None
+        key = (stages, tuple(sorted(inputs)), tuple(counted))
+        if key not in self._programs:
+            buffers = {name: np.zeros((PRESENTED_CHUNK, *self.arrays[name].shape), self.dtype) for name in key[1]}
+            tallies = [(name, np.zeros_like(self.arrays[name]), np.zeros(self.trials, np.int64)) for name in counted]
+            program = step_program(self.program_view(), stages, list(buffers.items()), tallies,
+                                   cached_only=self.stepped_seconds < COMPILE_AFTER_SECONDS)
+            if program is False:
+                return None
+            self._programs[key] = program
+            self._presented[key] = (buffers, tallies)
+        program = self._programs[key]
+        if program is None:
+            return None
+        buffers, tallies = self._presented[key]
+        for name, values in inputs.items():
+            buffers[name][:steps] = values
+        for name, before, counts in tallies:
+            before[...] = self.arrays[name]
+            counts.fill(0)
+        before_versions = [self._version[name] for name in program.keys]
+        learn = [name in plastic for name in program.projections]
+        reused, finite, after, self._drives = program.run(first_step, steps, self.dt, learn, before_versions, self._drives)
+        self.cached_drives += reused
+        self._version.update(zip(program.keys, after))
+        if finite:
+            self._verified.update((name, new) for name, old, new in zip(program.keys, before_versions, after) if new != old)
+        self.compiled_steps += steps
+        return tallies[0][2].copy() if tallies else np.zeros(self.trials, np.int64)
 
     def _trial_blocks(self, program: StepProgram, steps: int, plastic: frozenset[str]) -> int:
         """How many blocks of trials a compiled run splits into (1: none): a block per thread

@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["cache_dir", "load_module"]
+__all__ = ["cache_dir", "load_module", "is_cached"]
 
 #: Modules whose compiled functions generated modules call (see :func:`_helpers_digest`).
 _HELPER_MODULES = ("plasticity.backends.blas", "plasticity.backends.numba_kernels")
@@ -75,6 +75,17 @@ def load_module(source: str) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def is_cached(source: str) -> bool:
+    """Whether the module of ``source`` is loaded or its file and numba's index of its compiled
+    functions are in the cache (loading it then reads machine code instead of compiling)."""
+    text = f"# helpers {_helpers_digest()}\n{source}".encode()
+    digest = _digest(text)
+    if f"plasticity_kernels_{digest}" in sys.modules:
+        return True
+    path = cache_dir() / f"k{digest}.py"
+    return path.exists() and any((path.parent / "__pycache__").glob(f"k{digest}.*.nbi"))
 
 
 def _matches(path: Path, digest: str) -> bool:

@@ -105,6 +105,22 @@ def _add_into(target, value):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
+def _count_changes(weights, before, counts):  # pragma: no cover - compiled
+    """Add 1 to ``counts[t]`` for every trial ``t`` whose ``weights[t]`` differ from ``before[t]``, and
+    copy the weights into ``before`` (a presented data set's updates, counted per step)."""
+    trials = weights.shape[0]
+    size = weights.size // trials
+    flat, kept = weights.reshape(-1), before.reshape(-1)
+    for t in range(trials):
+        changed = 0
+        for k in range(t * size, (t + 1) * size):
+            if flat[k] != kept[k]:
+                changed = 1
+                kept[k] = flat[k]
+        counts[t] += changed
+
+
+@numba.njit(**_JIT)
 def _fill_zero(target):  # pragma: no cover - compiled
     flat = target.reshape(-1)
     for k in range(flat.size):

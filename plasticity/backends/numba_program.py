@@ -55,7 +55,7 @@ import numba
 import numpy as np
 
 from plasticity.backends.blas import THREADS_PER_CALL
-from plasticity.backends.numba_cache import load_module
+from plasticity.backends.numba_cache import is_cached, load_module
 from plasticity.backends.numba_kernels import run_alone, run_in_blocks
 from plasticity.backends.numba_source import Lines
 from plasticity.backends.numba_units import population_kernel
@@ -434,16 +434,33 @@ class _ProgramWriter:
         self.versions(writes or operation.writes)
 
 
-def step_program(engine: EngineView, stages: frozenset[str] | None = None) -> StepProgram | None:
+def step_program(
+    engine: EngineView,
+    stages: frozenset[str] | None = None,
+    inputs: Sequence[tuple[str, np.ndarray]] = (),
+    counted: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
+    cached_only: bool = False,
+) -> StepProgram | None | bool:
     """The compiled step program of the engine ``engine`` views (its plan, arrays and drive caches).
     Unit stages are fused where :func:`fuse_stages` can, and across steps where :func:`_cross_step` can.
 
-    ``None`` when the step has nothing to run.
+    ``inputs`` (state key, buffer of shape ``(steps, *state shape)``) make a program for presented
+    data: step ``s`` first copies row ``s`` of every buffer into its state array (as a step taken
+    alone sets its inputs), and no unit stage moves across steps. ``counted`` (weights key, a copy
+    of the weights, counts per trial) adds 1 to a trial's count after every step that changed its
+    weights, keeping the copy current (:func:`~plasticity.backends.numba_kernels._count_changes`).
+    Such a program never splits its trials into blocks.
+
+    ``None`` when the step has nothing to run; ``False`` when ``cached_only`` and the program's
+    machine code is not in the disk cache (so it would compile now).
     """
     writer = _ProgramWriter(engine)
     body, arguments, index, row = writer.body, writer.arguments, writer.index, writer.row
     operations = fuse_stages(_operations(engine, stages))
-    cross = _cross_step(operations, engine.network)
+    cross = _cross_step(operations, engine.network) if not inputs else {}
+    for key, buffer in inputs:
+        body(f"_copy_into({arguments(engine.arrays[key])}, {arguments(buffer)}[s])  # input {key}")
+        writer.versions((key,))
     firsts = {first: last for first, last in cross.values()}
     lasts = {last: first for first, last in cross.values()}
     kept = _kept_sums(operations, engine.arrays)
@@ -499,6 +516,8 @@ def step_program(engine: EngineView, stages: frozenset[str] | None = None) -> St
             body.dedent()
             continue
         writer.versions(writes)
+    for key, before, counts in counted:
+        body(f"_count_changes({arguments(engine.arrays[key])}, {arguments(before)}, {arguments(counts)})  # updates of {key}")
     if not body.lines:
         return None
     lines = Lines()
@@ -510,7 +529,9 @@ def step_program(engine: EngineView, stages: frozenset[str] | None = None) -> St
     lines("from numba import types")
     lines("")
     lines("from plasticity.backends.blas import one_thread, threads, threads_back")
-    lines("from plasticity.backends.numba_kernels import _all_finite, _drive, _feedback, _fill_zero, _pointer, _stamped")
+    lines("from plasticity.backends.numba_kernels import (")
+    lines("    _all_finite, _copy_into, _count_changes, _drive, _feedback, _fill_zero, _pointer, _stamped,")
+    lines(")")
     lines("")
     lines(f"kernels = sys.modules[{engine.kernels_module!r}]")
     for name in sorted(writer.kernels):
@@ -558,11 +579,13 @@ def step_program(engine: EngineView, stages: frozenset[str] | None = None) -> St
     lines("results[1] = finite")
     lines("if blocks > 1:")
     lines("    threads_back(count)")
+    if cached_only and not is_cached(lines.text()):
+        return False
     module = load_module(lines.text())
     buffers = _Buffers.sized(max(1, min(numba.config.NUMBA_NUM_THREADS, trials)), keys, rows)
     table = np.array([0, 0, *buffers.addresses(), *(array.ctypes.data for array in params + arrays)], dtype=np.int64)
     learners = frozenset(operation.payload for operation in operations if operation.kind == "plasticity")
-    splittable = _splittable(engine, operations, per_trial)
+    splittable = not inputs and not counted and _splittable(engine, operations, per_trial)
     return StepProgram(
         module.run_block, writer.keys, writer.projections, params, arrays, list(writer.fused), written, list(kept),
         learners, splittable, table, buffers,
