@@ -271,6 +271,21 @@ def test_pseudoinverse_gives_the_projection_matrix():
     np.testing.assert_allclose(sim.get("p.d_pre")[0], np.diag(projector), atol=1e-12)
 
 
+def test_pseudoinverse_skips_a_pattern_without_residual():
+    """Greville's recursion adds e e^T / |e|^2 only when the residual is above the tolerance (|e|^2 > tol):
+    a pattern already stored (e = 0) changes nothing, and neither does one whose |e|^2 equals tol."""
+    rule = get_rule("pseudoinverse")
+    patterns = np.array([[1.0, 1.0, -1.0, -1.0], [1.0, -1.0, 1.0, 1.0]])
+    sim = _memory(rule, patterns)
+    stored = [sim.get(key).copy() for key in ("p.w", "p.d_post", "p.d_pre")]
+    _memory(rule, patterns[::-1], sim)  # both again: zero residuals
+    for key, before in zip(("p.w", "p.d_post", "p.d_pre"), stored):
+        np.testing.assert_allclose(sim.get(key), before, atol=1e-12)
+    at_tolerance = _memory(rule.with_params(tol=4.0), patterns[:1])  # |e|^2 = |xi|^2 = 4, not above tol
+    for key in ("p.w", "p.d_post", "p.d_pre"):
+        assert not at_tolerance.get(key).any(), key
+
+
 HAND_CHECKED = {
     "hebb": test_hebb, "hebbian": test_storage_hebbian_is_the_outer_product_sum, "oja": test_oja,
     "sanger": test_sanger, "bcm": test_bcm, "bcm3q": test_bcm3q, "covariance": test_covariance,
