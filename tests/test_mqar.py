@@ -72,3 +72,14 @@ def test_trained_softmax_attention_learns_recall_and_runs_are_seeded(one_thread)
     first, again = train(steps=3, backend="numpy", **small), train(steps=3, backend="torch", **small)
     np.testing.assert_array_equal(first.loss.values, again.loss.values)
     assert float(train(steps=3, **{**small, "memory": "gated_delta"}).state) == 16 * 16
+
+
+def test_attention_memory_plot_draws_from_a_small_store(tmp_path):
+    from test_capacity import _plot_module, _stacked
+
+    def run(repeat, memory, d_model, pairs):
+        return recall(memory=memory, d_model=d_model, pairs=pairs, vocab=256, seq_len=64, trials=2, seed=repeat)
+
+    store = _stacked(run, {"memory": ["linear", "softmax"], "d_model": [8, 16], "pairs": [4, 16]})
+    paths = _plot_module("attention_memory").plot({"recall": store}, tmp_path)
+    assert sorted(p.suffix for p in paths) == [".pdf", ".png"] and all(p.stat().st_size > 1000 for p in paths)

@@ -30,7 +30,7 @@ from plasticity.figures import save_figure  # noqa: E402
 
 LABELS = {"linear": "linear attention", "decayed": "decayed linear", "gated": "gated linear", "delta": "DeltaNet",
           "gated_delta": "gated DeltaNet", "softmax": "softmax attention"}
-TRADE_OFF_PAIRS = 64
+TRADE_OFF_PAIRS = 64  # the trade-off panel is drawn when the store holds this many pairs
 
 
 def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
