@@ -1,4 +1,4 @@
-"""Multi-query associative recall (MQAR) and the ``attention.recall`` protocol.
+"""Multi-query associative recall (MQAR) and the ``attention.recall`` and ``attention.train`` protocols.
 
 MQAR (Arora, Eyuboglu, Timalsina, Johnson, Poli, Zou, Rudra and Re 2023, "Zoology: measuring and
 improving recall in efficient language models", arXiv:2312.04927) is a sequence of key-value
@@ -17,6 +17,10 @@ product with the read-out. The fast-weight memories (:mod:`plasticity.networks.a
 their recurrence over the whole sequence (write strength b = 0 at tokens that write nothing;
 the gated memories close their gate, a = ``gamma``, only where they write), the softmax memory
 keeps every written pair and reads them by softmax separation.
+
+The trained harness (``attention.train``) learns the embeddings and the memory layer's
+projections, gates and write strengths with torch autograd through the differentiable chunked
+form, one memory layer per model.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from plasticity.networks._assoc import trial_generators
 from plasticity.params import Choice, Int, Maybe, Real, RuleSpec
 from plasticity.protocols import protocol
 
-__all__ = ["Sequences", "multiquery_ar", "embeddings", "recall", "EMBEDDINGS"]
+__all__ = ["Sequences", "multiquery_ar", "embeddings", "recall", "train", "EMBEDDINGS"]
 
 EMBEDDINGS = ("random", "onehot")
 MEMORY_CHOICES = (*att.MEMORIES, "rule")
@@ -200,3 +204,110 @@ def _softmax_reads(table, data: Sequences, beta, runtime) -> np.ndarray:
                        beta * table.shape[1])
         read[rows, position] = runtime.host(out)
     return read
+
+
+# ----------------------------------------------------------------------------- trained recall
+
+
+def _recall_model(memory: str, vocab: int, d_model: int, chunk: int):
+    """A one-memory-layer model (torch): token embedding; keys from the previous token (a token
+    shift, the short convolution of zoology's and Based's models), queries and values from the
+    token; the memory layer (gates a_t and write strengths b_t by sigmoids of the token; keys and
+    queries L2-normalised for the fast-weight memories, as in DeltaNet); a residual MLP; a read-out
+    to the vocabulary."""
+    import torch
+
+    class RecallModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(vocab, d_model)
+            self.query, self.key, self.value = (torch.nn.Linear(d_model, d_model, bias=False) for _ in range(3))
+            self.gates = torch.nn.Linear(d_model, 2)
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(d_model, 2 * d_model), torch.nn.GELU(),
+                                           torch.nn.Linear(2 * d_model, d_model))
+            self.readout = torch.nn.Linear(d_model, vocab)
+
+        def forward(self, tokens):
+            x = self.embed(tokens)
+            previous = torch.nn.functional.pad(x[:, :-1], (0, 0, 1, 0))
+            q, k, v = self.query(x), self.key(previous), self.value(x)
+            if memory == "softmax":
+                h = att.softmax_attention(q, k, v, beta=d_model**-0.5)
+            else:
+                q, k = torch.nn.functional.normalize(q, dim=-1), torch.nn.functional.normalize(k, dim=-1)
+                gates = torch.sigmoid(self.gates(x))
+                family = att.FAMILY[memory]
+                a = gates[..., 0] if family.gated else None
+                if memory == "decayed":
+                    a = torch.full_like(gates[..., 0], 0.99)
+                b = gates[..., 1] if family.strength else None
+                h, _ = att.chunked(q, k, v, a, b, delta=family.delta, chunk=chunk)
+            x = x + h
+            return self.readout(x + self.mlp(x))
+
+    return RecallModel()
+
+
+@protocol("attention.train")
+def train(
+    *,
+    memory: Annotated[str, Choice(*att.MEMORIES)] = "delta",
+    vocab: Annotated[int, Int(8, 100_000)] = 128,
+    seq_len: Annotated[int, Int(4, 100_000)] = 128,
+    pairs: Annotated[int, Int(1, 10_000)] = 16,
+    d_model: Annotated[int, Int(1, 1024)] = 32,
+    steps: Annotated[int, Int(1, 1_000_000)] = 300,
+    batch: Annotated[int, Int(1, 100_000)] = 32,
+    lr: Annotated[float, Real(0, 1, low_open=True)] = 3e-3,
+    test: Annotated[int, Int(1, 100_000)] = 256,
+    chunk: Annotated[int, Int(1, 100_000)] = 64,
+    backend: str = "numba",
+    seed: int | np.random.SeedSequence = 0,
+    dtype: str = "float32",
+    device: str | None = None,
+) -> xr.Dataset:
+    """Multi-query associative recall learned by a one-memory-layer model (Arora et al. 2023).
+
+    A model of token embeddings, one ``memory`` layer (keys from the previous token, learned
+    gates and write strengths), a residual MLP and a read-out (see ``_recall_model``) is trained
+    with torch autograd (AdamW, rate ``lr``) for ``steps`` minibatches of ``batch`` fresh MQAR
+    sequences (``vocab``, ``seq_len``, ``pairs``), then tested on ``test`` new sequences.
+    Training runs in torch on every backend (on ``device`` with backend 'torch'), so backends
+    agree. Records the test ``accuracy`` (fraction of queries answered), the training ``loss``
+    per step and the memory's ``state`` size (d_model^2, or 2 x seq_len x d_model for softmax).
+    """
+    import torch
+
+    check_lengths(vocab, seq_len, pairs)
+    runtime = resolve(backend, device, dtype)
+    place = runtime.device if runtime.is_torch else torch.device("cpu")
+    data_rng, test_rng, init_rng = trial_generators(seed, 3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(init_rng.integers(2**62)))
+        model = _recall_model(memory, vocab, d_model, chunk).to(device=place, dtype=getattr(torch, dtype))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = np.empty(steps)
+    for step in range(steps):
+        data = multiquery_ar(vocab, seq_len, pairs, batch, data_rng)
+        logits = model(torch.as_tensor(data.tokens, device=place))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), torch.as_tensor(data.targets, device=place).reshape(-1),
+                                                 ignore_index=-1)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses[step] = float(loss.detach())
+    data = multiquery_ar(vocab, seq_len, pairs, test, test_rng)
+    with torch.no_grad():
+        answers = model(torch.as_tensor(data.tokens, device=place)).argmax(-1).cpu().numpy()
+    asked = data.targets >= 0
+    state = 2 * seq_len * d_model if memory == "softmax" else d_model * d_model
+    return xr.Dataset(
+        {
+            "accuracy": ((), float((answers[asked] == data.targets[asked]).mean()),
+                         {"long_name": "fraction of test queries answered with their value"}),
+            "loss": (("step",), losses, {"long_name": "training cross-entropy at the queries"}),
+            "state": ((), state, {"long_name": "numbers the memory holds after the sequence"}),
+        },
+        coords={"step": np.arange(1, steps + 1)},
+        attrs={"task": "multi-query associative recall, trained (Arora et al. 2023)", "memory": memory},
+    )

@@ -50,3 +50,36 @@ def test_bad_input_says_what_would_fit():
         recall(memory="rule")
     with pytest.raises(ConfigError, match="d_model must be at least vocab / 2 = 4096"):
         recall(embedding="onehot")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny torch models train several times faster on one thread of a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_trained_softmax_attention_learns_recall_and_runs_are_seeded(one_thread):
+    from plasticity.networks.mqar import train
+
+    small = dict(memory="softmax", vocab=64, seq_len=32, pairs=4, d_model=16, batch=16, test=64, seed=1)
+    learned = train(steps=150, **small)
+    assert float(learned.accuracy) >= 0.9 and learned.loss.values[-1] < 0.2 * learned.loss.values[0]
+    first, again = train(steps=3, backend="numpy", **small), train(steps=3, backend="torch", **small)
+    np.testing.assert_array_equal(first.loss.values, again.loss.values)
+    assert float(train(steps=3, **{**small, "memory": "gated_delta"}).state) == 16 * 16
+
+
+def test_attention_memory_plot_draws_from_a_small_store(tmp_path):
+    from test_capacity import _plot_module, _stacked
+
+    def run(repeat, memory, d_model, pairs):
+        return recall(memory=memory, d_model=d_model, pairs=pairs, vocab=256, seq_len=64, trials=2, seed=repeat)
+
+    store = _stacked(run, {"memory": ["linear", "softmax"], "d_model": [8, 16], "pairs": [4, 16]})
+    paths = _plot_module("attention_memory").plot({"recall": store}, tmp_path)
+    assert sorted(p.suffix for p in paths) == [".pdf", ".png"] and all(p.stat().st_size > 1000 for p in paths)

@@ -134,6 +134,7 @@ def test_plastic_subset_and_callable_inputs_agree():
 #: Small parameters for every protocol, so that the agreement test runs it in about a second.
 SMALL_PARAMS = {
     "attention.recall": {"vocab": 256, "seq_len": 64, "pairs": 16, "d_model": 16, "trials": 4},
+    "attention.train": {"vocab": 32, "seq_len": 16, "pairs": 2, "d_model": 8, "steps": 2, "batch": 4, "test": 8},
     "dense.capacity": {"n": 24, "load": 0.5, "trials": 4, "max_sweeps": 10},
     "hopfield.capacity": {"n": 40, "load": 0.1, "trials": 4, "max_sweeps": 10},
     "learn.capacity": {"n": 12, "load": 1.0, "trials": 3, "epochs": 5},

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,7 +30,7 @@ from plasticity.figures import save_figure  # noqa: E402
 
 LABELS = {"linear": "linear attention", "decayed": "decayed linear", "gated": "gated linear", "delta": "DeltaNet",
           "gated_delta": "gated DeltaNet", "softmax": "softmax attention"}
-TRADE_OFF_PAIRS = 64
+TRADE_OFF_PAIRS = 64  # the trade-off panel is drawn when the store holds this many pairs
 
 
 def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
@@ -64,5 +65,6 @@ def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
                         label=LABELS.get(str(memory), str(memory)), color=colors.get(str(memory)))
         ax.set(xscale="log", ylim=(-0.03, 1.03), title=f"{TRADE_OFF_PAIRS} pairs: accuracy against state size",
                xlabel="numbers held by the memory (count)", ylabel="fraction of queries recalled")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     fig.tight_layout()
     return save_figure(fig, outdir, "attention_memory")
