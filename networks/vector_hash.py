@@ -392,6 +392,7 @@ class VectorHaSH:
         self._state_of_code = np.full(math.prod(sizes), -1, dtype=np.int64)
         self._state_of_code[self._codes(self.grid)] = np.arange(self.grid.shape[0])
         self.w_ps = self.w_sp = self.patterns = self.states = None
+        self._simulations: dict[tuple[str, int], Simulation] = {}
 
     @property
     def n_states(self) -> int:
@@ -452,11 +453,22 @@ class VectorHaSH:
         self.w_ps = heteroassociate("sensory", x, "place", place, self.storage, self.runtime, epochs)
         self.w_sp = heteroassociate("place", place, "sensory", x, self.storage, self.runtime, epochs)
         self.patterns, self.states = x, states
+        self._simulations.clear()  # the encoder and decoder hold the old weights
         return self
 
-    def _simulation(self, network: Network, trials: int) -> Simulation:
+    def _simulation(self, network: Network | str, trials: int) -> Simulation:
+        """A simulation of ``network`` for ``trials`` cues; ``"encoder"``, ``"scaffold"`` and ``"decoder"``
+        are built once per batch size and kept until the next :meth:`store` (every run overwrites the
+        state it reads, so a kept simulation gives what a new one would)."""
         runtime = self.runtime
-        return Simulation(network, trials=trials, backend=runtime.backend, dtype=runtime.dtype, device=runtime.device)
+        if not isinstance(network, str):
+            return Simulation(network, trials=trials, backend=runtime.backend, dtype=runtime.dtype, device=runtime.device)
+        key = (network, trials)
+        if key not in self._simulations:
+            built = {"encoder": lambda: encoder_network(self.w_ps), "scaffold": lambda: self._scaffold,
+                     "decoder": lambda: decoder_network(self.w_sp)}[network]()
+            self._simulations[key] = self._simulation(built, trials)
+        return self._simulations[key]
 
     def scaffold_recall(self, place: Any, iterations: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Run the grid-place loop ``iterations`` times from place states (rows): each time the grid
@@ -469,7 +481,7 @@ class VectorHaSH:
         places, states = np.empty_like(p), np.empty(p.shape[0], dtype=np.int64)
         modules = [f"grid{k}" for k in range(len(self.lambdas))]
         for start, stop in _batches(p.shape[0], self.n_place + self.grid.shape[1]):
-            simulation = self._simulation(self._scaffold, stop - start)
+            simulation = self._simulation("scaffold", stop - start)
             simulation.set("place.x", p[start:stop])
             for _ in range(iterations):
                 simulation.advance(1, plastic=False)  # the grid takes the winners of the place state
@@ -489,12 +501,12 @@ class VectorHaSH:
                      np.empty((s.shape[0], self.n_place)))
         for start, stop in _batches(s.shape[0], self.n_sensory):
             trials = stop - start
-            encoder = self._simulation(encoder_network(self.w_ps), trials)
+            encoder = self._simulation("encoder", trials)
             encoder.set("sensory.x", s[start:stop])
             encoder.advance(1, plastic=False)
             cued = encoder.get("place.y")
             place, state = self.scaffold_recall(cued, iterations)
-            decoder = self._simulation(decoder_network(self.w_sp), trials)
+            decoder = self._simulation("decoder", trials)
             decoder.set("place.x", place)
             decoder.advance(1, plastic=False)
             out.sensory[start:stop] = decoder.get("sensory.y")
@@ -552,7 +564,7 @@ class VectorHaSH:
         sensory = np.empty((length * count, self.n_sensory))
         flat = places.reshape(length * count, self.n_place)
         for start, stop in _batches(flat.shape[0], self.n_sensory):
-            decoder = self._simulation(decoder_network(self.w_sp), stop - start)
+            decoder = self._simulation("decoder", stop - start)
             decoder.set("place.x", flat[start:stop])
             decoder.advance(1, plastic=False)
             sensory[start:stop] = decoder.get("sensory.y")
