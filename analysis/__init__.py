@@ -6,6 +6,7 @@ from plasticity.analysis.capacity import critical_load, finite_size, success_cur
 from plasticity.analysis.overlaps import basin_size, energy_trajectory, overlap_trajectory
 from plasticity.analysis.energy import decreases_monotonically, energy_increases, pc_energy
 from plasticity.analysis.learning import cover_curve, cover_probability, learning_cost
+from plasticity.analysis.stability import ExpectedUpdate, fixed_point, stability
 
 __all__ = [
     "alignment",
@@ -22,4 +23,7 @@ __all__ = [
     "cover_probability",
     "cover_curve",
     "learning_cost",
+    "ExpectedUpdate",
+    "fixed_point",
+    "stability",
 ]
