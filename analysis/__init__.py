@@ -7,6 +7,7 @@ from plasticity.analysis.overlaps import basin_size, energy_trajectory, overlap_
 from plasticity.analysis.energy import decreases_monotonically, energy_increases, pc_energy
 from plasticity.analysis.learning import cover_curve, cover_probability, learning_cost
 from plasticity.analysis.stability import ExpectedUpdate, fixed_point, stability
+from plasticity.analysis.dynamics import growth_rate, regime
 
 __all__ = [
     "alignment",
@@ -26,4 +27,6 @@ __all__ = [
     "ExpectedUpdate",
     "fixed_point",
     "stability",
+    "regime",
+    "growth_rate",
 ]

@@ -263,3 +263,52 @@ def test_learning_cost_reads_a_sweep_of_the_protocol():
     assert list(cost["operations_per_synapse"].values) == [4, 2]
     assert cost["capacity_per_operation"].sel(rule="a") == 1.5 / 4
     assert cost["operations_to_learn"].sel(rule="a", load=0.5) == 40 and np.isnan(cost["operations_to_learn"].sel(rule="b", load=2.0))
+
+
+# learning dynamics -------------------------------------------------------------------------------
+
+
+def _norms(rule, steps, every, inputs, *, m=1, target=None, eta):
+    """|w| recorded every ``every`` steps of ``rule`` (a linear output y = I, or clamped inputs)."""
+    n = inputs.shape[-1]
+    source = Population(n, init={"x": 0.0}, name="input")
+    sink = Population(m, ["y = I"], init={"target": 0.0}, name="output")
+    weights = Projection(source, sink, get_rule(rule).with_params(**eta), source="x", init={"w": 0.1}, name="weights")
+    simulation = Simulation(Network([source, sink], [weights]), trials=2, backend="numpy", dtype="float64", seed=0)
+    feed = {"input.x": inputs[:steps]} if target is None else {"input.x": inputs[:steps], "output.target": target[:steps]}
+    run = simulation.run(steps, inputs=feed, record={"weights.w": every})
+    w = run["weights.w"]
+    return np.sqrt((w**2).sum(("weights_post", "weights_pre"))).rename({"time": "epoch"})
+
+
+def test_regimes_of_rules_whose_regime_is_known():
+    from plasticity.analysis import growth_rate, regime
+
+    rng = np.random.default_rng(0)
+    gaussian = rng.standard_normal((3000, 2, 4)) * np.array([1.0, 0.7, 0.5, 0.3])
+    hebb = _norms("hebb", 3000, 50, gaussian, eta={"eta": 0.002, "decay": 0.0})
+    assert set(regime(hebb).values) == {"runaway"}  # dw = eta C w: exponential growth
+    assert np.allclose(growth_rate(hebb), 50 * 0.002 * 1.0, rtol=0.3)  # per record: 50 steps of eta * lambda_1
+    oja = _norms("oja", 3000, 50, gaussian, eta={"eta": 0.01})
+    assert set(regime(oja, tolerance=0.05).values) == {"converged"} and np.allclose(oja[-1], 1.0, atol=0.1)
+    # delta rule on one fixed input x of |x|^2 = 4: the error is multiplied by 1 - 4 lr each step
+    x = np.full((400, 2, 4), 1.0)
+    target = np.full((400, 2, 1), 1.0)
+    assert set(regime(_norms("delta", 400, 1, x, target=target, eta={"eta": 0.1})).values) == {"converged"}
+    assert set(regime(_norms("delta", 400, 1, x, target=target, eta={"eta": 0.5})).values) == {"oscillating"}  # factor -1
+    grown = _norms("delta", 60, 1, x, target=target, eta={"eta": 1.0})  # factor -3 each step
+    assert set(regime(grown).values) == {"diverged"}
+    decayed = _norms("hebb", 400, 4, np.zeros((400, 2, 4)), eta={"eta": 0.01, "decay": 0.05})
+    assert set(regime(decayed).values) == {"collapse"}
+
+
+def test_learning_dynamics_are_recorded_per_epoch():
+    run = run_protocol("learn.capacity", {"n": 20, "load": 1.0, "trials": 3, "epochs": 12, "record_every": 3},
+                       backend="numpy", seed=3)
+    assert list(run["epoch"].values) == [0, 3, 6, 9, 12]
+    assert run["fraction_epoch"].isel(epoch=0).max() == 0.0  # zero weights get nothing right
+    last = run["weight_norm_epoch"].isel(epoch=-1)
+    assert np.allclose(last, run["weight_norm"])  # frozen once met: the final record is the final weights
+    assert run["weight_quantiles_epoch"].sizes["quantile"] == 5
+    assert (run["weight_quantiles_epoch"].diff("quantile") >= 0).all()
+    assert (run["mean_abs_update"].isel(epoch=0) == 0).all() and (run["mean_abs_update"].isel(epoch=1) > 0).all()
