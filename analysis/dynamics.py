@@ -35,7 +35,7 @@ import xarray as xr
 
 from plasticity.errors import ConfigError
 
-__all__ = ["REGIMES", "regime", "growth_rate"]
+__all__ = ["REGIMES", "regime", "growth_rate", "boundedness"]
 
 REGIMES = ("diverged", "collapse", "oscillating", "converged", "runaway", "transient")
 
@@ -97,3 +97,19 @@ def growth_rate(trajectory: xr.DataArray, *, dim: str = "epoch") -> xr.DataArray
         return float(np.polyfit(np.arange(half.size), np.log(half), 1)[0])
 
     return xr.apply_ufunc(slope, trajectory, input_core_dims=[[dim]], vectorize=True).rename("growth_rate")
+
+
+def boundedness(trajectory: xr.DataArray, *, dim: str = "epoch", growth: float = 1.5) -> xr.Dataset:
+    """Whether a size (a weight norm) stays bounded over a run, and how fast it grows when not.
+
+    ``bounded`` is false where :func:`regime` says ``runaway`` or ``diverged`` (with ``growth``);
+    ``growth_rate`` is :func:`growth_rate` (per record, the exponent of exponential growth) and
+    ``peak`` the largest value along ``dim``.
+    """
+    labels = regime(trajectory, dim=dim, growth=growth)
+    return xr.Dataset({
+        "bounded": ~labels.isin(["runaway", "diverged"]),
+        "growth_rate": growth_rate(trajectory, dim=dim),
+        "peak": np.abs(trajectory).max(dim),
+        "regime": labels,
+    })

@@ -300,6 +300,19 @@ def test_regimes_of_rules_whose_regime_is_known():
     assert set(regime(grown).values) == {"diverged"}
     decayed = _norms("hebb", 400, 4, np.zeros((400, 2, 4)), eta={"eta": 0.01, "decay": 0.05})
     assert set(regime(decayed).values) == {"collapse"}
+    from plasticity.analysis import boundedness
+
+    assert list(boundedness(hebb)["bounded"].values) == [False, False] and boundedness(oja)["bounded"].all()
+
+
+def test_first_violation_of_a_lyapunov_function():
+    from plasticity.analysis import first_violation
+
+    energy = xr.DataArray([[5.0, 4.0, 3.0, 3.5, 2.0], [5.0, 4.0, 4.2, 1.0, 0.5]], dims=("trial", "step"),
+                          coords={"trial": [0, 1], "step": [0, 10, 20, 30, 40]})
+    assert first_violation(energy, "step") == {"step": 20, "index": 2, "size": pytest.approx(0.2), "relative": pytest.approx(0.04), "trial": 1}
+    assert first_violation(energy.isel(trial=0), "step")["step"] == 30
+    assert first_violation(energy, "step", rtol=0.2) is None  # rises of 4% and 10% of the size allowed
 
 
 def test_learning_dynamics_are_recorded_per_epoch():
