@@ -265,6 +265,17 @@ def test_learning_cost_reads_a_sweep_of_the_protocol():
     assert cost["operations_to_learn"].sel(rule="a", load=0.5) == 40 and np.isnan(cost["operations_to_learn"].sel(rule="b", load=2.0))
 
 
+def test_time_to_criterion_over_the_trials_that_met_it():
+    from plasticity.analysis import time_to_criterion
+
+    epochs = np.array([[1.0, 2.0, 3.0, np.nan], [np.nan] * 4])
+    store = xr.Dataset({"epochs_to_criterion": (("load", "trial"), epochs)}, coords={"load": [1.0, 2.0]})
+    result = time_to_criterion(store, quantiles=(0.0, 0.5, 1.0))
+    assert list(result["epochs"].sel(load=1.0).values) == [1.0, 2.0, 3.0]
+    assert np.isnan(result["epochs"].sel(load=2.0)).all()
+    assert list(result["met"].values) == [0.75, 0.0]
+
+
 # learning dynamics -------------------------------------------------------------------------------
 
 
