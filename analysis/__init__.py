@@ -4,8 +4,10 @@ from plasticity.analysis.alignment import alignment
 from plasticity.analysis.cost import rule_costs
 from plasticity.analysis.capacity import critical_load, finite_size, success_curve
 from plasticity.analysis.overlaps import basin_size, energy_trajectory, overlap_trajectory
-from plasticity.analysis.energy import decreases_monotonically, energy_increases, pc_energy
-from plasticity.analysis.learning import cover_curve, cover_probability, learning_cost
+from plasticity.analysis.energy import decreases_monotonically, energy_increases, first_violation, pc_energy
+from plasticity.analysis.learning import cover_curve, cover_probability, learning_cost, time_to_criterion
+from plasticity.analysis.stability import ExpectedUpdate, fixed_point, stability
+from plasticity.analysis.dynamics import boundedness, growth_rate, regime
 
 __all__ = [
     "alignment",
@@ -22,4 +24,12 @@ __all__ = [
     "cover_probability",
     "cover_curve",
     "learning_cost",
+    "time_to_criterion",
+    "ExpectedUpdate",
+    "fixed_point",
+    "stability",
+    "regime",
+    "growth_rate",
+    "boundedness",
+    "first_violation",
 ]

@@ -15,7 +15,7 @@ import xarray as xr
 
 from plasticity.errors import ConfigError
 
-__all__ = ["pc_energy", "energy_increases", "decreases_monotonically"]
+__all__ = ["pc_energy", "energy_increases", "decreases_monotonically", "first_violation"]
 
 
 def pc_energy(dataset: xr.Dataset, errors: Sequence[str] | None = None) -> xr.DataArray:
@@ -60,3 +60,33 @@ def energy_increases(energy: xr.DataArray, dim: str, rtol: float = 1e-6) -> xr.D
 def decreases_monotonically(energy: xr.DataArray, dim: str, rtol: float = 1e-6) -> bool:
     """Whether ``energy`` never rises along ``dim`` (see :func:`energy_increases`)."""
     return bool((energy_increases(energy, dim, rtol) == 0).all())
+
+
+def first_violation(energy: xr.DataArray, dim: str, rtol: float = 1e-6) -> dict | None:
+    """The first rise of ``energy`` along ``dim`` by more than ``rtol`` times its size (a Lyapunov
+    function must never rise), or None when there is none.
+
+    Returns ``{"step": the coordinate along dim after the rise, "index": its position, "size": the
+    rise, "relative": the rise over the trajectory's size, **the other coordinates}``: the earliest
+    along ``dim``, then the first in the order of the other dimensions (a trial, say).
+    """
+    if dim not in energy.dims:
+        raise ConfigError(f"dim {dim!r} is not a dimension of the energy; its dimensions: {', '.join(map(str, energy.dims))}")
+    if not np.isfinite(rtol) or rtol < 0:
+        raise ConfigError(f"rtol must be a non-negative number, got {rtol!r}")
+    ordered = energy.transpose(dim, ...)
+    change = ordered.diff(dim)
+    scale = np.abs(ordered).max(dim)
+    rises = (change > rtol * scale).values
+    if not rises.any():
+        return None
+    flat = rises.reshape(rises.shape[0], -1)
+    index = int(np.argmax(flat.any(axis=1)))
+    column = int(np.argmax(flat[index]))
+    position = np.unravel_index(column, rises.shape[1:]) if rises.ndim > 1 else ()
+    others = {name: ordered[name].values[k].item() if name in ordered.coords else int(k)
+              for name, k in zip(ordered.dims[1:], position)}
+    size = float(change.values[(index, *position)])
+    coordinate = ordered[dim].values[index + 1].item() if dim in ordered.coords else index + 1
+    return {"step": coordinate, "index": index + 1, "size": size,
+            "relative": size / float(scale.values[position] if position else scale.values), **others}

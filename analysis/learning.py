@@ -6,6 +6,9 @@
   p = N, 1/2 at p = 2N and falls to 0 beyond: the capacity 2N of the perceptron.
 - :func:`cover_curve`: that probability against load p / N, as the success curve a perfect
   learner (one that separates every separable data set) would draw.
+- :func:`time_to_criterion`: quantiles of the epochs trials took to meet the criterion, and the
+  fraction that met it, for every point of a sweep (a phase diagram over learning rate and load
+  is :func:`~plasticity.analysis.capacity.success_curve` of a sweep over both).
 - :func:`learning_cost`: per rule the critical load with its bootstrap interval
   (:func:`~plasticity.analysis.capacity.critical_load`), the rule's operations per synapse per
   step (``rule.cost()``), the capacity per operation, and the operations per synapse spent
@@ -20,6 +23,7 @@ References
 
 from __future__ import annotations
 
+import warnings
 from math import comb
 from typing import Sequence
 
@@ -29,7 +33,7 @@ import xarray as xr
 from plasticity.analysis.capacity import critical_load
 from plasticity.errors import ConfigError
 
-__all__ = ["cover_probability", "cover_curve", "learning_cost"]
+__all__ = ["cover_probability", "cover_curve", "learning_cost", "time_to_criterion"]
 
 
 def cover_probability(p: int, n: int) -> float:
@@ -87,3 +91,28 @@ def learning_cost(
     result["operations_to_learn"] = spent.median(sample_dims).assign_attrs(
         long_name="operations per synapse spent to meet the criterion (median over trials that met it)")
     return result
+
+
+def time_to_criterion(store: xr.Dataset, *, quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+                      over: Sequence[str] = ("trial", "repeat")) -> xr.Dataset:
+    """The distribution of epochs to criterion over the trials (and repeats) that met it:
+    ``epochs`` (its ``quantiles``, NaN where none met) and ``met`` (the fraction that did), for
+    every other dimension of a ``learn.capacity`` store."""
+    if "epochs_to_criterion" not in store:
+        raise ConfigError("store has no variable 'epochs_to_criterion'; time_to_criterion reads a learn.capacity store")
+    if any(not 0.0 <= q <= 1.0 for q in quantiles):
+        raise ConfigError(f"quantiles must lie in [0, 1]; got {list(quantiles)!r}")
+    epochs = store["epochs_to_criterion"]
+    if "done" in store:
+        epochs = epochs.where(store["done"])
+    dims = [d for d in over if d in epochs.dims]
+    if not dims:
+        raise ConfigError(f"none of {list(over)} is a dimension of the store; dimensions: {', '.join(map(str, epochs.dims))}")
+    met = epochs.notnull().mean(dims)
+    with warnings.catch_warnings():  # a point where no trial met the criterion has NaN quantiles, as documented
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        quantile = epochs.quantile(list(quantiles), dim=dims, skipna=True)
+    return xr.Dataset({
+        "epochs": quantile.assign_attrs(long_name="epochs to criterion"),
+        "met": met.assign_attrs(long_name="fraction of trials that met the criterion"),
+    })

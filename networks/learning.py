@@ -169,8 +169,27 @@ def fields(weights: np.ndarray, patterns: np.ndarray) -> np.ndarray:
     return np.einsum("toi,tpi->tpo", weights.astype(np.float64), patterns)
 
 
+#: Quantiles of each trial's weights recorded per epoch (``record_every``).
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _dynamics(weights: np.ndarray, before: np.ndarray, patterns: np.ndarray, targets: np.ndarray, epochs: int) -> dict:
+    """What ``record_every`` records of a trial's weights: loss, fraction right, norm, quantiles and
+    the mean absolute change per epoch since ``before`` (``epochs`` ago)."""
+    flat = weights.reshape(len(weights), -1)
+    summed = fields(weights, patterns)
+    return {
+        "loss": ((targets - summed) ** 2).mean(axis=(1, 2)) / 2,
+        "fraction": (summed * targets > 0).mean(axis=(1, 2)),
+        "weight_norm": np.sqrt((flat**2).sum(axis=1)),
+        "weight_quantiles": np.quantile(flat, QUANTILES, axis=1).T,
+        "mean_abs_update": np.abs(flat - before.reshape(len(before), -1)).mean(axis=1) / max(epochs, 1),
+    }
+
+
 def train(
     simulation: Simulation, patterns: np.ndarray, targets: np.ndarray, *, epochs: int, criterion: float, order: str,
+    record_every: int = 0,
 ) -> dict[str, np.ndarray]:
     """Present the data sets epoch after epoch until each trial meets ``criterion`` (fraction right) or
     ``epochs`` run out; a trial that meets it stops learning.
@@ -178,6 +197,11 @@ def train(
     Returns per trial ``met`` (bool), ``epoch`` (the epoch after which it met the criterion, 0 if
     it did before learning, NaN if never), ``fraction`` right at the end, ``weight_norm``
     (Frobenius norm of its weights) and ``updates`` (presentations that changed its weights).
+    With ``record_every = k > 0`` also ``dynamics``: at epochs 0, k, 2k, ... up to ``epochs`` the
+    ``loss`` (mean of (target - I)^2 / 2), ``fraction`` right, ``weight_norm``, ``weight_quantiles``
+    (:data:`QUANTILES` of each trial's weights) and ``mean_abs_update`` (mean |change of a weight|
+    per epoch since the record before), each ``(records, trials[, quantiles])``; a trial's values
+    stay as they were once it stopped learning (its weights do), also after every trial stopped.
     """
     trials = simulation.trials
     data = {"input.x": patterns, "output.target": targets}
@@ -189,6 +213,10 @@ def train(
     met = fraction >= criterion
     epoch = np.where(met, 0.0, np.nan)
     updates = np.zeros(trials, dtype=np.int64)
+    records: list[dict] = []
+    previous = simulation.get("weights.w").astype(np.float64)
+    if record_every:
+        records.append(_dynamics(previous, previous, patterns, targets, 0))
     for current in range(1, epochs + 1):
         if met.all():
             break
@@ -197,14 +225,23 @@ def train(
         newly = ~met & (fraction >= criterion)
         epoch[newly] = current
         met |= newly
+        if record_every and current % record_every == 0:
+            weights = simulation.get("weights.w").astype(np.float64)
+            records.append(_dynamics(weights, previous, patterns, targets, record_every))
+            previous = weights
     weights = simulation.get("weights.w").astype(np.float64)
-    return {
+    result = {
         "met": met,
         "epoch": epoch,
         "fraction": right(),
         "weight_norm": np.sqrt((weights**2).sum(axis=(1, 2))),
         "updates": updates,
     }
+    if record_every:
+        while len(records) < epochs // record_every + 1:  # every trial stopped: the weights stay
+            records.append({**_dynamics(weights, weights, patterns, targets, record_every)})
+        result["dynamics"] = {key: np.stack([record[key] for record in records]) for key in records[0]}
+    return result
 
 
 @protocol("learn.capacity")
@@ -223,6 +260,7 @@ def capacity(
     coding_level: Annotated[float, Real(0, 1, low_open=True, high_open=True)] = 0.1,
     bias: Annotated[bool, Flag()] = False,
     order: Annotated[str, Choice(*ORDERS)] = "shuffled",
+    record_every: Annotated[int, Int(0, MAX_EPOCHS)] = 0,
     backend: str = "numba",
     seed: int | np.random.SeedSequence = 0,
     dtype: str = "float32",
@@ -236,12 +274,16 @@ def capacity(
     ``load`` (items per input), ``epochs`` (budget of passes), ``criterion`` in (0, 1], ``lr``
     (the rule's ``eta`` or ``lr``; default the rule's own), ``trials``, ``input`` ("binary" |
     "gaussian" | "sparse" with ``coding_level``), ``bias`` (a constant input 1), ``order`` of the
-    items in each epoch ("fixed" | "shuffled", per trial, from the run's seed).
+    items in each epoch ("fixed" | "shuffled", per trial, from the run's seed), ``record_every``
+    (epochs between records of the learning dynamics; 0: none).
 
     Records per trial: ``met``, ``epochs_to_criterion`` (NaN if not met), ``fraction`` right at the
     end, ``weight_norm``, ``updates`` (presentations that changed the weights) and
     ``presentations`` (items shown while learning); and ``patterns`` (the number of items),
     ``operations_per_synapse`` (per step, from ``rule.cost()``) and the rule's cost as attributes.
+    With ``record_every = k``, against ``epoch`` (0, k, 2k, ...): ``loss_epoch``, ``fraction_epoch``,
+    ``weight_norm_epoch``, ``weight_quantiles_epoch`` (over ``quantile``) and ``mean_abs_update``
+    (per epoch since the record before; see :func:`train`).
     """
     items = int(round(load * n))
     if items < 1:
@@ -253,7 +295,7 @@ def capacity(
     patterns, targets = learning_data(architecture, n, m, items, input, coding_level, bias, trials, np.random.default_rng(data_seed))
     network = learning_network(rule, architecture, patterns.shape[-1], outputs)
     simulation = Simulation(network, trials=trials, backend=backend, seed=simulation_seed, dtype=dtype, device=device)
-    result = train(simulation, patterns, targets, epochs=epochs, criterion=criterion, order=order)
+    result = train(simulation, patterns, targets, epochs=epochs, criterion=criterion, order=order, record_every=record_every)
     cost = rule.cost()
     operations = cost.adds + cost.multiplies + cost.divides + cost.functions + cost.comparisons
     learning_epochs = np.where(result["met"], result["epoch"], epochs)
@@ -270,6 +312,17 @@ def capacity(
         },
         coords={"trial": np.arange(trials)},
     )
+    if record_every:
+        dynamics = result["dynamics"]
+        dataset = dataset.assign_coords(epoch=("epoch", record_every * np.arange(len(dynamics["loss"])), {"units": "epochs"}),
+                                         quantile=list(QUANTILES))
+        for key, long_name in (("loss", "mean (target - I)^2 / 2"), ("fraction", "fraction of items right"),
+                               ("weight_norm", "|W| (Frobenius)")):
+            dataset[f"{key}_epoch"] = (("epoch", "trial"), dynamics[key], {"long_name": long_name})
+        dataset["weight_quantiles_epoch"] = (("epoch", "trial", "quantile"), dynamics["weight_quantiles"],
+                                             {"long_name": "quantiles of the trial's weights"})
+        dataset["mean_abs_update"] = (("epoch", "trial"), dynamics["mean_abs_update"],
+                                      {"long_name": "mean |change of a weight| per epoch since the record before"})
     dataset.attrs["rule_equations"] = to_json(list(rule.equations))
     dataset.attrs["rule_cost"] = to_json(cost.as_dict())
     return dataset

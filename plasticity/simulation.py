@@ -317,6 +317,11 @@ class Simulation:
         ``w`` of a plastic projection of that trial differed from its value before the step (the
         updates made: mistakes for the perceptron rule), 0 for trials not learning; else ``None``.
         Counting compares the weights after every step (a copy per step).
+
+        An engine with ``run_presented`` (numba) runs the epoch as compiled chunks of up to
+        :data:`COMPILED_CHUNK` steps, each step writing its row of the data first, once its program
+        is compiled or found in the disk cache; others, and the first chunks before that, step from
+        Python. Both give the same state and counts.
         """
         keys = sorted(data)
         if not keys:

@@ -263,3 +263,76 @@ def test_learning_cost_reads_a_sweep_of_the_protocol():
     assert list(cost["operations_per_synapse"].values) == [4, 2]
     assert cost["capacity_per_operation"].sel(rule="a") == 1.5 / 4
     assert cost["operations_to_learn"].sel(rule="a", load=0.5) == 40 and np.isnan(cost["operations_to_learn"].sel(rule="b", load=2.0))
+
+
+def test_time_to_criterion_over_the_trials_that_met_it():
+    from plasticity.analysis import time_to_criterion
+
+    epochs = np.array([[1.0, 2.0, 3.0, np.nan], [np.nan] * 4])
+    store = xr.Dataset({"epochs_to_criterion": (("load", "trial"), epochs)}, coords={"load": [1.0, 2.0]})
+    result = time_to_criterion(store, quantiles=(0.0, 0.5, 1.0))
+    assert list(result["epochs"].sel(load=1.0).values) == [1.0, 2.0, 3.0]
+    assert np.isnan(result["epochs"].sel(load=2.0)).all()
+    assert list(result["met"].values) == [0.75, 0.0]
+
+
+# learning dynamics -------------------------------------------------------------------------------
+
+
+def _norms(rule, steps, every, inputs, *, m=1, target=None, eta):
+    """|w| recorded every ``every`` steps of ``rule`` (a linear output y = I, or clamped inputs)."""
+    n = inputs.shape[-1]
+    source = Population(n, init={"x": 0.0}, name="input")
+    sink = Population(m, ["y = I"], init={"target": 0.0}, name="output")
+    weights = Projection(source, sink, get_rule(rule).with_params(**eta), source="x", init={"w": 0.1}, name="weights")
+    simulation = Simulation(Network([source, sink], [weights]), trials=2, backend="numpy", dtype="float64", seed=0)
+    feed = {"input.x": inputs[:steps]} if target is None else {"input.x": inputs[:steps], "output.target": target[:steps]}
+    run = simulation.run(steps, inputs=feed, record={"weights.w": every})
+    w = run["weights.w"]
+    return np.sqrt((w**2).sum(("weights_post", "weights_pre"))).rename({"time": "epoch"})
+
+
+def test_regimes_of_rules_whose_regime_is_known():
+    from plasticity.analysis import growth_rate, regime
+
+    rng = np.random.default_rng(0)
+    gaussian = rng.standard_normal((3000, 2, 4)) * np.array([1.0, 0.7, 0.5, 0.3])
+    hebb = _norms("hebb", 3000, 50, gaussian, eta={"eta": 0.002, "decay": 0.0})
+    assert set(regime(hebb).values) == {"runaway"}  # dw = eta C w: exponential growth
+    assert np.allclose(growth_rate(hebb), 50 * 0.002 * 1.0, rtol=0.3)  # per record: 50 steps of eta * lambda_1
+    oja = _norms("oja", 3000, 50, gaussian, eta={"eta": 0.01})
+    assert set(regime(oja, tolerance=0.05).values) == {"converged"} and np.allclose(oja[-1], 1.0, atol=0.1)
+    # delta rule on one fixed input x of |x|^2 = 4: the error is multiplied by 1 - 4 lr each step
+    x = np.full((400, 2, 4), 1.0)
+    target = np.full((400, 2, 1), 1.0)
+    assert set(regime(_norms("delta", 400, 1, x, target=target, eta={"eta": 0.1})).values) == {"converged"}
+    assert set(regime(_norms("delta", 400, 1, x, target=target, eta={"eta": 0.5})).values) == {"oscillating"}  # factor -1
+    grown = _norms("delta", 60, 1, x, target=target, eta={"eta": 1.0})  # factor -3 each step
+    assert set(regime(grown).values) == {"diverged"}
+    decayed = _norms("hebb", 400, 4, np.zeros((400, 2, 4)), eta={"eta": 0.01, "decay": 0.05})
+    assert set(regime(decayed).values) == {"collapse"}
+    from plasticity.analysis import boundedness
+
+    assert list(boundedness(hebb)["bounded"].values) == [False, False] and boundedness(oja)["bounded"].all()
+
+
+def test_first_violation_of_a_lyapunov_function():
+    from plasticity.analysis import first_violation
+
+    energy = xr.DataArray([[5.0, 4.0, 3.0, 3.5, 2.0], [5.0, 4.0, 4.2, 1.0, 0.5]], dims=("trial", "step"),
+                          coords={"trial": [0, 1], "step": [0, 10, 20, 30, 40]})
+    assert first_violation(energy, "step") == {"step": 20, "index": 2, "size": pytest.approx(0.2), "relative": pytest.approx(0.04), "trial": 1}
+    assert first_violation(energy.isel(trial=0), "step")["step"] == 30
+    assert first_violation(energy, "step", rtol=0.2) is None  # rises of 4% and 10% of the size allowed
+
+
+def test_learning_dynamics_are_recorded_per_epoch():
+    run = run_protocol("learn.capacity", {"n": 20, "load": 1.0, "trials": 3, "epochs": 12, "record_every": 3},
+                       backend="numpy", seed=3)
+    assert list(run["epoch"].values) == [0, 3, 6, 9, 12]
+    assert run["fraction_epoch"].isel(epoch=0).max() == 0.0  # zero weights get nothing right
+    last = run["weight_norm_epoch"].isel(epoch=-1)
+    assert np.allclose(last, run["weight_norm"])  # frozen once met: the final record is the final weights
+    assert run["weight_quantiles_epoch"].sizes["quantile"] == 5
+    assert (run["weight_quantiles_epoch"].diff("quantile") >= 0).all()
+    assert (run["mean_abs_update"].isel(epoch=0) == 0).all() and (run["mean_abs_update"].isel(epoch=1) > 0).all()

@@ -16,6 +16,7 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from plasticity.backends.blas import gemm, threads
+from plasticity.backends.numba_source import PARALLEL_MIN_ELEMENTS
 from plasticity.backends.numba_source import FASTMATH
 
 _JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True)
@@ -68,8 +69,9 @@ def _matvec_threaded(weights, source, target, transposed):  # pragma: no cover -
 def _matvec(weights, source, target, transposed):  # pragma: no cover - compiled
     """Per-trial products added to ``target``: ``target[t] += weights[t] @ source[t]``, or with
     ``transposed`` ``weights[t].T @ source[t]``; threaded unless :func:`~plasticity.backends.blas.threads`
-    allows one thread (see :func:`~plasticity.backends.numba_source.kernel_source`)."""
-    if threads() > 1:
+    allows one thread (see :func:`~plasticity.backends.numba_source.kernel_source`) or the weights
+    are fewer than :data:`~plasticity.backends.numba_source.PARALLEL_MIN_ELEMENTS`, as generated kernels."""
+    if threads() > 1 and weights.size >= PARALLEL_MIN_ELEMENTS:
         _matvec_threaded(weights, source, target, transposed)
         return
     trials, npost, npre = weights.shape
