@@ -209,6 +209,15 @@ def test_continuum_protocol_records_overlap_and_information():
     assert int(data["n_synapses"]) == 2 * 200 * 150 + 2 * 150 * 50
 
 
+def test_partial_and_noisy_cues_of_stored_patterns_are_completed():
+    """Cues with 30 % of the units unknown (set to 0), or 10 % of the bits flipped, of 100 patterns
+    (Np = 150): the scaffold completes them (the authors' Fig. 3 basins: near-perfect at 10 % flips)."""
+    for cue, level in (("partial", 0.3), ("noise", 0.1)):
+        data = continuum(n_sensory=300, n_place=150, patterns=100, cue=cue, level=level, trials=1, seed=13,
+                         scaffold_rule="pseudoinverse")
+        assert data["scaffold_correct"].item() >= 0.95 and data["overlap"].item() >= 0.95, cue
+
+
 def test_vector_hash_degrades_gracefully_where_hebbian_hopfield_falls_off_a_cliff():
     """The memory continuum (Chandra et al. 2025, Fig. 3): at the same number of synapses, Vector-HaSH's
     information per bit stays 1 up to P = Np and then declines smoothly, as the least-squares read-out
