@@ -343,15 +343,18 @@ class VectorHaSH:
     with scaffold states by the storage rule ``storage`` (``"pseudoinverse"``, the paper's,
     ``"hebbian"``, or any rule: a library name, a table of equations or a Rule).
 
-    ``seed`` draws the grid to place weights. ``scaffold_rule`` learns the place to grid weights
-    over every scaffold state (``"hebbian"``: W_gp = G^T P, the authors' up to a factor that leaves
-    the winners unchanged). Attributes: ``grid`` (S, Ng) scaffold states, ``place_codebook`` (S, Np)
-    their place states, ``w_pg``, ``w_gp``, and after :meth:`store`, ``w_ps``, ``w_sp``,
-    ``patterns`` and ``states`` (the scaffold state of each stored pattern).
+    ``seed`` (an integer, SeedSequence or Generator) draws the grid to place weights.
+    ``scaffold_rule`` learns the place to grid weights over every scaffold state (``"hebbian"``:
+    W_gp = G^T P, the authors' up to a factor that leaves the winners unchanged; it keeps all or all
+    but one of the 3600 states stable with 400 place cells, about 65 % with 100; ``"pseudoinverse"``
+    keeps all of them with 150 place cells and more). Attributes: ``grid`` (S, Ng) scaffold
+    states, ``place_codebook`` (S, Np) their place states, ``w_pg``, ``w_gp``, and after
+    :meth:`store`, ``w_ps``, ``w_sp``, ``patterns`` and ``states`` (the scaffold state of each
+    stored pattern).
 
     Example::
 
-        memory = VectorHaSH(n_sensory=900, n_place=100, seed=1)
+        memory = VectorHaSH(n_sensory=900, n_place=100, scaffold_rule="pseudoinverse", seed=1)
         patterns = np.sign(np.random.default_rng(2).standard_normal((60, 900)))
         memory.store(patterns)
         (memory.recall(patterns).sensory == patterns).all()  # True: 60 <= n_place
