@@ -59,6 +59,15 @@ def test_place_weights_are_pruned_as_the_authors_prune_them():
     assert abs((weights != 0).mean() - math.exp(-0.4)) < 0.01
 
 
+def test_place_activity_matches_the_authors_notebook():
+    """The authors' Full_model_testing_Fig_3 notebook (novelty detection cell) records the mean place
+    activity relu(W_pg g - 0.5) per state as about 0.341, its spread over states about 0.035, for
+    400 place cells; here 0.335, 0.331, 0.352 and 0.028, 0.034, 0.034 for seeds 0, 1, 2."""
+    for seed in range(3):
+        per_state = VectorHaSH(4, n_place=400, seed=seed).place_codebook.mean(1)
+        assert abs(per_state.mean() - 0.341) < 0.02 and abs(per_state.std() - 0.035) < 0.01
+
+
 def test_the_grid_place_loop_returns_every_scaffold_state_from_perturbed_place_states(scaffold400):
     """Chandra et al. (2025) Fig. 2: with 400 place cells every one of the 3600 scaffold states is a
     fixed point of the grid-place loop, with a basin: here place states perturbed by Gaussian noise of
