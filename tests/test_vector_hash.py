@@ -14,6 +14,7 @@ from plasticity.networks.vector_hash import (
     VectorHaSH,
     check_lambdas,
     continuum,
+    sequence,
     heteroassociate,
     mutual_information_per_bit,
     place_weights,
@@ -289,3 +290,15 @@ def test_a_sequence_is_replayed_from_its_first_element_by_shifting_the_grid_stat
     assert states[0].tolist() == memory.path_states(60, (5, 7), (1, 0)).tolist()
     with pytest.raises(ConfigError, match="returns to its first state after 60 steps"):
         memory.path_states(61, (0, 0), (1, 0))
+
+
+def test_sequence_protocol_replays_a_stored_path():
+    """Protocol vector_hash.sequence: 60 elements (Np = 150) along the path of velocity (1, 1) are
+    replayed exactly from a cue of the first with 10 % of bits flipped; a path longer than its
+    period (60 states for velocity (1, 1) on the 60 x 60 scaffold) is refused before any work."""
+    data = sequence(n_sensory=300, n_place=150, length=60, velocity=[1, 1], trials=1, seed=3,
+                    scaffold_rule="pseudoinverse")
+    assert data["overlap"].dims == ("trial", "element")
+    assert data["on_path"].all() and data["exact"].item() == 1.0
+    with pytest.raises(ConfigError, match="length must be at most the number of distinct states"):
+        sequence(n_sensory=10, n_place=10, length=61, velocity=[1, 1])
