@@ -83,6 +83,7 @@ __all__ = [
     "Recall",
     "VectorHaSH",
     "continuum",
+    "sequence",
 ]
 
 #: The paper's grid periods: 3600 scaffold states in 50 grid cells.
@@ -343,15 +344,18 @@ class VectorHaSH:
     with scaffold states by the storage rule ``storage`` (``"pseudoinverse"``, the paper's,
     ``"hebbian"``, or any rule: a library name, a table of equations or a Rule).
 
-    ``seed`` draws the grid to place weights. ``scaffold_rule`` learns the place to grid weights
-    over every scaffold state (``"hebbian"``: W_gp = G^T P, the authors' up to a factor that leaves
-    the winners unchanged). Attributes: ``grid`` (S, Ng) scaffold states, ``place_codebook`` (S, Np)
-    their place states, ``w_pg``, ``w_gp``, and after :meth:`store`, ``w_ps``, ``w_sp``,
-    ``patterns`` and ``states`` (the scaffold state of each stored pattern).
+    ``seed`` (an integer, SeedSequence or Generator) draws the grid to place weights.
+    ``scaffold_rule`` learns the place to grid weights over every scaffold state (``"hebbian"``:
+    W_gp = G^T P, the authors' up to a factor that leaves the winners unchanged; it keeps all or all
+    but one of the 3600 states stable with 400 place cells, about 65 % with 100; ``"pseudoinverse"``
+    keeps all of them with 150 place cells and more). Attributes: ``grid`` (S, Ng) scaffold
+    states, ``place_codebook`` (S, Np) their place states, ``w_pg``, ``w_gp``, and after
+    :meth:`store`, ``w_ps``, ``w_sp``, ``patterns`` and ``states`` (the scaffold state of each
+    stored pattern).
 
     Example::
 
-        memory = VectorHaSH(n_sensory=900, n_place=100, seed=1)
+        memory = VectorHaSH(n_sensory=900, n_place=100, scaffold_rule="pseudoinverse", seed=1)
         patterns = np.sign(np.random.default_rng(2).standard_normal((60, 900)))
         memory.store(patterns)
         (memory.recall(patterns).sensory == patterns).all()  # True: 60 <= n_place
@@ -695,4 +699,62 @@ def continuum(
         },
         coords={"trial": np.arange(trials)},
         attrs={"model": "Vector-HaSH (Chandra et al. 2025)", "storage": storage.name or "(unnamed)", "cue": cue},
+    )
+
+
+@protocol("vector_hash.sequence")
+def sequence(
+    *,
+    lambdas: Annotated[list, Sizes(2, 64, 1, 6)] = list(LAMBDAS),
+    n_place: Annotated[int, Int(1, 100_000)] = 400,
+    n_sensory: Annotated[int, Int(1, 100_000)] = 3600,
+    length: Annotated[int, Int(1, 1_000_000)] = 60,
+    velocity: Annotated[list, Sizes(0, 1_000_000, 2, 2)] = [0, 1],
+    level: Annotated[float, Real(0, 1)] = 0.1,
+    storage: Annotated[Any, RuleSpec()] = "pseudoinverse",
+    scaffold_rule: Annotated[Any, RuleSpec()] = "hebbian",
+    threshold: Annotated[float, Real(-100, 100)] = 0.5,
+    connectivity: Annotated[float, Real(0, 1, low_open=True)] = 0.6,
+    trials: Annotated[int, Int(1, 100_000)] = 5,
+    backend: str = "numba",
+    seed: int | np.random.SeedSequence = 0,
+    dtype: str = "float32",
+    device: str | None = None,
+) -> xr.Dataset:
+    """Sequence replay in Vector-HaSH (Chandra et al. 2025, Fig. 5): each trial stores ``length`` random
+    +-1 patterns along the path of scaffold states from position (0, 0) with ``velocity`` (the path must
+    not come back to a state it visited), cues with the first with a fraction ``level`` of its bits
+    flipped, replays ``length`` elements by shifting the grid state and records per element the
+    ``overlap`` with the stored one and whether its grid state is the stored one (``on_path``).
+    """
+    periods = check_lambdas(lambdas)
+    side = math.prod(periods)
+    steps = np.arange(length)
+    path = ((steps * velocity[0]) % side) * side + (steps * velocity[1]) % side
+    if np.unique(path).size != length:
+        raise ConfigError(f"length must be at most the number of distinct states on the path of velocity {velocity} "
+                          f"({np.unique(path).size} on the {side} x {side} scaffold); got {length}")
+    runtime = resolve(backend, device, dtype)
+    storage = check_storage(storage, runtime)
+    scaffold_rule = check_storage(scaffold_rule, runtime, "scaffold_rule")
+    overlap = np.empty((trials, length))
+    on_path = np.empty((trials, length), dtype=bool)
+    for t, rng in enumerate(trial_generators(seed, trials)):
+        memory = VectorHaSH(n_sensory, lambdas=periods, n_place=n_place, threshold=threshold, connectivity=connectivity,
+                            storage=storage, scaffold_rule=scaffold_rule, seed=rng, backend=backend, dtype=dtype,
+                            device=device)
+        stored = rng.integers(0, 2, size=(length, n_sensory)) * 2.0 - 1.0
+        memory.store_sequence(stored, (0, 0), velocity)
+        replayed, states = memory.recall_sequence(corrupt(stored[0], "noise", level, rng), length, velocity)
+        overlap[t] = np.einsum("li,li->l", replayed[0], stored) / n_sensory
+        on_path[t] = states[0] == memory.states
+    dims = ("trial", "element")
+    return xr.Dataset(
+        {
+            "overlap": (dims, overlap, {"long_name": "overlap of the replayed element with the stored one", "units": "1"}),
+            "on_path": (dims, on_path, {"long_name": "the replayed grid state is the element's stored state"}),
+            "exact": (("trial",), (overlap == 1.0).mean(1), {"long_name": "fraction of elements replayed exactly"}),
+        },
+        coords={"trial": np.arange(trials), "element": np.arange(length)},
+        attrs={"model": "Vector-HaSH (Chandra et al. 2025)", "storage": storage.name or "(unnamed)"},
     )

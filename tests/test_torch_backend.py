@@ -144,6 +144,7 @@ SMALL_PARAMS = {
     "pca": {"n": 6, "k": 2, "rule": "sanger", "steps": 100, "trials": 2, "record_every": 10},
     "uhn.retrieval": {"patterns": 10, "n": 64, "beta": 10.0},
     "vector_hash.continuum": {"lambdas": [2, 3], "n_place": 40, "n_sensory": 50, "patterns": 20, "level": 0.1, "trials": 2},
+    "vector_hash.sequence": {"lambdas": [2, 3], "n_place": 40, "n_sensory": 50, "length": 6, "trials": 2},
 }
 
 
