@@ -60,6 +60,20 @@ def protocol_curve(n: int, loads: list[float], trials: int, epochs: int) -> list
             for k, load in enumerate(loads)]
 
 
+def warm_up(n: int, trials: int) -> None:
+    """Compile the kernels and the presentation program of these sizes into the disk cache (or load
+    them), so that the timed protocol runs use it from their first epoch."""
+    from plasticity.backends.numba_backend import COMPILE_AFTER_SECONDS
+    from plasticity.networks.learning import learning_data, learning_network, train
+    from plasticity.rules import get_rule
+    from plasticity.simulation import Simulation
+
+    patterns, targets = learning_data("perceptron", n, 1, n, "binary", 0.1, False, trials, np.random.default_rng(0))
+    simulation = Simulation(learning_network(get_rule("perceptron"), "perceptron", n, 1), trials=trials)
+    simulation.engine.stepped_seconds = COMPILE_AFTER_SECONDS
+    train(simulation, patterns, targets, epochs=1, criterion=1.0, order="shuffled")
+
+
 def numpy_curve(n: int, loads: list[float], trials: int, epochs: int) -> list[float]:
     from plasticity.networks.learning import learning_data
 
@@ -82,7 +96,7 @@ def main() -> None:
     loads = [round(x, 3) for x in np.linspace(1.0, 3.0, 21)] if args.full else [1.0, 1.5, 2.0, 2.5]
     epochs = 1000 if args.full else 100
     start = time.perf_counter()
-    protocol_curve(n, [1.0], trials, 2)  # compiles the kernels, then the program (or loads them from the cache)
+    warm_up(n, trials)
     warmup = time.perf_counter() - start
     timings: dict[str, list[float]] = {"protocol": [], "numpy": []}
     curves = {}

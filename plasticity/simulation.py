@@ -358,23 +358,22 @@ class Simulation:
             picks = np.argsort(rng.random((self.trials, items)), axis=1)
         else:
             picks = np.broadcast_to(np.arange(items), (self.trials, items))
-        rows = np.arange(self.trials)[:, None]
-        steps = {key: np.swapaxes(array[rows, picks], 0, 1) for key, array in arrays.items()}  # (items, trials, *units)
+        trial = np.arange(self.trials)
         kept = self._plastic_state(plastic_set, ~learning) if not learning.all() else {}
         counts = np.zeros(self.trials, dtype=np.int64)
         counted = _counted_weights(self.network, plastic_set) if count_updates else ()
         stage_set = self._stage_set(stages)
         compiled = getattr(self.engine, "run_presented", None)  # optional: chunks of steps in one call each
         for start in range(0, items, COMPILED_CHUNK):
-            chunk = {key: value[start : start + COMPILED_CHUNK] for key, value in steps.items()}
-            length = len(next(iter(chunk.values())))
-            done = compiled(self.steps_done, chunk, plastic_set, stage_set, counted) if compiled is not None else None
+            chunk = picks[:, start : start + COMPILED_CHUNK]  # (trials, steps): the item each trial shows
+            length = chunk.shape[1]
+            done = compiled(self.steps_done, arrays, chunk, plastic_set, stage_set, counted) if compiled is not None else None
             if done is not None:
                 self.steps_done += length
                 counts += done
             else:
                 counter = _UpdateCounter(self, counted) if count_updates else None
-                readers = {key: (lambda step, a=value: a[step]) for key, value in chunk.items()}
+                readers = {key: (lambda step, a=value, c=chunk: a[trial, c[:, step]]) for key, value in arrays.items()}
                 self._step_by_step(length, readers, {}, {}, plastic_set, stage_set, counter)
                 if counter is not None:
                     counts += counter.counts

@@ -68,7 +68,7 @@ import numpy as np
 from plasticity.backends.blas import gemm, threads
 from plasticity.backends.numba_cache import load_module
 from plasticity.backends.numba_codegen import generate
-from plasticity.backends.numba_kernels import _all_finite, _matvec
+from plasticity.backends.numba_kernels import _all_finite, _gather_items, _matvec
 from plasticity.backends.numba_plasticity import COLUMN_CHUNK
 from plasticity.backends.numba_program import (
     DRIVE_FIELDS,
@@ -406,24 +406,27 @@ class NumbaEngine:
     def run_presented(
         self,
         first_step: int,
-        inputs: Mapping[str, np.ndarray],
+        data: Mapping[str, np.ndarray],
+        order: np.ndarray,
         plastic: frozenset[str],
         stages: frozenset[str] | None = None,
         counted: tuple[str, ...] = (),
     ) -> np.ndarray | None:
-        """Run one step per row of the ``inputs`` arrays (``(steps, *state shape)``, at most
-        :data:`PRESENTED_CHUNK` steps) as one compiled call, each step first writing its row of every
-        input, as :meth:`step` does with its inputs; the first step is step ``first_step + 1``.
+        """Run one step per column of ``order`` as one compiled call: step ``s`` first writes item
+        ``order[t, s]`` of ``data[key]`` (``(trials, items, *units)``) into input ``key`` of every
+        trial ``t``, as :meth:`step` does with its inputs; at most :data:`PRESENTED_CHUNK` steps, the
+        first step being step ``first_step + 1``.
 
         Returns, per trial, the number of steps after which the weights ``counted`` (at most one
-        ``"proj.w"`` key) had changed, or None, having done nothing, when the run takes the step-by-step path:
-        a precomputed drive is pending, more than one key is counted, or the program is neither compiled nor in the disk cache
-        and the engine has spent less than :data:`COMPILE_AFTER_SECONDS` in :meth:`step`.
+        ``"proj.w"`` key) had changed, or None, having done nothing, when the run takes the
+        step-by-step path: a precomputed drive is pending, more than one key is counted, or the
+        program is neither compiled nor in the disk cache and the engine has spent less than
+        :data:`COMPILE_AFTER_SECONDS` in :meth:`step`.
         """
-        steps = len(next(iter(inputs.values())))
+        steps = order.shape[1]
         if not 1 <= steps <= PRESENTED_CHUNK or self._ready or len(counted) > 1:
             return None
-        key = (stages, tuple(sorted(inputs)), tuple(counted))
+        key = (stages, tuple(sorted(data)), tuple(counted))
         if key not in self._programs:
             buffers = {name: np.zeros((PRESENTED_CHUNK, *self.arrays[name].shape), self.dtype) for name in key[1]}
             tallies = [(name, np.zeros_like(self.arrays[name]), np.zeros(self.trials, np.int64)) for name in counted]
@@ -437,8 +440,10 @@ class NumbaEngine:
         if program is None:
             return None
         buffers, tallies = self._presented[key]
-        for name, values in inputs.items():
-            buffers[name][:steps] = values
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        for name, items in data.items():
+            rows = buffers[name].reshape(PRESENTED_CHUNK, self.trials, -1)
+            _gather_items(rows, items if items.ndim == 3 else items.reshape(*items.shape[:2], -1), order)
         for name, before, counts in tallies:
             before[...] = self.arrays[name]
             counts.fill(0)

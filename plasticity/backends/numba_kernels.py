@@ -107,6 +107,19 @@ def _add_into(target, value):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
+def _gather_items(out, data, order):  # pragma: no cover - compiled
+    """``out[s, t] = data[t, order[t, s]]``: the items of a stored data set ``(trials, items, units)``
+    in each trial's order ``(trials, steps)``, step by step (``out`` is ``(steps, trials, units)``)."""
+    trials, steps = order.shape
+    units = data.shape[2]
+    for s in range(steps):
+        for t in range(trials):
+            item = order[t, s]
+            for k in range(units):
+                out[s, t, k] = data[t, item, k]
+
+
+@numba.njit(**_JIT)
 def _count_changes(weights, before, counts):  # pragma: no cover - compiled
     """Add 1 to ``counts[t]`` for every trial ``t`` whose ``weights[t]`` differ from ``before[t]``, and
     copy the weights into ``before`` (a presented data set's updates, counted per step)."""
