@@ -320,11 +320,33 @@ def chunked(q, k, v, a=None, b=None, *, delta: bool = False, chunk: int = 64):
 # ----------------------------------------------------------------------------- softmax attention
 
 
+def available_bytes(device: Any = None) -> int:
+    """Free memory where arrays of ``device`` live: the GPU's free memory for a CUDA device, else
+    the machine's physical memory."""
+    import os
+
+    if device is not None and getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(what: str, needed: int, device: Any = None) -> None:
+    """A ConfigError saying how much memory ``what`` would need, when it exceeds what is there."""
+    have = available_bytes(device)
+    if needed > have:
+        raise ConfigError(f"{what} would need {needed / 2**30:.3g} GiB; {have / 2**30:.3g} GiB are available here")
+
+
 def softmax_attention(q, k, v, *, beta: float = 1.0, causal: bool = True):
     """Softmax attention V^T softmax(beta K q) for every query (torch, differentiable): the
-    non-parametric memory's parallel form, causal by default. q, k (B, T, d_k), v (B, T, d_v)."""
+    non-parametric memory's parallel form, causal by default. q, k (B, T, d_k), v (B, T, d_v).
+    Its (B, T, T) scores must fit in memory (a ConfigError says how much they need)."""
     import torch
 
+    check_fits(f"softmax attention over {k.shape[1]} tokens (scores of shape {q.shape[0]} x {q.shape[1]} x {k.shape[1]})",
+               2 * q.shape[0] * q.shape[1] * k.shape[1] * q.element_size(), q.device)
     scores = beta * q @ k.transpose(1, 2)
     if causal:
         future = torch.ones(q.shape[1], k.shape[1], dtype=torch.bool, device=q.device).triu(1)

@@ -146,6 +146,8 @@ def recall(
         raise ConfigError(f"rule is only read when memory is 'rule'; memory {memory!r} has its own")
     check_lengths(vocab, seq_len, pairs)
     runtime = resolve(backend, device, dtype)
+    att.check_fits(f"attention.recall with trials x seq_len x d_model = {trials} x {seq_len} x {d_model}",
+                   8 * trials * seq_len * (4 * d_model + 2) + 8 * vocab * d_model)
     data_rng, embed_rng = trial_generators(seed, 2)
     data = multiquery_ar(vocab, seq_len, pairs, trials, data_rng, power_a=power_a)
     table = embeddings(vocab, d_model, embedding, embed_rng)

@@ -157,5 +157,8 @@ def test_bad_input_names_the_argument():
         att.scan("linear", q, k, v[:, :5])
     with pytest.raises(ConfigError, match="memory must be one of 'linear'"):
         att.scan("softmax", q, k, v)
+    huge = torch.zeros(1, 1, 4).expand(1, 10**6, 4)  # no memory behind it: the check comes before any work
+    with pytest.raises(ConfigError, match=r"softmax attention over 1000000 tokens .* would need 7.45e\+03 GiB"):
+        att.softmax_attention(huge, huge, huge)
     with pytest.raises(EquationError, match="a sequence memory offers x_pre"):
         att.recurrent({"equations": ["w += z_post * x_pre"]}, q, k, v)

@@ -48,6 +48,8 @@ def test_bad_input_says_what_would_fit():
         recall(vocab=64, pairs=40)
     with pytest.raises(ConfigError, match="rule must be given"):
         recall(memory="rule")
+    with pytest.raises(ConfigError, match=r"trials x seq_len x d_model = 100000 x 1000000 x 64 would need .* GiB"):
+        recall(trials=100_000, seq_len=1_000_000)
     with pytest.raises(ConfigError, match="d_model must be at least vocab / 2 = 4096"):
         recall(embedding="onehot")
 
