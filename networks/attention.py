@@ -51,7 +51,7 @@ import numpy as np
 from plasticity.backends.runtime import Runtime, register_fast_path, resolve
 from plasticity.errors import ConfigError
 from plasticity.network import Network
-from plasticity.params import Int, Real, check
+from plasticity.params import Choice, Int, Real, check
 from plasticity.population import Population
 from plasticity.projection import Projection
 from plasticity.rule import Rule
@@ -244,18 +244,16 @@ def _scan_numba(q, k, v, a, b, delta: bool):
 def _scan_loop(q, k, v, a, b, delta: bool):
     """The plain recurrent loop, one matrix-vector product per token (numpy arrays or torch tensors)."""
     batch, tokens, d_k = k.shape
-    s = v.new_zeros((batch, v.shape[2], d_k)) if not isinstance(v, np.ndarray) else np.zeros((batch, v.shape[2], d_k), v.dtype)
-    outs = []
+    if isinstance(v, np.ndarray):
+        s, out = np.zeros((batch, v.shape[2], d_k), v.dtype), np.empty_like(v)
+    else:
+        s, out = v.new_zeros((batch, v.shape[2], d_k)), v.new_empty(v.shape)  # written in place: no per-token allocation kept
     for t in range(tokens):
         kt, gate, strength = k[:, t], a[:, t, None], b[:, t, None]
         written = v[:, t] - gate * (s @ kt[:, :, None])[:, :, 0] if delta else v[:, t]
         s = gate[:, :, None] * s + (strength * written)[:, :, None] * kt[:, None, :]
-        outs.append((s @ q[:, t, :, None])[:, :, 0])
-    if isinstance(v, np.ndarray):
-        return np.stack(outs, 1)
-    import torch
-
-    return torch.stack(outs, 1)
+        out[:, t] = (s @ q[:, t, :, None])[:, :, 0]
+    return out
 
 
 def scan(memory: str, q, k, v, a=None, b=None, *, gamma: float = 0.95, backend: str = "numba", dtype: str = "float64",
@@ -322,11 +320,33 @@ def chunked(q, k, v, a=None, b=None, *, delta: bool = False, chunk: int = 64):
 # ----------------------------------------------------------------------------- softmax attention
 
 
+def available_bytes(device: Any = None) -> int:
+    """Free memory where arrays of ``device`` live: the GPU's free memory for a CUDA device, else
+    the machine's physical memory."""
+    import os
+
+    if device is not None and getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(what: str, needed: int, device: Any = None) -> None:
+    """A ConfigError saying how much memory ``what`` would need, when it exceeds what is there."""
+    have = available_bytes(device)
+    if needed > have:
+        raise ConfigError(f"{what} would need {needed / 2**30:.3g} GiB; {have / 2**30:.3g} GiB are available here")
+
+
 def softmax_attention(q, k, v, *, beta: float = 1.0, causal: bool = True):
     """Softmax attention V^T softmax(beta K q) for every query (torch, differentiable): the
-    non-parametric memory's parallel form, causal by default. q, k (B, T, d_k), v (B, T, d_v)."""
+    non-parametric memory's parallel form, causal by default. q, k (B, T, d_k), v (B, T, d_v).
+    Its (B, T, T) scores must fit in memory (a ConfigError says how much they need)."""
     import torch
 
+    check_fits(f"softmax attention over {k.shape[1]} tokens (scores of shape {q.shape[0]} x {q.shape[1]} x {k.shape[1]})",
+               2 * q.shape[0] * q.shape[1] * k.shape[1] * q.element_size(), q.device)
     scores = beta * q @ k.transpose(1, 2)
     if causal:
         future = torch.ones(q.shape[1], k.shape[1], dtype=torch.bool, device=q.device).triu(1)
@@ -334,18 +354,22 @@ def softmax_attention(q, k, v, *, beta: float = 1.0, causal: bool = True):
     return torch.softmax(scores, -1) @ v
 
 
-def softmax_recurrent(q, k, v, *, beta: float = 1.0, backend: str = "numba", dtype: str = "float64",
-                      device: str | None = None) -> np.ndarray:
+def softmax_recurrent(q, k, v, *, beta: float = 1.0, separation: str = "softmax", power: int = 3,
+                      backend: str = "numba", dtype: str = "float64", device: str | None = None) -> np.ndarray:
     """Softmax attention token by token: every key and value kept, token t read by one universal
-    Hopfield retrieval (dot similarity, softmax separation) over the keys and values so far."""
-    from plasticity.networks.uhn import retrieve
+    Hopfield retrieval (dot similarity, softmax separation) over the keys and values so far.
+    ``separation`` "max" (the value of the most similar key) or "polynomial" (weights
+    (s - min s)^``power``, normalised) are the universal Hopfield network's other readings."""
+    from plasticity.networks.uhn import MAX_POWER, retrieve
 
     q, k, v, _, _ = check_sequence(q, k, v)
     beta = check("beta", beta, Real(0, 1e6, low_open=True))
+    separation = check("separation", separation, Choice("softmax", "max", "polynomial"))
+    power = check("power", power, Int(1, MAX_POWER))
     runtime = resolve(backend, device, dtype)
     out = np.empty(v.shape)
     for t in range(k.shape[1]):
         read = retrieve(runtime, runtime.array(k[:, : t + 1]), runtime.array(v[:, : t + 1]), runtime.array(q[:, t]),
-                        "dot", "softmax", beta * k.shape[2])
+                        "dot", separation, beta * k.shape[2], power)
         out[:, t] = runtime.host(read)
     return out

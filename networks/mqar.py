@@ -41,6 +41,9 @@ from plasticity.protocols import protocol
 __all__ = ["Sequences", "multiquery_ar", "embeddings", "recall", "train", "EMBEDDINGS"]
 
 EMBEDDINGS = ("random", "onehot")
+#: Initial bias of the trained gate a_t = sigmoid(...): a state kept from token to token at first
+#: (a gate near 0.5 forgets a pair within a few tokens, and 300 steps did not learn it open).
+GATE_BIAS = 3.0
 MEMORY_CHOICES = (*att.MEMORIES, "rule")
 
 
@@ -146,6 +149,8 @@ def recall(
         raise ConfigError(f"rule is only read when memory is 'rule'; memory {memory!r} has its own")
     check_lengths(vocab, seq_len, pairs)
     runtime = resolve(backend, device, dtype)
+    att.check_fits(f"attention.recall with trials x seq_len x d_model = {trials} x {seq_len} x {d_model}",
+                   8 * trials * seq_len * (4 * d_model + 2) + 8 * vocab * d_model)
     data_rng, embed_rng = trial_generators(seed, 2)
     data = multiquery_ar(vocab, seq_len, pairs, trials, data_rng, power_a=power_a)
     table = embeddings(vocab, d_model, embedding, embed_rng)
@@ -212,7 +217,7 @@ def _softmax_reads(table, data: Sequences, beta, runtime) -> np.ndarray:
 def _recall_model(memory: str, vocab: int, d_model: int, chunk: int):
     """A one-memory-layer model (torch): token embedding; keys from the previous token (a token
     shift, the short convolution of zoology's and Based's models), queries and values from the
-    token; the memory layer (gates a_t and write strengths b_t by sigmoids of the token; keys and
+    token; the memory layer (gates a_t, starting near 0.95, and write strengths b_t by sigmoids of the token; keys and
     queries L2-normalised for the fast-weight memories, as in DeltaNet); a residual MLP; a read-out
     to the vocabulary."""
     import torch
@@ -223,6 +228,8 @@ def _recall_model(memory: str, vocab: int, d_model: int, chunk: int):
             self.embed = torch.nn.Embedding(vocab, d_model)
             self.query, self.key, self.value = (torch.nn.Linear(d_model, d_model, bias=False) for _ in range(3))
             self.gates = torch.nn.Linear(d_model, 2)
+            with torch.no_grad():  # gates start nearly open (a = sigmoid(3) = 0.95), as gated recurrences are initialised
+                self.gates.bias[0] = GATE_BIAS
             self.mlp = torch.nn.Sequential(torch.nn.Linear(d_model, 2 * d_model), torch.nn.GELU(),
                                            torch.nn.Linear(2 * d_model, d_model))
             self.readout = torch.nn.Linear(d_model, vocab)

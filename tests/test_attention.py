@@ -83,6 +83,10 @@ def test_softmax_attention_is_kernel_regression_and_one_modern_hopfield_step():
             expected = reference.nadaraya_watson(q[n, t], k[n, : t + 1], v[n, : t + 1], beta)
             np.testing.assert_allclose(parallel[n, t], expected, rtol=0, atol=1e-12)
             np.testing.assert_allclose(recurrent[n, t], expected, rtol=0, atol=1e-12)
+    nearest = att.softmax_recurrent(q, k, v, separation="max")  # the max-separation variant: the most similar key's value
+    for n in range(B):
+        for t in range(9):
+            np.testing.assert_array_equal(nearest[n, t], v[n, np.argmax(k[n, : t + 1] @ q[n, t])])
     patterns = k[0]  # keys = values = the stored patterns: one modern Hopfield update (Ramsauer et al. 2020)
     everything = att.softmax_attention(*_torch(q[:1], patterns[None], patterns[None]), beta=beta, causal=False).numpy()[0]
     np.testing.assert_allclose(everything, ModernHopfield(patterns, beta=beta, dtype="float64").retrieve(q[0]), rtol=0,
@@ -153,5 +157,8 @@ def test_bad_input_names_the_argument():
         att.scan("linear", q, k, v[:, :5])
     with pytest.raises(ConfigError, match="memory must be one of 'linear'"):
         att.scan("softmax", q, k, v)
+    huge = torch.zeros(1, 1, 4).expand(1, 10**6, 4)  # no memory behind it: the check comes before any work
+    with pytest.raises(ConfigError, match=r"softmax attention over 1000000 tokens .* would need 7.45e\+03 GiB"):
+        att.softmax_attention(huge, huge, huge)
     with pytest.raises(EquationError, match="a sequence memory offers x_pre"):
         att.recurrent({"equations": ["w += z_post * x_pre"]}, q, k, v)

@@ -48,6 +48,8 @@ def test_bad_input_says_what_would_fit():
         recall(vocab=64, pairs=40)
     with pytest.raises(ConfigError, match="rule must be given"):
         recall(memory="rule")
+    with pytest.raises(ConfigError, match=r"trials x seq_len x d_model = 100000 x 1000000 x 64 would need .* GiB"):
+        recall(trials=100_000, seq_len=1_000_000)
     with pytest.raises(ConfigError, match="d_model must be at least vocab / 2 = 4096"):
         recall(embedding="onehot")
 
@@ -74,12 +76,18 @@ def test_trained_softmax_attention_learns_recall_and_runs_are_seeded(one_thread)
     assert float(train(steps=3, **{**small, "memory": "gated_delta"}).state) == 16 * 16
 
 
-def test_attention_memory_plot_draws_from_a_small_store(tmp_path):
+def test_attention_memory_plot_draws_from_a_small_store(tmp_path, one_thread):
     from test_capacity import _plot_module, _stacked
 
     def run(repeat, memory, d_model, pairs):
         return recall(memory=memory, d_model=d_model, pairs=pairs, vocab=256, seq_len=64, trials=2, seed=repeat)
 
+    def learn(repeat, memory, pairs):
+        return train(memory=memory, pairs=pairs, vocab=32, seq_len=16, d_model=8, steps=2, batch=4, test=8, seed=repeat)
+
+    from plasticity.networks.mqar import train
+
     store = _stacked(run, {"memory": ["linear", "softmax"], "d_model": [8, 16], "pairs": [4, 16]})
-    paths = _plot_module("attention_memory").plot({"recall": store}, tmp_path)
+    trained = _stacked(learn, {"memory": ["linear", "softmax"], "pairs": [2, 4]})
+    paths = _plot_module("attention_memory").plot({"recall": store, "train": trained}, tmp_path)
     assert sorted(p.suffix for p in paths) == [".pdf", ".png"] and all(p.stat().st_size > 1000 for p in paths)

@@ -7,11 +7,14 @@ sequences and embeddings (``seed_by``); error bars = standard error over the seq
 dashed line marks pairs = d, about where a d x d fast-weight state stops holding random keys
 apart (d orthogonal keys fit exactly). Right panel: the accuracy / state-size trade-off at 64
 pairs: numbers the memory holds (d^2 for a fast-weight state, 2 x pairs x d for softmax's keys
-and values) against accuracy.
+and values) against accuracy. Last panel (from train.toml, when its store is saved): the same
+task learned by a one-memory-layer model (``attention.train``, d = 16, 300 AdamW steps), test
+accuracy against pairs, every memory trained on the same sequences from the same weights.
 
-Reproduces, for fixed (untrained) embeddings, the qualitative picture of Arora et al. (2023,
-zoology, Fig. 2 and Fig. 3: attention solves MQAR at every size, fixed-state memories degrade as
-the pairs outgrow the state). Drawn from the store of recall.toml.
+Reproduces the qualitative picture of Arora et al. (2023, zoology, Fig. 2 and Fig. 3: attention
+solves MQAR at every size, fixed-state memories degrade as the pairs outgrow the state), for
+fixed embeddings and for a small trained model. Drawn from the stores of recall.toml and
+train.toml.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
     mean = accuracy.mean(samples)
     stderr = accuracy.std(samples, ddof=1) / np.sqrt(accuracy.notnull().sum(samples).clip(min=1))
     dims = list(store["d_model"].values)
-    fig, axes = plt.subplots(1, len(dims) + 1, figsize=(4 * (len(dims) + 1), 3.6), squeeze=False)
+    trained = stores.get("train")
+    panels = len(dims) + 1 + (trained is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.6), squeeze=False)
     colors = dict(zip(LABELS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for col, d in enumerate(dims):
         ax = axes[0, col]
@@ -56,7 +61,7 @@ def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
         if col == 0:
             ax.set_ylabel("fraction of queries recalled")
             ax.legend(fontsize=7)
-    ax = axes[0, -1]
+    ax = axes[0, len(dims)]
     if TRADE_OFF_PAIRS in store["pairs"].values:
         for memory in store["memory"].values:
             sel = dict(memory=memory, pairs=TRADE_OFF_PAIRS)
@@ -66,5 +71,16 @@ def plot(stores: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
         ax.set(xscale="log", ylim=(-0.03, 1.03), title=f"{TRADE_OFF_PAIRS} pairs: accuracy against state size",
                xlabel="numbers held by the memory (count)", ylabel="fraction of queries recalled")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if trained is not None:
+        ax = axes[0, -1]
+        learned = trained["accuracy"].where(trained["done"]) if "done" in trained else trained["accuracy"]
+        d = int(round(float(trained["state"].min()) ** 0.5))  # the fast-weight state holds d^2 numbers, softmax more
+        for memory in trained["memory"].values:
+            curve = learned.sel(memory=memory)
+            ax.plot(trained["pairs"], curve.mean("repeat"), marker="o", ms=3, label=LABELS.get(str(memory), str(memory)),
+                    color=colors.get(str(memory)))
+        ax.axvline(d, color="grey", ls="--", lw=1)
+        ax.set(xscale="log", ylim=(-0.03, 1.03), title=f"trained, d = {d} (one memory layer)",
+               xlabel="key-value pairs in context (count)", ylabel="fraction of test queries recalled")
     fig.tight_layout()
     return save_figure(fig, outdir, "attention_memory")
