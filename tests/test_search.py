@@ -199,3 +199,32 @@ def test_delta_rule_ranks_first_on_perceptron_capacity(tmp_path):
     assert result.candidates == 29 and int(ranking.evaluated.sum()) == 29
     library = run_protocol("learn.capacity", {**params, "rule": "delta", "lr": 0.05}, backend="numpy", seed=0, dtype="float64")
     assert float(library.fraction.mean()) == ranking.score.values[0]
+
+
+def test_a_ranking_killed_while_written_never_reads_as_finished(tmp_path, monkeypatch):
+    """A search killed while its table is written (here: after one variable of it) leaves no
+    ranking that reads as finished, nor breaks an older complete one; --resume writes it whole."""
+    import xarray as xr
+
+    to_zarr = xr.Dataset.to_zarr
+
+    def killed(dataset, store, *args, group=None, **kwargs):
+        if group is not None and group.startswith("ranking"):
+            to_zarr(dataset[["equations"]], store, *args, group=group, **kwargs)
+            raise KeyboardInterrupt("killed while writing the ranking")
+        return to_zarr(dataset, store, *args, group=group, **kwargs)
+
+    path, small = tmp_path / "search.zarr", config(grammar={"max_operations": 1})
+    with monkeypatch.context() as patch:
+        patch.setattr(xr.Dataset, "to_zarr", killed)
+        with pytest.raises(KeyboardInterrupt):
+            search(small, path, workers=0, progress=False)
+    with pytest.raises(ConfigError, match="holds no ranking; .* --resume"):
+        read_ranking(path)
+    finished = search(small, path, resume=True, workers=0, progress=False).ranking
+    assert read_ranking(path).equals(finished) and sorted(p.name for p in path.glob("ranking*")) == ["ranking"]
+    with monkeypatch.context() as patch:  # killed while rewriting: the complete table stays
+        patch.setattr(xr.Dataset, "to_zarr", killed)
+        with pytest.raises(KeyboardInterrupt):
+            search(small, path, resume=True, workers=0, progress=False)
+    assert read_ranking(path).equals(finished)
