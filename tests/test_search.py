@@ -228,3 +228,22 @@ def test_a_ranking_killed_while_written_never_reads_as_finished(tmp_path, monkey
         with pytest.raises(KeyboardInterrupt):
             search(small, path, resume=True, workers=0, progress=False)
     assert read_ranking(path).equals(finished)
+
+
+def test_a_three_factor_rule_ranks_first_on_the_reward_task(tmp_path):
+    """With a global reward in the grammar (the reward task: each input shown with its right
+    output, rewarded, and its opposite, not), the reward-gated Hebbian rule
+    reward * x_pre * action_post (three factors) ranks first and recalls nearly every output
+    sign; a rule that does not read the reward cannot tell the two outputs apart, and the best of
+    them stays far below (chance is 0.5)."""
+    document = {
+        "task": "reward", "seed": 0,
+        "grammar": {"terms": ["x_pre", "y_post", "action_post", "reward"], "constants": [], "max_operations": 2},
+        "params": {"n": 8, "m": 8, "load": 0.5, "steps": 800, "trials": 8},
+        "search": {"learning_rates": [0.05], "batch": 512, "probe_steps": 50},
+    }
+    ranking = search(document, tmp_path / "reward.zarr", workers=0, progress=False).ranking
+    assert ranking.equations.values[0] == "w += eta * x_pre * action_post * reward", format_ranking(ranking, 5)
+    assert ranking.score_low.values[0] > 0.95
+    blind = [score for score, polynomial in zip(ranking.score.values, ranking.polynomial.values) if "reward" not in polynomial]
+    assert len(blind) > 50 and np.nanmax(blind) < 0.75

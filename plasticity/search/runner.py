@@ -3,7 +3,7 @@
 A search file names a task, a grammar (:mod:`plasticity.search.grammar`), the task's
 parameters and the search's own settings::
 
-    task = "association"          # a fast task (association, pca) or any protocol
+    task = "association"          # a fast task (association, pca, reward) or any protocol
     seed = 0
 
     [grammar]
