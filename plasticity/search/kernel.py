@@ -144,6 +144,7 @@ def _linear_layer(patterns, targets, modulators, order, w0, coef, pre_exp, post_
         y_pow = np.empty((top, m))
         t_pow = np.empty((top, m))
         g_pow = np.empty((top, modulators.shape[2]))
+        scaled = np.empty(coef.shape[1])  # this step's coefficients times their global factors
         acc = np.empty(n)
         diverged_at[c, r] = -1
         if steps > 0:  # the first step's drive; later ones are computed with the update
@@ -159,6 +160,11 @@ def _linear_layer(patterns, targets, modulators, order, w0, coef, pre_exp, post_
             _powers(y, y_pow)
             _powers(targets[r, k], t_pow)
             _powers(modulators[r, k], g_pow)
+            for q in range(start[c, powers]):
+                a = coef[c, q]
+                for g in range(modulators.shape[2]):
+                    a *= g_pow[glob_exp[c, q, g], g]
+                scaled[q] = a
             following = patterns[r, order[r, s + 1]] if s + 1 < steps else patterns[r, k]
             largest = 0.0
             total = 0.0
@@ -170,9 +176,7 @@ def _linear_layer(patterns, targets, modulators, order, w0, coef, pre_exp, post_
                         for j in range(n):
                             acc[j] *= w[i, j]
                     for q in range(start[c, p], start[c, p + 1]):
-                        a = coef[c, q] * y_pow[post_exp[c, q, 0], i] * t_pow[post_exp[c, q, 1], i]
-                        for g in range(modulators.shape[2]):
-                            a *= g_pow[glob_exp[c, q, g], g]
+                        a = scaled[q] * y_pow[post_exp[c, q, 0], i] * t_pow[post_exp[c, q, 1], i]
                         e = pre_exp[c, q, 0]
                         for j in range(n):
                             acc[j] += a * x_pow[e, j]
