@@ -247,3 +247,12 @@ def test_a_three_factor_rule_ranks_first_on_the_reward_task(tmp_path):
     assert ranking.score_low.values[0] > 0.95
     blind = [score for score, polynomial in zip(ranking.score.values, ranking.polynomial.values) if "reward" not in polynomial]
     assert len(blind) > 50 and np.nanmax(blind) < 0.75
+
+
+@pytest.mark.parametrize("name", ["search_association", "search_pca", "search_capacity", "search_reward"])
+def test_the_example_searches_are_valid(name):
+    from pathlib import Path
+
+    from plasticity.search.runner import load_search
+
+    assert load_search(Path(__file__).parent.parent / "examples" / f"{name}.toml").task
