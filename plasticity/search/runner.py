@@ -3,7 +3,7 @@
 A search file names a task, a grammar (:mod:`plasticity.search.grammar`), the task's
 parameters and the search's own settings::
 
-    task = "association"          # a fast task (association, pca) or any protocol
+    task = "association"          # a fast task (association, pca, reward) or any protocol
     seed = 0
 
     [grammar]
@@ -60,6 +60,9 @@ SEARCH_KEYS = ("learning_rates", "batch", "probe_steps", "bound", "score", "capa
 #: The protocol that evaluates one batch of candidates inside a sweep.
 BATCH_PROTOCOL = "plasticity.search.runner:evaluate_batch"
 RANKING_GROUP = "ranking"
+#: Where the ranking is written before it is renamed to RANKING_GROUP, and where an older one waits meanwhile.
+RANKING_PARTIAL = "ranking_partial"
+RANKING_PREVIOUS = "ranking_previous"
 
 
 @dataclass(frozen=True)
@@ -543,20 +546,40 @@ def _rank(config: SearchConfig, enumeration: Enumeration, path: Path) -> xr.Data
 
 
 def _write_ranking(ranking: xr.Dataset, path: Path) -> None:
+    """Write ``ranking`` into the store's ``ranking`` group atomically: a search killed while the
+    table is written must not leave a half-written group that reads as a finished ranking (a
+    missing chunk reads as its fill value, silently). The table is written into the group
+    ``ranking_partial`` and renamed to ``ranking`` (one ``rename`` of a directory, atomic on
+    POSIX) only once complete; a ranking there before (a resumed search) is moved aside first
+    and deleted last, so a kill at any point leaves either the old complete table, or no table
+    (``read_ranking`` says so, and ``--resume`` writes it), never a partial one."""
+    import shutil
+
     import zarr
 
     from plasticity.storage import ZARR_FORMAT
 
-    ranking.to_zarr(path, group=RANKING_GROUP, mode="w", consolidated=False, zarr_format=ZARR_FORMAT)
+    final, partial, previous = (path / name for name in (RANKING_GROUP, RANKING_PARTIAL, RANKING_PREVIOUS))
+    shutil.rmtree(partial, ignore_errors=True)
+    ranking.to_zarr(path, group=RANKING_PARTIAL, mode="w", consolidated=False, zarr_format=ZARR_FORMAT)
+    if final.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        final.rename(previous)
+    partial.rename(final)
+    shutil.rmtree(previous, ignore_errors=True)
     zarr.consolidate_metadata(path, zarr_format=ZARR_FORMAT)
 
 
 def read_ranking(path: str | Path) -> xr.Dataset:
-    """The ranked table of the search store ``path``."""
+    """The ranked table of the search store ``path`` (only a completely written one: see
+    :func:`_write_ranking`)."""
     path = Path(path)
     if not (path / RANKING_GROUP).exists():
-        raise ConfigError(f"{str(path)!r} holds no ranking; it is not the store of a finished plasticity search")
-    return xr.open_zarr(path, group=RANKING_GROUP).load()
+        raise ConfigError(
+            f"{str(path)!r} holds no ranking; it is not the store of a finished plasticity search "
+            "(an interrupted one: finish it with --resume)"
+        )
+    return xr.open_zarr(path, group=RANKING_GROUP, consolidated=False).load()
 
 
 def format_ranking(ranking: xr.Dataset, top: int = 20) -> str:

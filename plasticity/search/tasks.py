@@ -20,6 +20,19 @@ random orthonormal basis (as the ``pca`` protocol draws them), one linear output
 ``|cos(w, PC1)| * min(|w|, 1/|w|)``: Oja's rule (Oja 1982) converges to the unit-norm first
 component and scores 1; plain Hebbian growth aligns with PC1 but its norm explodes, and a
 decaying rule loses its norm, so both score low.
+
+``reward``: a three-factor task (the global modulator as third factor; Fremaux & Gerstner 2016,
+Front. Neural Circuits 9:85). ``p = round(load * n)`` +-1 inputs ``x_k`` each have a right
++-1 output pattern ``t_k`` (``m`` units). At each step an input is shown with an output pattern
+tried on it, ``action_post``: the right one or its opposite ``-t_k``, with equal chance (explored
+at random, not read from the output), and the global ``reward`` is 1 if it was the right one and
+0 otherwise. The free output ``y_post = W x`` learns to give the right one. A rule that does not
+read the reward sees ``t_k`` and ``-t_k`` equally often on every input and cannot tell them apart:
+it scores chance. The score is the fraction of output signs right over the inputs
+(``sign(W x_k) = t_k``; chance 0.5); the capacity the inputs with every output right, per input
+unit. Reward-gated Hebbian storage ``reward * x_pre * action_post`` stores the rewarded pairs
+(with crosstalk); the reward-gated delta rule ``reward * x_pre * (action_post - y_post)`` learns
+them all for ``p <= n``.
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ from plasticity.params import Int, Real, check_params, specs_of
 from plasticity.search.kernel import LayerData
 from plasticity.search.polynomial import Polynomial
 
-__all__ = ["Problem", "FastTask", "FAST_TASKS", "association", "pca", "get_fast_task"]
+__all__ = ["Problem", "FastTask", "FAST_TASKS", "association", "pca", "reward", "get_fast_task"]
 
 #: Most samples a task holds per trial; longer runs cycle through them in random order.
 MAX_ITEMS = 5000
@@ -167,10 +180,48 @@ def pca(
     return Problem(data, score, capacity)
 
 
+def reward(
+    *,
+    n: Annotated[int, Int(1, 1024)] = 16,
+    m: Annotated[int, Int(1, 1024)] = 4,
+    load: Annotated[float, Real(0, 4, low_open=True)] = 0.5,
+    steps: Annotated[int, Int(1, 1_000_000)] = 2000,
+    trials: Annotated[int, Int(1, 1000)] = 8,
+    init_scale: Annotated[float, Real(0, 10)] = 0.1,
+    seed: int = 0,
+) -> Problem:
+    """Reward-modulated association of ``round(load * n)`` inputs with their right output (module docstring)."""
+    if n * m * trials > 2**24:
+        raise ConfigError(f"n * m * trials must be at most {2**24:,} weights; got {n * m * trials:,}")
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    pairs = max(1, round(load * n))
+    inputs = np.where(rng.random((trials, pairs, n)) < 0.5, -1.0, 1.0)
+    right = np.where(rng.random((trials, pairs, m)) < 0.5, -1.0, 1.0)
+    # items 0..p-1: the right output tried, rewarded; items p..2p-1: its opposite, not rewarded
+    patterns = np.concatenate([inputs, inputs], axis=1)
+    actions = np.concatenate([right, -right], axis=1)
+    rewards = np.concatenate([np.ones((trials, pairs, 1)), np.zeros((trials, pairs, 1))], axis=1)
+    data = LayerData(patterns, actions, _order(rng, trials, 2 * pairs, steps), _initial(rng, trials, m, n, init_scale),
+                     rewards)
+
+    def signs_right(weights: np.ndarray) -> np.ndarray:
+        return np.sign(np.einsum("...rmn,rpn->...rpm", weights, inputs)) == right
+
+    def score(weights: np.ndarray) -> np.ndarray:
+        return signs_right(weights).mean(axis=(-1, -2))
+
+    def capacity(weights: np.ndarray) -> np.ndarray:
+        return signs_right(weights).all(axis=-1).sum(axis=-1) / n
+
+    return Problem(data, score, capacity)
+
+
 FAST_TASKS: dict[str, FastTask] = {
     "association": FastTask("association", ("x_pre", "y_post", "target_post", "e_post", "w"),
                             {"e_post": "target_post - y_post"}, association),
     "pca": FastTask("pca", ("x_pre", "y_post", "w"), {}, pca),
+    # the kernel holds the output tried in its target slot
+    "reward": FastTask("reward", ("x_pre", "y_post", "action_post", "reward", "w"), {"action_post": "target_post"}, reward),
 }
 
 
