@@ -121,8 +121,14 @@ class NumpyEngine:
         self.params[name][param] = value
 
     def nonfinite(self, keys) -> str | None:
-        """The first of ``keys`` holding a NaN or infinite value, or None (checked in place, no copy)."""
-        return next((key for key in keys if not bool(np.isfinite(self.arrays[key]).all())), None)
+        """The first of ``keys`` holding a NaN or infinite value, or None (checked in place, no copy).
+
+        An array's sum is NaN or infinite if an element is, so a finite sum (one read of the array,
+        no temporary) clears it; a sum that is not finite (or that overflowed) is followed by the
+        element-wise check, which decides."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return next((key for key in keys
+                         if not np.isfinite(self.arrays[key].sum()) and not np.isfinite(self.arrays[key]).all()), None)
 
     # the step -----------------------------------------------------------------------------
     def step(
