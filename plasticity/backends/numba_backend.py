@@ -164,7 +164,8 @@ class NumbaEngine:
         self.trials = trials
         self.dtype = np.dtype(dtype)
         self.dt = float(dt)
-        self.arrays = {key: np.array(value, dtype=self.dtype, order="C") for key, value in state.items()}
+        # the initial state becomes the engine's (no copy when it is already in the dtype: the simulation hands it over)
+        self.arrays = {key: np.ascontiguousarray(value, dtype=self.dtype) for key, value in state.items()}
         for name, projection in network.projections.items():
             if projection.mask is not None:
                 self.arrays[f"{name}.__mask__"] = np.ascontiguousarray(projection.mask, dtype=self.dtype)
@@ -308,6 +309,10 @@ class NumbaEngine:
     # state access -----------------------------------------------------------------------
     def get(self, key: str) -> np.ndarray:
         return self.arrays[key].copy()
+
+    def read_into(self, key: str, out: np.ndarray) -> None:
+        """Copy ``key`` into ``out`` (a record's slot), with no copy between."""
+        np.copyto(out, self.arrays[key])
 
     def set(self, key: str, value: np.ndarray) -> None:
         array = self.arrays[key]
