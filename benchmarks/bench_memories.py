@@ -13,8 +13,10 @@ what counts):
    10 loads x 20 trials at N = 500) through ``plasticity sweep`` on generated kernels, against the
    same sweep of the library's hebbian rule (batch storage, recall from the patterns); this tree only.
 
-Run: ``python benchmarks/bench_memories.py [--before REV] [--rounds 3]``; writes
-``benchmarks/results/memories.json`` and ``.md``.
+Run: ``python benchmarks/bench_memories.py [--before REV] [--rounds 3] [--trials 50] [--sweep-trials 20]
+[--only capacity sync pc sweep]``; writes ``benchmarks/results/memories.json`` and ``.md``. On a loaded
+machine, fewer trials per load (``--trials``, ``--sweep-trials``) keep a run within minutes; the
+trials used are in the results.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import json, time, numpy as np
 from plasticity.networks.hopfield import capacity
 capacity(n=1000, load=0.1, trials=4, seed=99)  # kernels compiled or loaded outside the timing
 start = time.perf_counter()
-curve = [float(capacity(n=1000, load=float(a), trials=50, seed=k).success.mean())
+curve = [float(capacity(n=1000, load=float(a), trials=TRIALS, seed=k).success.mean())
          for k, a in enumerate(np.linspace(0.02, 0.30, 21))]
 print(json.dumps({"seconds": time.perf_counter() - start, "curve": curve}))
 """
@@ -85,23 +87,23 @@ def export(revision: str, into: Path) -> Path:
     return package
 
 
-def run(code: str, path: Path | None) -> dict:
+def run(code: str, path: Path | None, trials: int = 50) -> dict:
     env = dict(os.environ)
     if path is not None:
         env["PYTHONPATH"] = str(path)
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code).replace("TRIALS", str(trials))], capture_output=True, text=True, env=env,
                          cwd=str(path or ROOT))
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def side_by_side(code: str, before: Path, rounds: int) -> dict:
+def side_by_side(code: str, before: Path, rounds: int, trials: int = 50) -> dict:
     """Best of ``rounds`` alternating runs of this tree and the earlier one."""
     now, then = [], []
     for _ in range(rounds):
-        now.append(run(code, None))
-        then.append(run(code, before))
+        now.append(run(code, None, trials))
+        then.append(run(code, before, trials))
     best_now = min(now, key=lambda r: r["seconds"])
     best_then = min(then, key=lambda r: r["seconds"])
     return {"now": best_now, "before": best_then, "speedup": best_then["seconds"] / best_now["seconds"],
@@ -122,33 +124,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default=BEFORE, help="the revision to compare with")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=50, help="trials per load of the capacity curve")
+    parser.add_argument("--sweep-trials", type=int, default=20, help="trials per load of the strict 3Q sweep")
+    parser.add_argument("--only", nargs="+", default=["capacity", "sync", "pc", "sweep"], choices=["capacity", "sync", "pc", "sweep"])
     args = parser.parse_args()
     results: dict = {"before": args.before, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "cores": os.cpu_count(),
-                     "load_average_at_start": os.getloadavg()[0]}
+                     "load_average_at_start": os.getloadavg()[0], "rounds": args.rounds, "capacity_trials": args.trials}
     with tempfile.TemporaryDirectory() as folder:
         before = export(args.before, Path(folder))
-        results["capacity_curve"] = side_by_side(CAPACITY, before, args.rounds)
-        results["sync_recall_step"] = side_by_side(SYNC, before, args.rounds)
-        results["pc_train"] = side_by_side(PC, before, args.rounds)
-        stores = Path(folder) / "stores"
-        stores.mkdir()
-        example = str(ROOT / "examples" / "storage_3q.toml")
-        sweep_time(example, ["params.trials=2", "sweep.load=[0.1]"], stores)  # compile the rule's kernels once
-        strict = min(sweep_time(example, [], stores) for _ in range(args.rounds))
-        hebbian = min(sweep_time(example, ["params.rule='hebbian'"], stores) for _ in range(args.rounds))
-        results["strict_3q_sweep"] = {"points": 10, "trials": 20, "n": 500, "strict_3q_s": strict, "hebbian_s": hebbian,
-                                      "ratio": strict / hebbian}
+        if "capacity" in args.only:
+            results["capacity_curve"] = side_by_side(CAPACITY, before, args.rounds, args.trials)
+        if "sync" in args.only:
+            results["sync_recall_step"] = side_by_side(SYNC, before, args.rounds)
+        if "pc" in args.only:
+            results["pc_train"] = side_by_side(PC, before, args.rounds)
+        if "sweep" in args.only:
+            stores = Path(folder) / "stores"
+            stores.mkdir()
+            example = str(ROOT / "examples" / "storage_3q.toml")
+            trials = f"params.trials={args.sweep_trials}"
+            sweep_time(example, ["params.trials=2", "sweep.load=[0.1]"], stores)  # compile the rule's kernels once
+            strict = min(sweep_time(example, [trials], stores) for _ in range(args.rounds))
+            hebbian = min(sweep_time(example, [trials, "params.rule='hebbian'"], stores) for _ in range(args.rounds))
+            results["strict_3q_sweep"] = {"points": 10, "trials": args.sweep_trials, "n": 500, "strict_3q_s": strict,
+                                          "hebbian_s": hebbian, "ratio": strict / hebbian}
     results["load_average_at_end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "memories.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [f"# Associative memories on the engine, against {args.before} (best of {args.rounds}, alternating)", "",
+             f"Load average {results['load_average_at_start']:.1f} at the start, {results['load_average_at_end']:.1f} at the end; "
+             f"the capacity curve with {args.trials} trials per load.", "",
              "| measurement | now | before | before / now |", "|---|---|---|---|"]
     for key in ("capacity_curve", "sync_recall_step", "pc_train"):
-        item = results[key]
-        lines.append(f"| {key} | {item['now']['seconds']:.4g} s | {item['before']['seconds']:.4g} s | {item['speedup']:.2f}x |")
-    item = results["strict_3q_sweep"]
-    lines += ["", f"`plasticity sweep examples/storage_3q.toml` (strict 3Q rule, engine): {item['strict_3q_s']:.1f} s; "
-              f"the same sweep with rule = 'hebbian' (fast paths): {item['hebbian_s']:.1f} s ({item['ratio']:.1f}x)."]
+        if key in results:
+            item = results[key]
+            lines.append(f"| {key} | {item['now']['seconds']:.4g} s | {item['before']['seconds']:.4g} s | {item['speedup']:.2f}x |")
+    if "strict_3q_sweep" in results:
+        item = results["strict_3q_sweep"]
+        lines += ["", f"`plasticity sweep examples/storage_3q.toml` ({item['trials']} trials per load; strict 3Q rule, engine): "
+                  f"{item['strict_3q_s']:.1f} s; the same sweep with rule = 'hebbian' (fast paths): {item['hebbian_s']:.1f} s "
+                  f"({item['ratio']:.1f}x)."]
     (RESULTS / "memories.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

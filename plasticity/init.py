@@ -4,6 +4,12 @@ An initial value is a number, an array that broadcasts to the variable's
 shape, or one of the initialisers below: callables ``(rng, shape) -> array``
 drawing from the simulation's seeded generator. Initialisers check their arguments when made
 (finite numbers, ``std >= 0``, ``low <= high``) and every initial value must be finite.
+
+Memory: :func:`resolve_initial` writes a variable's values straight into an array of the state's
+dtype; the initialisers below fill it in blocks of :data:`BLOCK_ELEMENTS` drawn in float64 (the
+same values, in the same order, as one draw of the whole shape), so building a network of float32
+weights needs the weights and a block, not a float64 matrix of twice their size and its copy
+(issue 18: building peaked at 4x the weights; ``benchmarks/bench_memory.py``).
 """
 
 from __future__ import annotations
@@ -16,9 +22,28 @@ import numpy as np
 from plasticity.errors import ConfigError
 from plasticity.params import Real, check
 
-__all__ = ["normal", "uniform", "constant", "Initializer", "resolve_initial"]
+__all__ = ["normal", "uniform", "constant", "Initializer", "resolve_initial", "all_finite", "BLOCK_ELEMENTS"]
 
 Initializer = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
+
+#: Values an initialiser draws at once (a float64 block of 512 KiB).
+BLOCK_ELEMENTS = 1 << 16
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """Whether no element of ``array`` is NaN or infinite, without a temporary of its size: its sum is
+    NaN or infinite if an element is, so a finite sum (one read) settles it; a sum that is not
+    (a bad element, or an overflow of finite ones) is followed by the element-wise check."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(array.sum()) or np.isfinite(array).all())
+
+
+def _fill_in_blocks(out: np.ndarray, draw: Callable[[int], np.ndarray]) -> None:
+    """Fill the C-contiguous ``out`` in order with ``draw(count)``, :data:`BLOCK_ELEMENTS` at a time."""
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, BLOCK_ELEMENTS):
+        stop = min(start + BLOCK_ELEMENTS, flat.size)
+        flat[start:stop] = draw(stop - start)
 
 
 @dataclass(frozen=True)
@@ -33,7 +58,13 @@ class normal:
         object.__setattr__(self, "mean", check("mean", self.mean, Real()))
 
     def __call__(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        return rng.normal(self.mean, self.std, size=shape)
+        out = np.empty(shape)
+        self.fill(rng, out)
+        return out
+
+    def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        """Draw into the C-contiguous ``out`` (any float dtype) the values ``rng.normal`` draws for its shape."""
+        _fill_in_blocks(out, lambda count: rng.normal(self.mean, self.std, size=count))
 
 
 @dataclass(frozen=True)
@@ -48,7 +79,13 @@ class uniform:
         object.__setattr__(self, "high", check("high", self.high, Real(self.low)))
 
     def __call__(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        return rng.uniform(self.low, self.high, size=shape)
+        out = np.empty(shape)
+        self.fill(rng, out)
+        return out
+
+    def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        """Draw into the C-contiguous ``out`` (any float dtype) the values ``rng.uniform`` draws for its shape."""
+        _fill_in_blocks(out, lambda count: rng.uniform(self.low, self.high, size=count))
 
 
 @dataclass(frozen=True)
@@ -63,22 +100,34 @@ class constant:
     def __call__(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return np.full(shape, float(self.value))
 
+    def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        """Write the value into ``out``."""
+        out.fill(self.value)
 
-def resolve_initial(value: Any, shape: tuple[int, ...], rng: np.random.Generator, what: str) -> np.ndarray:
-    """The float64 array of ``shape`` that ``value`` describes; ``what`` names it in errors."""
-    if callable(value):
-        array = np.asarray(value(rng, shape), dtype=np.float64)
+
+def resolve_initial(
+    value: Any, shape: tuple[int, ...], rng: np.random.Generator, what: str, dtype: str | np.dtype = "float64"
+) -> np.ndarray:
+    """The array of ``shape`` and ``dtype`` that ``value`` describes; ``what`` names it in errors.
+
+    The initialisers of this module fill it in blocks; a number, an array or another callable's
+    result (taken as float64, as before) is broadcast into it, so no second array of its size is made."""
+    initial = np.empty(shape, dtype=dtype)
+    if isinstance(value, (normal, uniform, constant)):
+        value.fill(rng, initial)
     else:
         try:
-            array = np.asarray(value, dtype=np.float64)
+            array = np.asarray(value(rng, shape) if callable(value) else value, dtype=np.float64)
         except (TypeError, ValueError) as error:
+            if callable(value):
+                raise
             raise ConfigError(f"initial value of {what} must be a number, an array or an initialiser: {error}") from None
-    try:
-        initial = np.array(np.broadcast_to(array, shape), dtype=np.float64)
-    except ValueError:
-        raise ConfigError(
-            f"initial value of {what} has shape {array.shape}, which does not broadcast to {shape}"
-        ) from None
-    if not np.isfinite(initial).all():
+        try:
+            np.copyto(initial, np.broadcast_to(array, shape))
+        except ValueError:
+            raise ConfigError(
+                f"initial value of {what} has shape {array.shape}, which does not broadcast to {shape}"
+            ) from None
+    if not all_finite(initial):
         raise ConfigError(f"initial value of {what} must be finite; it holds NaN or infinite values")
     return initial

@@ -11,6 +11,7 @@ import xarray as xr
 
 from plasticity.backends import DEFAULT_BACKEND, check_backend, get_backend
 from plasticity.errors import ConfigError, DivergenceError
+from plasticity.init import all_finite
 from plasticity.network import Network
 from plasticity.params import Int, Real, check, check_seed
 from plasticity.provenance import base_attrs, now_iso, to_json
@@ -106,7 +107,7 @@ class Simulation:
         self.shapes = state_shapes(network, self.trials)
         self._params = {f"{name}.{param}": value for name, population in network.populations.items()
                         for param, value in population.params.items()}
-        state = initial_state(network, self.trials, np.random.default_rng(init_sequence))
+        state = initial_state(network, self.trials, np.random.default_rng(init_sequence), self._record_dtype)
         self.engine = get_backend(backend).build(
             network, state, trials=self.trials, dtype=dtype, dt=self.dt, device=device
         )
@@ -476,10 +477,10 @@ class Simulation:
                 after_step()
             for key, every in record.items():
                 if self.steps_done % every == 0:
-                    value = self.engine.get(key)
+                    value = buffers[key][filled[key]]
+                    self.engine.read_into(key, value)  # straight into the record: no copy of the state between
                     previous = self.steps_done - every  # recorded finite then, if recorded in this run
                     self._check_finite(key, value, self.steps_done, previous if filled[key] else None)
-                    buffers[key][filled[key]] = value
                     filled[key] += 1
             if self.steps_done % CHECK_EVERY == 0 and step + 1 < steps:  # the last step is checked by the caller
                 self._check_state()
@@ -505,7 +506,7 @@ class Simulation:
     def _check_finite(self, key: str, value: np.ndarray, step: int, finite_at: int | None = None) -> None:
         """Raise DivergenceError if ``value`` of ``key`` at ``step`` holds NaN or inf; ``finite_at``
         is a later step than the last full check at which ``key`` was seen finite, if any."""
-        if np.isfinite(value).all():
+        if all_finite(value):
             return
         first_bad = np.argwhere(~np.isfinite(value))[0]
         last_finite = max(self._finite_at, finite_at if finite_at is not None else -1)

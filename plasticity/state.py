@@ -42,8 +42,9 @@ def state_shapes(network: Network, trials: int) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def initial_state(network: Network, trials: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Initial float64 values of every state array, drawn in network order from ``rng``."""
+def initial_state(network: Network, trials: int, rng: np.random.Generator, dtype: str = "float64") -> dict[str, np.ndarray]:
+    """Initial values of every state array in ``dtype``, drawn in network order from ``rng`` (the same
+    values, rounded to ``dtype``, whatever the dtype: the draws are float64)."""
     state = {}
     for key, shape in state_shapes(network, trials).items():
         owner, var = key.split(".", 1)
@@ -51,7 +52,7 @@ def initial_state(network: Network, trials: int, rng: np.random.Generator) -> di
             value = network.populations[owner].init.get(var, 0.0)
         else:
             value = network.projections[owner].init.get(var, 0.0)
-        state[key] = resolve_initial(value, shape, rng, key)
+        state[key] = resolve_initial(value, shape, rng, key, dtype)
         projection = network.projections.get(owner)
         if projection is not None and projection.mask is not None and var in projection.synapse_variables:
             state[key] *= projection.mask

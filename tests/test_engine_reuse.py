@@ -397,3 +397,92 @@ def test_fused_population_equations_match_numpy(dtype):
     tolerance = {"float32": 2e-6, "float64": 1e-12}[dtype]
     for key, expected in results["numpy"].items():
         np.testing.assert_allclose(results["numba"][key], expected, rtol=tolerance, atol=tolerance, err_msg=key)
+
+
+# short runs: the next drive precomputed across calls, weights checked through it ----------------
+
+
+def _oja(backend: str, n: int = 40, m: int = 24, trials: int = 2) -> pl.Simulation:
+    inp = pl.Population(n, init={"x": pl.init.normal(1.0)}, name="inp")
+    out = pl.Population(m, ["y = I"], name="out")
+    projection = pl.Projection(inp, out, pl.Rule(["w += eta * y_post * (x_pre - y_post * w)"], params={"eta": 0.01}, name="oja"),
+                               init={"w": pl.init.normal(0.1)}, name="ff")
+    return pl.Simulation(pl.Network([inp, out], [projection]), trials=trials, backend=backend, seed=3, dtype="float64")
+
+
+def test_a_run_precomputes_the_next_runs_drive_unless_its_input_differs():
+    """The last step of a run precomputes the next drive from the source as it is: the next run takes
+    it when nothing wrote the source or its input holds the same values, else computes the drive
+    (every case the numpy reference's state)."""
+    patterns = np.random.default_rng(0).normal(size=(3, 1, 2, 40))  # (1, trials, n): the same every step
+    fast, reference = _oja("numba"), _oja("numpy")
+    calls = [({}, 4), ({"inp.x": patterns[0]}, 3), ({"inp.x": patterns[0]}, 2), ({"inp.x": patterns[1]}, 3), ({}, 1), ({}, 5)]
+    taken = []
+    for inputs, steps in calls:
+        before = fast.engine.fused_steps
+        for simulation in (fast, reference):
+            simulation.advance(steps, inputs=inputs)
+        taken.append(fast.engine.fused_steps - before)
+        for key in ("ff.w", "out.y", "out.I"):
+            np.testing.assert_allclose(fast.get(key), reference.get(key), rtol=1e-12, atol=1e-12, err_msg=key)
+    # the first drive of a run is precomputed except at the very start, after a new pattern and after set()
+    assert taken == [3, 2, 2, 2, 1, 5]
+    fast.set("inp.x", patterns[2, 0])
+    before = fast.engine.fused_steps
+    fast.advance(2)
+    assert fast.engine.fused_steps - before == 1
+
+
+def test_weights_are_checked_through_the_precomputed_drive(monkeypatch):
+    """A run of a fused projection checks its weights by the (trials, post) drive it summed over them,
+    not by a pass over the weights; a drive that is not finite sends the check to the weights, which
+    then decide (finite here: an overflowing product), and a NaN weight is found with its trial."""
+    from plasticity.backends import numba_backend
+
+    scanned = []
+
+    class Counted:  # the check, noting the size of what it scans (and a dispatcher's overloads, which the engine counts)
+        def __init__(self, check):
+            self.check, self.overloads = check, check.overloads
+
+        def __call__(self, values):
+            scanned.append(values.size)
+            return self.check(values)
+
+    monkeypatch.setattr(numba_backend, "_all_finite", Counted(numba_backend._all_finite))
+    simulation = _oja("numba")
+    simulation.advance(3)
+    simulation.advance(2)
+    assert 40 * 24 * 2 not in scanned and scanned  # what was checked was smaller than the weights
+    engine = simulation.engine
+    drive, _ = engine._proofs["ff.w"]
+    drive[0, 0] = np.inf  # as if the drive overflowed: the weights are scanned and are finite
+    engine._verified.pop("ff.w")
+    scanned.clear()
+    assert engine.nonfinite(["ff.w"]) is None and 40 * 24 * 2 in scanned
+    weights = simulation.get("ff.w")
+    weights[1, 5, 7] = np.nan
+    simulation.set("ff.w", weights)
+    with pytest.raises(DivergenceError) as error:
+        simulation.advance(2)
+    assert (error.value.variable, error.value.trial) in (("ff.w", 1), ("out.I", 1), ("out.y", 1))
+
+
+@pytest.mark.parametrize("first_call", [1, 3])
+def test_weights_diverging_in_short_runs_are_found_like_in_one_run(first_call):
+    """Hebbian weights that blow up in trial 1: calls of a few steps stop with the same
+    DivergenceError (variable, trial, step) as the numpy reference."""
+    errors = {}
+    for backend in ("numpy", "numba"):
+        inp = pl.Population(3, init={"x": 0.0}, name="inp")
+        out = pl.Population(3, ["y = I"], name="out")
+        network = pl.Network([inp, out], [pl.Projection(inp, out, "hebb", params={"eta": 10.0, "decay": 0.0}, name="p")])
+        simulation = pl.Simulation(network, trials=2, backend=backend, seed=0, dtype="float32")
+        x = np.zeros((1, 2, 3))
+        x[:, 1] = 5.0
+        simulation.advance(first_call, inputs={"inp.x": x})
+        with pytest.raises(DivergenceError) as raised:
+            for _ in range(100):
+                simulation.advance(3, inputs={"inp.x": x})
+        errors[backend] = (raised.value.variable, raised.value.trial, raised.value.step, raised.value.last_finite)
+    assert errors["numba"] == errors["numpy"] and errors["numba"][1] == 1

@@ -306,6 +306,7 @@ def test_a_forked_child_runs_the_threaded_kernels_serially(monkeypatch):
     import numba
 
     monkeypatch.setattr(numba_backend, "COMPILE_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(numba_backend, "FUSED_STEP_MIN_SYNAPSES", float("inf"))  # its learning runs compiled too
     network, _ = feedback_network(200, 200)
     simulation = pl.Simulation(network, trials=100, backend="numba", seed=0)
     source = simulation.engine.source

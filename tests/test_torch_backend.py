@@ -183,6 +183,28 @@ def test_expansion_equals_the_expression(equation):
     assert relative_error(actual, expected) < 1e-12
 
 
+def test_a_split_where_keeps_its_guard_on_the_conditions_side():
+    """``where(x_pre != 0, y_post / x_pre, 0)`` splits into ``y_post * where(x_pre != 0, 1 / x_pre, 0)``:
+    where x_pre is 0 the expansion is the expression's 0, not ``0 * inf`` (NaN); a run on torch
+    then ends where numpy's does (it stopped with a DivergenceError when the indicator multiplied)."""
+    rule = pl.Rule(["w += eta * where(x_pre != 0, y_post / x_pre, 0)"], params={"eta": 0.1}, name="guarded")
+    (equation,) = rule.parsed
+    terms = expand(equation.expr)
+    assert terms is not None
+    env = {"x_pre": np.array([0.0, 1.0, 2.0, 0.0, -1.0]).reshape(1, 1, 5), "y_post": np.linspace(-1, 1, 4).reshape(1, 4, 1), "eta": 0.1}
+    expected = np.broadcast_to(evaluate(equation.expr, env, {}), (1, 4, 5))
+    np.testing.assert_allclose(evaluate_monomials(terms, env, {}, (1, 4, 5)), expected, rtol=1e-12)
+    weights = {}
+    for backend in ("numpy", "torch"):
+        inp = pl.Population(5, init={"x": 0.0}, name="inp")
+        out = pl.Population(4, ["y = I + 1"], name="out")
+        network = pl.Network([inp, out], [pl.Projection(inp, out, rule, name="ff")])
+        simulation = pl.Simulation(network, trials=2, backend=backend, seed=0, dtype="float64")
+        simulation.run(2, inputs={"inp.x": np.array([0.0, 1.0, 2.0, 0.0, -1.0])})
+        weights[backend] = simulation.get("ff.w")
+    np.testing.assert_allclose(weights["torch"], weights["numpy"], rtol=1e-12)
+
+
 def test_oja_is_applied_in_place_without_blocks():
     plan = _plan_separable(get_rule("oja").parsed[0], shared=False)
     assert plan is not None and len(plan.scale) == 1 and plan.scale_side == "post" and len(plan.outer) == 1

@@ -15,9 +15,17 @@ plasticity pass of a projection (separate weights per trial) also accumulates
 will see it (the next step's input when the source is driven by an input, else its
 current value), and the next drive only adds that vector: a step reads and writes each
 weight once. The precomputed drive is used only where nothing between the plasticity
-and the next drive can change the source (no unit equations run in between), and is
-dropped on :meth:`NumbaEngine.set` and after the last step of a run (``next_inputs`` is
-``None``). :attr:`NumbaEngine.fused_steps` counts the drives that took it.
+and the next drive can change the source (no unit equations run in between), and only
+while the source and weights still have the write counts it was computed for; it is dropped
+on :meth:`NumbaEngine.set`. The last step of a run (``next_inputs`` is ``None``) precomputes
+it too, from the source as it is: the first step of the next run takes it unless its input
+to the source holds other values, so a run of a few steps costs what its steps cost instead
+of a pass over the weights more. :attr:`NumbaEngine.fused_steps` counts the drives that took it.
+The precomputed drive also checks the weights it summed: a sum of products with a NaN or
+infinite weight is NaN or infinite (``fastmath`` here never assumes finite values), so a
+finite drive shows the whole updated matrix finite and :meth:`NumbaEngine.nonfinite` scans
+the ``(trials, post)`` drive instead of the weights (and the weights only when the drive is not
+finite, to find what is).
 
 Shared weights (a minibatch) drive with BLAS, and their separable updates are generated
 kernels that scale rows and columns and add one BLAS product of factor matrices (see
@@ -60,7 +68,7 @@ threads then cost more than they bring (``benchmarks/results/pc.md``).
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import numba
 import numpy as np
@@ -82,7 +90,8 @@ from plasticity.backends.numba_program import (
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network
 
-__all__ = ["COMPILE_AFTER_SECONDS", "PRESENTED_CHUNK", "SPLIT_MIN_WORK", "build", "NumbaEngine", "fusion_mode"]
+__all__ = ["COMPILE_AFTER_SECONDS", "PRESENTED_CHUNK", "SPLIT_MIN_WORK", "FUSED_STEP_MIN_SYNAPSES", "build", "NumbaEngine",
+           "fusion_mode"]
 
 _RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
 #: Seconds an engine spends in steps taken one by one before it compiles its step program for
@@ -99,6 +108,13 @@ PRESENTED_CHUNK = 256
 #: multiply-adds and unit updates it makes: below it, splitting predictive coding's runs on 2
 #: cores lost time, above it gained (the sizes measured are in ``benchmarks/README.md``).
 SPLIT_MIN_WORK = 1 << 24
+#: A run in which a projection whose update can precompute the next drive (:func:`fusion_mode`)
+#: learns with at least this many synapses (trials x post x pre) goes step by step, not as a
+#: compiled program: the fused pass reads and writes each weight once a step, where a program
+#: (which does not fuse) reads the weights again for the drive. Oja, trials = 1, float32, measured
+#: side by side (``benchmarks/README.md``): the program was faster at N = 128 and 256 (0.79x, 0.47x of
+#: the stepped time: dispatch from Python dominates) and 1.8-2.8x slower from N = 512 (2^18 synapses).
+FUSED_STEP_MIN_SYNAPSES = 1 << 18
 #: A step taking longer than this is checked for kernels compiled during it (first calls), whose
 #: time does not count towards COMPILE_AFTER_SECONDS: a network's first steps would otherwise
 #: count its kernels' compile (seconds) as stepping and trigger the program's compile at once.
@@ -110,6 +126,17 @@ def _accumulate(target: np.ndarray, value: np.ndarray, assign: bool) -> None:
         np.copyto(target, value)
     else:
         target += value
+
+
+class _Ready(NamedTuple):
+    """A drive precomputed by a fused plasticity pass and the write counts of its source and weights at
+    which it holds: used by the next drive of the projection if both still have them."""
+
+    drive: np.ndarray
+    source_key: str
+    source_version: int
+    weights_key: str
+    weights_version: int
 
 
 def fusion_mode(network: Network, name: str) -> bool | None:
@@ -141,7 +168,8 @@ class NumbaEngine:
         self.trials = trials
         self.dtype = np.dtype(dtype)
         self.dt = float(dt)
-        self.arrays = {key: np.array(value, dtype=self.dtype, order="C") for key, value in state.items()}
+        # the initial state becomes the engine's (no copy when it is already in the dtype: the simulation hands it over)
+        self.arrays = {key: np.ascontiguousarray(value, dtype=self.dtype) for key, value in state.items()}
         for name, projection in network.projections.items():
             if projection.mask is not None:
                 self.arrays[f"{name}.__mask__"] = np.ascontiguousarray(projection.mask, dtype=self.dtype)
@@ -158,7 +186,8 @@ class NumbaEngine:
             self._units[key] = (getattr(self.module, spec.function), self._params[key[0]], [self.arrays[k] for k in spec.arrays])
         self._plasticity = {}
         self._fusion: dict[str, bool | None] = {}
-        self._ready: dict[str, np.ndarray] = {}
+        self._ready: dict[str, _Ready] = {}
+        self._proofs: dict[str, tuple[np.ndarray, int]] = {}  # weights key -> (drive summed over them, write count)
         for name, spec in self.source.plasticity.items():
             projection = network.projections[name]
             sizes = {
@@ -287,6 +316,10 @@ class NumbaEngine:
     def get(self, key: str) -> np.ndarray:
         return self.arrays[key].copy()
 
+    def read_into(self, key: str, out: np.ndarray) -> None:
+        """Copy ``key`` into ``out`` (a record's slot), with no copy between."""
+        np.copyto(out, self.arrays[key])
+
     def set(self, key: str, value: np.ndarray) -> None:
         array = self.arrays[key]
         array[...] = value
@@ -306,6 +339,10 @@ class NumbaEngine:
         for key in keys:
             written = self._version[key]
             if self._verified.get(key) == written:
+                continue
+            proof = self._proofs.get(key)
+            if proof is not None and proof[1] == written and _all_finite(proof[0].reshape(-1)):
+                self._verified[key] = written
                 continue
             if not _all_finite(self.arrays[key].reshape(-1)):
                 return key
@@ -331,6 +368,8 @@ class NumbaEngine:
         start = time.perf_counter()
         arrays, version = self.arrays, self._version
         for key, value in inputs.items():
+            if self._ready:
+                self._keep_ready(key, value)
             arrays[key][...] = value
             version[key] += 1
         plan = self._plan
@@ -357,6 +396,17 @@ class NumbaEngine:
         if elapsed < _SLOW_STEP_SECONDS or not self._kernels_compiled():
             self.stepped_seconds += elapsed
 
+    def _keep_ready(self, key: str, value: np.ndarray) -> None:
+        """Before input ``value`` is written to ``key``: a drive precomputed from ``key`` as it is now
+        stays valid past the write when the input holds the same values (a pattern clamped over
+        several runs); otherwise the write count it waits for is not reached and it is dropped."""
+        version = self._version[key]
+        for name, ready in self._ready.items():
+            if ready.source_key == key and ready.source_version == version:
+                array = self.arrays[key]
+                if (array == np.asarray(value).astype(array.dtype, copy=False)).all():
+                    self._ready[name] = ready._replace(source_version=version + 1)
+
     def _kernels_compiled(self) -> bool:
         """Whether kernels were compiled (or loaded) since the last call: numba compiles each on its first
         call, and that time is not time spent stepping."""
@@ -378,11 +428,12 @@ class NumbaEngine:
         the rules of ``plastic`` and the network stages in ``stages`` (None: all) running; the
         first step is step ``first_step + 1``.
 
-        Returns False, having done nothing, when the run takes the step-by-step path: a drive
-        precomputed by a fused plasticity pass is pending, or the program is not compiled yet and
-        the engine has spent less than :data:`COMPILE_AFTER_SECONDS` in :meth:`step`.
+        Returns False, having done nothing, when the run takes the step-by-step path: a projection
+        learns whose fused pass is worth more than the program (:data:`FUSED_STEP_MIN_SYNAPSES`), or
+        the program is not compiled yet and the engine has spent less than
+        :data:`COMPILE_AFTER_SECONDS` in :meth:`step`.
         """
-        if steps < 1 or self._ready:
+        if steps < 1 or self._fused_learning(plastic):
             return False
         if stages not in self._programs:
             if self.stepped_seconds < COMPILE_AFTER_SECONDS:
@@ -391,6 +442,7 @@ class NumbaEngine:
         program = self._programs[stages]
         if program is None:
             return False
+        self._ready.clear()  # a program computes its first drives itself
         before = [self._version[key] for key in program.keys]
         learn = [name in plastic for name in program.projections]
         blocks = self._trial_blocks(program, steps, plastic)
@@ -419,12 +471,13 @@ class NumbaEngine:
 
         Returns, per trial, the number of steps after which the weights ``counted`` (at most one
         ``"proj.w"`` key) had changed, or None, having done nothing, when the run takes the
-        step-by-step path: a precomputed drive is pending, more than one key is counted, or the
+        step-by-step path: a projection learns whose fused pass is worth more than the program
+        (:data:`FUSED_STEP_MIN_SYNAPSES`), more than one key is counted, or the
         program is neither compiled nor in the disk cache and the engine has spent less than
         :data:`COMPILE_AFTER_SECONDS` in :meth:`step`.
         """
         steps = order.shape[1]
-        if not 1 <= steps <= PRESENTED_CHUNK or self._ready or len(counted) > 1:
+        if not 1 <= steps <= PRESENTED_CHUNK or self._fused_learning(plastic) or len(counted) > 1:
             return None
         key = (stages, tuple(sorted(data)), tuple(counted))
         if key not in self._programs:
@@ -447,6 +500,7 @@ class NumbaEngine:
         for name, before, counts in tallies:
             before[...] = self.arrays[name]
             counts.fill(0)
+        self._ready.clear()  # a program computes its first drives itself
         before_versions = [self._version[name] for name in program.keys]
         learn = [name in plastic for name in program.projections]
         reused, finite, after, self._drives = program.run(first_step, steps, self.dt, learn, before_versions, self._drives)
@@ -456,6 +510,13 @@ class NumbaEngine:
             self._verified.update((name, new) for name, old, new in zip(program.keys, before_versions, after) if new != old)
         self.compiled_steps += steps
         return tallies[0][2].copy() if tallies else np.zeros(self.trials, np.int64)
+    def _fused_learning(self, plastic: frozenset[str]) -> bool:
+        """Whether a projection of ``plastic`` with a fused pass has :data:`FUSED_STEP_MIN_SYNAPSES` or more."""
+        return any(
+            self._fusion.get(name) is not None
+            and self.trials * self.network.projections[name].pre.n * self.network.projections[name].post.n >= FUSED_STEP_MIN_SYNAPSES
+            for name in plastic
+        )
 
     def _trial_blocks(self, program: StepProgram, steps: int, plastic: frozenset[str]) -> int:
         """How many blocks of trials a compiled run splits into (1: none): a block per thread
@@ -475,8 +536,9 @@ class NumbaEngine:
         row, source_key, weights_key, contribution, shared, source, weights, target = self._contribution[name]
         state = self._drives[row]  # DRIVE_FIELDS
         ready = self._ready.pop(name, None)
-        if ready is not None:
-            _accumulate(target, ready, assign)
+        if (ready is not None and self._version[source_key] == ready.source_version
+                and self._version[weights_key] == ready.weights_version):
+            _accumulate(target, ready.drive, assign)
             self.fused_steps += 1
             state[6] = 1
             return
@@ -515,20 +577,26 @@ class NumbaEngine:
             _matvec(weights, source, target, True)
 
     def _plasticity_step(self, name: str, t: float, next_inputs: Mapping[str, np.ndarray] | None) -> None:
+        """Run the rule of projection ``name``; with a fused pass, precompute the next drive from the
+        next step's input to the source if there is one, else from the source as it is (see the
+        module's docstring). Called before the step counts the writes (the weights' count goes up by one)."""
         kernel, fixed, (xn, drive), arrays = self._plasticity[name]
         mode = self._fusion[name]
-        fuse = mode is not None and (mode is False or next_inputs is not None)
+        fuse = mode is not None
         self._ready.pop(name, None)
         if fuse:
-            projection = self.network.projections[name]
-            key = f"{projection.pre.name}.{projection.source}"
-            if mode and key in next_inputs:
+            slot = self._contribution[name]
+            key, source_version = slot.source_key, self._version[slot.source_key]
+            if mode and next_inputs is not None and key in next_inputs:
                 xn[...] = next_inputs[key]
+                source_version += 1  # the next step writes it first
             else:
                 xn = self.arrays[key]
         kernel(t, self.dt, *fixed, fuse, xn, drive, *arrays)
         if fuse:
-            self._ready[name] = drive
+            weights_version = self._version[slot.weights_key] + 1
+            self._ready[name] = _Ready(drive, key, source_version, slot.weights_key, weights_version)
+            self._proofs[slot.weights_key] = (drive, weights_version)
 
 
 def build(network: Network, state: Mapping[str, np.ndarray], *, trials: int, dtype: str, dt: float, device: str | None = None) -> NumbaEngine:

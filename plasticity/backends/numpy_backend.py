@@ -14,6 +14,7 @@ import numpy as np
 
 from plasticity.equations import Binary, Call, Compare, Const, Equation, Name, Node, Reduce, Unary, walk
 from plasticity.equations.functions import FUNCTIONS
+from plasticity.init import all_finite
 from plasticity.network import Network
 
 __all__ = ["build", "NumpyEngine", "evaluate", "per_unit", "BLOCK_ELEMENTS"]
@@ -105,12 +106,17 @@ class NumpyEngine:
         self.trials = trials
         self.dtype = np.dtype(dtype)
         self.dt = float(dt)
-        self.arrays = {key: np.array(value, dtype=self.dtype) for key, value in state.items()}
+        # the initial state becomes the engine's (no copy when it is already in the dtype: the simulation hands it over)
+        self.arrays = {key: np.ascontiguousarray(value, dtype=self.dtype) for key, value in state.items()}
         self.params = {name: dict(population.params) for name, population in network.populations.items()}
 
     # state access -----------------------------------------------------------------------
     def get(self, key: str) -> np.ndarray:
         return self.arrays[key].copy()
+
+    def read_into(self, key: str, out: np.ndarray) -> None:
+        """Copy ``key`` into ``out`` (a record's slot), with no copy between."""
+        np.copyto(out, self.arrays[key])
 
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key][...] = value
@@ -121,8 +127,9 @@ class NumpyEngine:
         self.params[name][param] = value
 
     def nonfinite(self, keys) -> str | None:
-        """The first of ``keys`` holding a NaN or infinite value, or None (checked in place, no copy)."""
-        return next((key for key in keys if not bool(np.isfinite(self.arrays[key]).all())), None)
+        """The first of ``keys`` holding a NaN or infinite value, or None (checked in place, no copy:
+        :func:`~plasticity.init.all_finite`)."""
+        return next((key for key in keys if not all_finite(self.arrays[key])), None)
 
     # the step -----------------------------------------------------------------------------
     def step(

@@ -257,8 +257,10 @@ class TorchEngine:
         self.device = resolve_device(device)
         self.block = block_elements(self.device)
         self.compile = bool(compile)
+        # the initial state becomes the engine's: shared on the CPU when it is already in the dtype (the
+        # simulation hands it over), else one copy to the device
         self.arrays: dict[str, torch.Tensor] = {
-            key: torch.tensor(np.asarray(value, dtype=self.numpy_dtype), device=self.device)
+            key: torch.from_numpy(np.ascontiguousarray(value, dtype=self.numpy_dtype)).to(self.device)
             for key, value in state.items()
         }
         if self.half:
@@ -323,6 +325,11 @@ class TorchEngine:
     def get(self, key: str) -> np.ndarray:
         """A host copy of ``key``; half-precision weights come back as float32."""
         return self.arrays[key].detach().to("cpu", dtype=self.dtype, copy=True).numpy()
+
+    def read_into(self, key: str, out: np.ndarray) -> None:
+        """Copy ``key`` into the host array ``out`` (a record's slot; half-precision weights as float32),
+        with no host copy between."""
+        torch.from_numpy(out).copy_(self.arrays[key].detach())
 
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key].copy_(self._host_tensor(value))

@@ -12,10 +12,12 @@ Products, sums, negation, division by a one-sided value, integer powers 1 to 4 a
 ``split_where``) ``where`` with a one-sided condition expand; anything else that varies over both
 sides (a function of a synapse variable, a comparison of synapses) does not. The expansion
 equals the expression up to rounding wherever the values are finite. A split ``where`` is the
-sum of its branches times 0/1 indicators of the condition, so a branch that is not finite
-where it is not chosen (a division the condition guards against a zero divisor) makes
-``0 * inf``, NaN, where ``where`` gives the other branch: a generator that must keep such
-guards passes ``split_where=False``.
+sum of its branches, each with its factors on the condition's side (and its scalars) moved
+inside a ``where`` of the condition: ``where(c_pre, y_post / x_pre, 0)`` becomes
+``y_post * where(c_pre, 1 / x_pre, 0)``, so a guard against a zero divisor on the condition's
+side holds (an indicator times the branch made ``0 * inf``, NaN, where ``where`` gives the
+other branch). A branch that is not finite on the other side where it is not chosen still
+makes NaN: a generator that must keep every guard passes ``split_where=False``.
 """
 
 from __future__ import annotations
@@ -84,14 +86,10 @@ class _Expansion:
             return self.binary(node)
         if self.split_where and isinstance(node, Call) and node.func == "where" and not node.args[0].domain >= _BOTH:
             condition = node.args[0]
-            chosen = Call("where", (condition, Const(1.0), Const(0.0)), domain=condition.domain)
-            other = Call("where", (condition, Const(0.0), Const(1.0)), domain=condition.domain)
             when_true, when_false = self.expand(node.args[1]), self.expand(node.args[2])
             if when_true is None or when_false is None:
                 return None
-            first = self.product([Monomial(1.0, (chosen,), ())], when_true)
-            second = self.product([Monomial(1.0, (other,), ())], when_false)
-            return None if first is None or second is None else self.sum(first, second)
+            return self.sum(_guarded(condition, True, when_true), _guarded(condition, False, when_false))
         return None
 
     def binary(self, node: Binary) -> list[Monomial] | None:
@@ -126,3 +124,20 @@ class _Expansion:
         if len(left) * len(right) > self.max_terms:
             return None
         return [a.times(b) for a in left for b in right]
+
+
+def _guarded(condition: Node, chosen: bool, terms: list[Monomial]) -> list[Monomial]:
+    """``terms`` where ``condition`` is ``chosen`` and 0 elsewhere: each term's factors on the
+    condition's side and its scalars multiplied inside ``where(condition, ..., 0)`` (or
+    ``where(condition, 0, ...)``), so that the condition guards them (see the module docstring)."""
+    guarded = []
+    for term in terms:
+        inside = [factor for factor in term.factors if factor.domain <= condition.domain]
+        outside = tuple(factor for factor in term.factors if not factor.domain <= condition.domain)
+        value: Node = Const(1.0)
+        for factor in inside:
+            value = factor if value == Const(1.0) else Binary("*", value, factor, domain=value.domain | factor.domain)
+        branches = (value, Const(0.0)) if chosen else (Const(0.0), value)
+        guard = Call("where", (condition, *branches), domain=condition.domain)
+        guarded.append(Monomial(term.coef, (guard, *outside), term.synapses))
+    return guarded
