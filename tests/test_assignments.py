@@ -91,3 +91,15 @@ def test_comparisons_at_ties(backend):
     expected = {"lt": [1, 0, 0], "le": [1, 1, 0], "gt": [0, 0, 1], "ge": [0, 1, 1], "eq": [0, 1, 0], "ne": [1, 0, 1]}
     for name, values in expected.items():
         np.testing.assert_array_equal(sim.get(f"units.{name}")[0], values, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_arithmetic_with_a_constant_two_on_the_right(backend):
+    """numba writes ``x ** 2`` as ``x * x``; every other operator with a 2 on its right stays itself."""
+    units = pl.Population(3, ["a = x + 2", "b = x - 2", "c = x * 2", "d = x / 2", "e = x ** 2"], init={"x": 0.0},
+                          name="units")
+    sim = pl.Simulation(pl.Network([units], []), backend=backend, dtype="float64")
+    sim.run(1, inputs={"units.x": np.array([[-1.0, 0.0, 3.0]])})
+    expected = {"a": [1, 2, 5], "b": [-3, -2, 1], "c": [-2, 0, 6], "d": [-0.5, 0, 1.5], "e": [1, 0, 9]}
+    for name, values in expected.items():
+        np.testing.assert_array_equal(sim.get(f"units.{name}")[0], values, err_msg=name)
