@@ -64,11 +64,13 @@ TESTS = {
         # added after the first run, which left mutants of the compiled step program, the float32
         # tanh and the emitter's x ** 2 case alive
         ["tests/test_numba_backend.py", "-k", "a_term_of_two_unit_variables"],
-        ["tests/test_engine_reuse.py", "-k", "float32_tanh or compiled_runs_equal_step_by_step or compiled_programs_agree"],
+        ["tests/test_engine_reuse.py", "-k", "float32_tanh or compiled_runs_equal_step_by_step"],
     ],
     "torch codegen": [
         ["tests/test_assignments.py", "-k", "torch"],
         ["tests/test_torch_backend.py", "-k", "builtin_rules_agree or expansion_equals"],
+        # added after the first run, which left mutants of the population reductions alive
+        ["tests/test_torch_backend.py", "-k", "feedback_stages_and_population_reductions or custom_rules_agree"],
     ],
 }
 RULE_FILES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "rules").glob("*.py") if path.name != "__init__.py")

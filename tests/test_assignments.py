@@ -76,3 +76,30 @@ def test_assignment_operators_against_hand_values(backend, shared):
     for op, var in POPULATION.items():
         np.testing.assert_allclose(sim.get(f"post.{var}"), OPERATORS[op](2.0, C * Y), rtol=1e-12,
                                    err_msg=f"{op} on a population variable")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_comparisons_at_ties(backend):
+    """``<`` and ``<=`` (``>`` and ``>=``) differ only where both sides are equal: values at the boundary
+    (a perceptron starting from w = 0 has I = kappa = 0) decide it, random inputs never do."""
+    comparisons = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+    units = pl.Population(3, [f"{name} = where(x {op} 0, 1, 0)" for name, op in comparisons.items()],
+                          init={"x": 0.0}, name="units")
+    sim = pl.Simulation(pl.Network([units], []), backend=backend, dtype="float64")
+    x = np.array([-1.0, 0.0, 1.0])
+    sim.run(1, inputs={"units.x": x[None]})
+    expected = {"lt": [1, 0, 0], "le": [1, 1, 0], "gt": [0, 0, 1], "ge": [0, 1, 1], "eq": [0, 1, 0], "ne": [1, 0, 1]}
+    for name, values in expected.items():
+        np.testing.assert_array_equal(sim.get(f"units.{name}")[0], values, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_arithmetic_with_a_constant_two_on_the_right(backend):
+    """numba writes ``x ** 2`` as ``x * x``; every other operator with a 2 on its right stays itself."""
+    units = pl.Population(3, ["a = x + 2", "b = x - 2", "c = x * 2", "d = x / 2", "e = x ** 2"], init={"x": 0.0},
+                          name="units")
+    sim = pl.Simulation(pl.Network([units], []), backend=backend, dtype="float64")
+    sim.run(1, inputs={"units.x": np.array([[-1.0, 0.0, 3.0]])})
+    expected = {"a": [1, 2, 5], "b": [-3, -2, 1], "c": [-2, 0, 6], "d": [-0.5, 0, 1.5], "e": [1, 0, 9]}
+    for name, values in expected.items():
+        np.testing.assert_array_equal(sim.get(f"units.{name}")[0], values, err_msg=name)
