@@ -109,6 +109,14 @@ def _order(rng: np.random.Generator, trials: int, items: int, steps: int) -> np.
     return rng.integers(0, items, size=(trials, steps))
 
 
+def _layer_task(n: int, m: int, trials: int, load: float, seed: int) -> tuple[np.random.Generator, int]:
+    """The generator of a one-layer task's data and its ``round(load * n)`` items (at least one),
+    after checking that its weights fit the generic kernel's batch."""
+    if n * m * trials > 2**24:
+        raise ConfigError(f"n * m * trials must be at most {2**24:,} weights; got {n * m * trials:,}")
+    return np.random.default_rng(np.random.SeedSequence(seed)), max(1, round(load * n))
+
+
 def _initial(rng: np.random.Generator, trials: int, m: int, n: int, scale: float) -> np.ndarray:
     return rng.standard_normal((trials, m, n)) * (scale / np.sqrt(n))
 
@@ -124,10 +132,7 @@ def association(
     seed: int = 0,
 ) -> Problem:
     """Linear association of ``round(load * n)`` +-1 pattern pairs (see the module docstring)."""
-    if n * m * trials > 2**24:
-        raise ConfigError(f"n * m * trials must be at most {2**24:,} weights; got {n * m * trials:,}")
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
-    pairs = max(1, round(load * n))
+    rng, pairs = _layer_task(n, m, trials, load, seed)
     patterns = np.where(rng.random((trials, pairs, n)) < 0.5, -1.0, 1.0)
     targets = np.where(rng.random((trials, pairs, m)) < 0.5, -1.0, 1.0)
     data = LayerData(patterns, targets, _order(rng, trials, pairs, steps), _initial(rng, trials, m, n, init_scale))
@@ -191,10 +196,7 @@ def reward(
     seed: int = 0,
 ) -> Problem:
     """Reward-modulated association of ``round(load * n)`` inputs with their right output (module docstring)."""
-    if n * m * trials > 2**24:
-        raise ConfigError(f"n * m * trials must be at most {2**24:,} weights; got {n * m * trials:,}")
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
-    pairs = max(1, round(load * n))
+    rng, pairs = _layer_task(n, m, trials, load, seed)
     inputs = np.where(rng.random((trials, pairs, n)) < 0.5, -1.0, 1.0)
     right = np.where(rng.random((trials, pairs, m)) < 0.5, -1.0, 1.0)
     # items 0..p-1: the right output tried, rewarded; items p..2p-1: its opposite, not rewarded
