@@ -390,3 +390,28 @@ def test_cuda_step_peak_memory_is_weights_plus_order_n():
     simulation.engine.step(2.0, {"pre.x": x}, frozenset({"ff"}))
     torch.cuda.synchronize()
     assert torch.cuda.max_memory_allocated() - before <= 64 * n * 4
+
+
+def test_population_reductions_are_over_units():
+    """Hand values on 3 trials x 4 units whose rows differ, so a reduction over trials instead of
+    units gives other numbers (it survived mutation testing: benchmarks/results/mutation.md)."""
+    x = np.array([[0.0, 1.0, 2.0, -3.0], [1.0, 1.0, 0.0, 5.0], [-2.0, 0.5, 0.0, 0.0]])
+    pop = pl.Population(
+        4,
+        ["s = sum(x)", "m = max(x)", "n = min(x)", "a = mean(x)"],
+        init={"x": 0.0, "s": 0.0, "m": 0.0, "n": 0.0, "a": 0.0},
+        name="p",
+    )
+    expected = {
+        "s": np.repeat(x.sum(1, keepdims=True), 4, 1),
+        "m": np.repeat(x.max(1, keepdims=True), 4, 1),
+        "n": np.repeat(x.min(1, keepdims=True), 4, 1),
+        "a": np.repeat(x.mean(1, keepdims=True), 4, 1),
+    }
+    assert expected["s"][0, 0] == -0.0 + 0.0 + 1.0 + 2.0 - 3.0 and expected["m"][2, 0] == 0.5
+    for backend in ("numpy", "torch"):
+        simulation = pl.Simulation(pl.Network([pop], []), trials=3, backend=backend, dtype="float64", seed=0)
+        simulation.set("p.x", x)
+        simulation.advance(1)
+        for name, values in expected.items():
+            np.testing.assert_allclose(simulation.get(f"p.{name}"), values, err_msg=f"{backend}: {name}")
