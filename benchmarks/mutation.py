@@ -71,12 +71,19 @@ TESTS = {
         ["tests/test_torch_backend.py", "-k", "builtin_rules_agree or expansion_equals"],
         # added after the first run, which left mutants of the population reductions alive
         ["tests/test_torch_backend.py", "-k", "feedback_stages_and_population_reductions or custom_rules_agree"],
+        ["tests/test_torch_backend.py", "-k", "population_reductions_are_over_units"],
+    ],
+    "memory models": [
+        ["tests/test_hopfield.py", "-k", "numpy or reference or energy or fast_path"],
+        ["tests/test_storage.py"],
+        ["tests/test_dense_modern.py", "-k", "numpy or reference"],
     ],
 }
 RULE_FILES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "rules").glob("*.py") if path.name != "__init__.py")
 NUMBA_TEMPLATE_FILES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "plasticity" / "backends").glob("numba_*.py"))
 NUMBA_EMITTER_FILES = ["plasticity/backends/numba_source.py", "plasticity/backends/numba_codegen.py"]
 TORCH_FILES = ["plasticity/backends/torch_codegen.py"]
+MEMORY_FILES = ["networks/hopfield.py", "networks/dense.py", "networks/memory_fast_paths.py"]
 #: Package directories the editable install maps into ``plasticity``; the copy links them in place.
 PACKAGE_LINKS = {"rules": "rules", "networks": "networks", "analysis": "analysis"}
 
@@ -321,6 +328,7 @@ def all_sites() -> dict[str, list[Mutant]]:
     numba += [m for path in NUMBA_EMITTER_FILES for m in python_sites("numba templates", path)]
     sites["numba templates"] = numba
     sites["torch codegen"] = [m for path in TORCH_FILES for m in python_sites("torch codegen", path)]
+    sites["memory models"] = [m for path in MEMORY_FILES for m in python_sites("memory models", path)]
     return sites
 
 
