@@ -137,9 +137,8 @@ def _tensors(values: list[Any], dtype: torch.dtype) -> list[torch.Tensor]:
 def _call(node: Call, args: list[Closure], dtype: torch.dtype) -> Closure:
     function = FUNCTIONS[node.func].torch
     if node.func == "where":
-        condition, when_true, when_false = (compile_node(arg, dtype) for arg in node.args)
-        true_value = _numeric(when_true, node.args[1], dtype)
-        false_value = _numeric(when_false, node.args[2], dtype)
+        # the parser refuses a comparison as a branch, so only the condition may be boolean
+        condition, true_value, false_value = (compile_node(arg, dtype) for arg in node.args)
 
         def where(env: dict) -> Any:
             test = condition(env)
