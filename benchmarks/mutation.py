@@ -233,15 +233,20 @@ def _inside(node: ast.AST, kinds: tuple[type, ...], parents: dict[ast.AST, ast.A
     return False
 
 
-def python_sites(area: str, path: str) -> list[Mutant]:
-    """Mutants of the Python code of ``path``: operators, comparisons, constants, subscripts."""
+
+def _parsed(path: str) -> tuple[str, list[int], ast.Module, dict, set[int]]:
+    """``path``'s text, line offsets, syntax tree, each node's parent and the ids of its docstrings."""
     text = (ROOT / path).read_text()
-    starts = _offsets(text)
     tree = ast.parse(text)
     parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
     docstrings = {id(node.body[0].value) for node in ast.walk(tree)
                   if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
                   and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return text, _offsets(text), tree, parents, docstrings
+
+def python_sites(area: str, path: str) -> list[Mutant]:
+    """Mutants of the Python code of ``path``: operators, comparisons, constants, subscripts."""
+    text, starts, tree, parents, docstrings = _parsed(path)
     out = []
     for node in ast.walk(tree):
         if id(node) in docstrings or not hasattr(node, "lineno"):
@@ -289,13 +294,7 @@ def _literal_ranges(source: str, formatted: bool) -> list[tuple[int, int]]:
 def template_sites(area: str, path: str) -> list[Mutant]:
     """Mutants of generated source in string literals: operators, augmented assignments, comparisons
     and ``[name]`` indices to ``[name - 1]``. Docstrings, error messages and comments are left alone."""
-    text = (ROOT / path).read_text()
-    starts = _offsets(text)
-    tree = ast.parse(text)
-    parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
-                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    text, starts, tree, parents, docstrings = _parsed(path)
     out = []
     for node in ast.walk(tree):
         literal = isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str)
