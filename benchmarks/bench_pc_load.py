@@ -9,10 +9,15 @@ step programs at once; samples per second over ``--batches`` batches after one b
 Every configuration runs without and with a competitor: a separate process spinning on one core
 (``while True: pass``) started before the training process and stopped after it. Rounds alternate
 over all (configuration, competitor) pairs, so the load other programs put on the machine falls on
-all of them alike; the load average is recorded.
+all of them alike; the 1-minute load average before each run is recorded, and the table gives
+medians over the rounds (and the best).
 
-Usage: ``python benchmarks/bench_pc_load.py [--batches 15] [--rounds 2] [--name pc_load]``; writes
-``benchmarks/results/NAME.json`` and ``NAME.md``.
+``default`` is what a user who sets nothing gets (the package's thread defaults, see
+``plasticity/__init__.py``); ``old default`` is libgomp's own default when no wait policy is set
+(spin about 3 ms, ``GOMP_SPINCOUNT=300000``), which the package used before it set one.
+
+Usage: ``python benchmarks/bench_pc_load.py [--batches 15] [--rounds 3] [--configurations default
+"old default" ...] [--name pc_load]``; writes ``benchmarks/results/NAME.json`` and ``NAME.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -27,11 +33,23 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+#: Environment variables per configuration; a variable set to None is removed from the environment.
+_WAIT = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 CONFIGURATIONS = {
-    "default": {},
-    "one thread (NUMBA_NUM_THREADS=1)": {"NUMBA_NUM_THREADS": "1"},
-    "omp, passive wait (OMP_WAIT_POLICY=PASSIVE, KMP_BLOCKTIME=0)": {"NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"},
-    "workqueue layer": {"NUMBA_THREADING_LAYER": "workqueue"},
+    "default": dict.fromkeys(_WAIT),
+    "old default": {**dict.fromkeys(_WAIT), "GOMP_SPINCOUNT": "300000"},
+    "passive": {**dict.fromkeys(_WAIT), "OMP_WAIT_POLICY": "PASSIVE"},
+    "short spin": {**dict.fromkeys(_WAIT), "GOMP_SPINCOUNT": "10000"},
+    "one thread": {**dict.fromkeys(_WAIT), "NUMBA_NUM_THREADS": "1"},
+    "workqueue": {**dict.fromkeys(_WAIT), "NUMBA_THREADING_LAYER": "workqueue"},
+}
+DESCRIPTIONS = {
+    "default": "the package's default (nothing set)",
+    "old default": "libgomp's default spin, GOMP_SPINCOUNT=300000 (before this change)",
+    "passive": "OMP_WAIT_POLICY=PASSIVE",
+    "short spin": "GOMP_SPINCOUNT=10000",
+    "one thread": "NUMBA_NUM_THREADS=1",
+    "workqueue": "NUMBA_THREADING_LAYER=workqueue",
 }
 
 TRAIN = """
@@ -58,7 +76,12 @@ print(json.dumps({"samples_per_s": batches * 128 / seconds, "layer": numba.threa
 
 def train(environment: dict, batches: int, competitor: bool) -> dict:
     env = dict(os.environ)
-    env.update(environment)
+    for key, value in environment.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    load = os.getloadavg()[0]
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if competitor else None
     try:
         done = subprocess.run([sys.executable, "-c", TRAIN, str(batches)], env=env, capture_output=True, text=True, check=False)
@@ -68,18 +91,19 @@ def train(environment: dict, batches: int, competitor: bool) -> dict:
             spinner.wait()
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "load_average": load}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=15)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--configurations", nargs="+", default=["default", "old default"], choices=list(CONFIGURATIONS))
     parser.add_argument("--name", default="pc_load")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    runs: dict[str, dict[str, list]] = {name: {"alone": [], "competitor": []} for name in CONFIGURATIONS}
-    pairs = [(name, competitor) for name in CONFIGURATIONS for competitor in (False, True)]
+    runs: dict[str, dict[str, list]] = {name: {"alone": [], "competitor": []} for name in args.configurations}
+    pairs = [(name, competitor) for name in args.configurations for competitor in (False, True)]
     for round_ in range(args.rounds):
         for name, competitor in pairs if round_ % 2 == 0 else pairs[::-1]:
             result = train(CONFIGURATIONS[name], args.batches, competitor)
@@ -88,21 +112,25 @@ def main() -> None:
                   f"({result['layer']}, {result['threads']} threads)", flush=True)
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
               "load_before": load_before, "load_after": os.getloadavg(), "batches": args.batches, "rounds": args.rounds,
-              "configurations": CONFIGURATIONS, "runs": runs}
+              "configurations": {name: CONFIGURATIONS[name] for name in args.configurations}, "runs": runs}
+    loads = [r["load_average"] for found in runs.values() for side in found.values() for r in side]
     lines = [
         "# pc training under load: [784, 256, 256, 10], batch 128, T = 20, numba",
         "",
-        f"{report['date']}, {report['cpus']} CPUs, load average {load_before[0]:.1f} before, {report['load_after'][0]:.1f} after; "
-        f"best of {args.rounds} alternating rounds, {args.batches} batches each; samples per second.",
+        f"{report['date']}, {report['cpus']} CPUs, 1-minute load average {min(loads):.1f}-{max(loads):.1f} before the runs "
+        f"(median {statistics.median(loads):.1f}); medians (best) of {args.rounds} alternating rounds, {args.batches} batches "
+        "each; samples per second.",
         "",
         "| configuration | threading layer, threads | alone | with a competitor on one core | competitor / alone |",
         "|---|---|---:|---:|---:|",
     ]
     for name, found in runs.items():
-        alone = max(r["samples_per_s"] for r in found["alone"])
-        loaded = max(r["samples_per_s"] for r in found["competitor"])
+        alone = [r["samples_per_s"] for r in found["alone"]]
+        loaded = [r["samples_per_s"] for r in found["competitor"]]
         first = found["alone"][0]
-        lines.append(f"| {name} | {first['layer']}, {first['threads']} | {alone:,.0f} | {loaded:,.0f} | {loaded / alone:.2f} |")
+        lines.append(f"| {name}: {DESCRIPTIONS[name]} | {first['layer']}, {first['threads']} | {statistics.median(alone):,.0f} "
+                     f"({max(alone):,.0f}) | {statistics.median(loaded):,.0f} ({max(loaded):,.0f}) | "
+                     f"{statistics.median(loaded) / statistics.median(alone):.2f} |")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1))
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")

@@ -179,7 +179,9 @@ def sync_recall(simulation: Simulation, cues: np.ndarray, max_sweeps: int, recor
     trials = cues.shape[0]
     simulation.set("units.x", cues)
     simulation.set("units.y", cues)
-    states = np.array(cues, dtype=np.float64)
+    # states compared in the simulation's own dtype (+-1 and the kept values of zero fields are
+    # exact in either): no conversion per step
+    states = simulation.get("units.y")
     previous = states.copy()
     sweeps = np.zeros(trials, dtype=np.int64)
     flips = np.zeros(trials, dtype=np.int64)
@@ -191,19 +193,23 @@ def sync_recall(simulation: Simulation, cues: np.ndarray, max_sweeps: int, recor
         if not active.any():
             break
         simulation.advance(1, plastic=False, stages=stages)
-        new = simulation.get("units.y").astype(np.float64)
-        changed = (new != states).sum(1)
+        new = simulation.get("units.y")
+        changed = np.count_nonzero(new != states, axis=1)
         moved = active & (changed > 0)
-        converged |= active & (changed == 0)
+        converged |= active & ~moved
         cycled = moved & (new == previous).all(1)
         cycle |= cycled
         flips[moved] += changed[moved]
         sweeps[moved] += 1
-        previous[moved] = states[moved]
-        states[moved] = new[moved]
+        if moved.all():  # every trial moved: the arrays change places, nothing is copied
+            previous, states = states, new
+        else:
+            previous[moved] = states[moved]
+            states[moved] = new[moved]
         active &= moved & ~cycled
         if record:
             frames.append(states.astype(np.int8))
+    states = states.astype(np.float64)
     return Retrieval(states, sweeps, converged, cycle, None, flips, np.stack(frames) if record else None)
 
 

@@ -7,6 +7,10 @@ on the numba (default), numpy or torch backend, and get the run back as an
 
 __version__ = "0.1.0"
 
+from plasticity._threads import apply_thread_defaults
+
+apply_thread_defaults()  # before numba, torch or a BLAS loads an OpenMP runtime, which reads them once
+
 from plasticity.errors import BackendError, ConfigError, DivergenceError, EquationError, PlasticityError
 from plasticity.protocols import get_protocol, list_protocols, protocol, run_protocol
 from plasticity.rule import Rule, RuleCost

@@ -69,8 +69,12 @@ def to_json(value: Any) -> str:
 
 def base_attrs(*, backend: str, dtype: str, seed: Any) -> dict[str, str | int | float]:
     """Provenance every run carries: versions, backend, dtype, seed and host; on the numba backend
-    also the BLAS its products ran on (libraries round differently in the last bits)."""
+    also the BLAS its products ran on (libraries round differently in the last bits); and how
+    OpenMP threads waited (the package's default or the user's setting), which sets the speed on
+    a busy machine."""
     import numba
+
+    from plasticity._threads import thread_defaults
 
     attrs = {
         "plasticity_version": package_version(),
@@ -81,6 +85,7 @@ def base_attrs(*, backend: str, dtype: str, seed: Any) -> dict[str, str | int | 
         "python_version": platform.python_version(),
         "numpy_version": np.__version__,
         "numba_version": numba.__version__,
+        "openmp_wait": thread_defaults(),
     }
     if backend == "numba":
         from plasticity.backends.blas import BLAS
