@@ -1,6 +1,6 @@
 """Analysis tools over xarray objects: alignment, capacity, overlaps, energies, cost."""
 
-from plasticity.analysis.alignment import alignment
+from plasticity.analysis.alignment import alignment, target_alignment
 from plasticity.analysis.cost import rule_costs
 from plasticity.analysis.capacity import critical_load, finite_size, success_curve
 from plasticity.analysis.overlaps import basin_size, energy_trajectory, overlap_trajectory
@@ -11,6 +11,7 @@ from plasticity.analysis.dynamics import boundedness, growth_rate, regime
 
 __all__ = [
     "alignment",
+    "target_alignment",
     "success_curve",
     "critical_load",
     "finite_size",

@@ -10,7 +10,10 @@ trials), so ``F`` is computed by the same code that learns, for any rule and bac
 
 - :class:`ExpectedUpdate`: ``F(W)`` for a rule, a set of samples and the output units'
   equation (default linear, ``y = I``); the rule's other variables are put back to their
-  initial values before every evaluation (the fixed points are those of the weights).
+  initial values before every evaluation (the fixed points are those of the weights), except
+  those named in ``variables`` (a sliding threshold such as BCM's ``theta_post``), which join
+  the weights in the state: one value per unit, the same for every sample, whose expected
+  update is the mean over the samples of its update.
 - :func:`fixed_point`: a root of ``F`` from a start (``scipy.optimize.root``), which finds
   unstable fixed points too, unlike iterating the rule.
 - :func:`stability`: the Jacobian of ``F`` at a point by central finite differences, its
@@ -20,13 +23,23 @@ trials), so ``F`` is computed by the same code that learns, for any rule and bac
 Oracle (tests): Oja's rule on inputs of covariance ``C`` (eigenvalues ``lambda_1 > ... >
 lambda_n``, eigenvectors ``e_i``) has fixed points ``±e_i``; the Jacobian at ``e_i`` has
 eigenvalues ``eta (lambda_j - lambda_i)`` along ``e_j`` and ``-2 eta lambda_i`` along ``e_i``,
-so only ``±e_1`` is stable and the others are saddles (Oja 1982).
+so only ``±e_1`` is stable and the others are saddles (Oja 1982). BCM's rule with its sliding
+threshold in the state, on patterns presented with equal probability, has stable selective fixed
+points (the neuron responds to one pattern only) and an unstable non-selective one, when the
+threshold is faster than the weights (Bienenstock, Cooper & Munro 1982; Intrator & Cooper 1992;
+Castellani et al. 1999); the tests derive the fixed points and eigenvalues.
 
 References
 ----------
 - E. Oja (1982), A simplified neuron model as a principal component analyzer. J. Math. Biol. 15:267-273.
 - E. Oja, J. Karhunen (1985), On stochastic approximation of the eigenvectors and eigenvalues of
   the expectation of a random matrix. J. Math. Anal. Appl. 106:69-84.
+- E. L. Bienenstock, L. N. Cooper, P. W. Munro (1982), Theory for the development of neuron
+  selectivity. J. Neurosci. 2:32-48.
+- N. Intrator, L. N. Cooper (1992), Objective function formulation of the BCM theory of visual
+  cortical plasticity. Neural Networks 5:3-17.
+- G. C. Castellani, N. Intrator, H. Shouval, L. N. Cooper (1999), Solutions of the BCM learning
+  rule in a network of lateral interacting nonlinear neurons. Network 10:111-121.
 - H. J. Kushner, D. S. Clark (1978), Stochastic Approximation Methods for Constrained and
   Unconstrained Systems. Springer.
 """
@@ -52,12 +65,17 @@ class ExpectedUpdate:
     units computing ``output`` (an equation over their summed input ``I``).
 
     Parameters: ``rule`` (a :class:`~plasticity.rule.Rule` or a library name), ``samples``, ``m``,
-    ``output`` (default ``"y = I"``), ``backend`` and ``dtype`` (default ``"float64"``: finite
-    differences need the precision).
+    ``output`` (default ``"y = I"``), ``variables`` (rule variables of one value per unit, such as
+    ``"theta_post"``, that belong to the state; default none), ``backend`` and ``dtype`` (default
+    ``"float64"``: finite differences need the precision).
+
+    Without ``variables`` the state is the weight matrix, shape ``(m, n)``; with them it is a flat
+    vector of length ``size``: the weights row by row, then each variable's values (``names`` labels
+    each entry, e.g. ``w[0,1]``, ``theta_post[0]``). ``F`` returns an array of the state's shape.
     """
 
     def __init__(self, rule: Rule | str, samples: np.ndarray, *, m: int = 1, output: str = "y = I",
-                 backend: str = "numpy", dtype: str = "float64"):
+                 variables: tuple[str, ...] | list[str] = (), backend: str = "numpy", dtype: str = "float64"):
         samples = np.asarray(samples, dtype=np.float64)
         if samples.ndim != 2 or samples.shape[0] < 1 or not np.isfinite(samples).all():
             raise ConfigError(f"samples must be a finite array (samples, inputs); got shape {samples.shape}")
@@ -67,18 +85,46 @@ class ExpectedUpdate:
         target = Population(m, [output], name="output")
         projection = Projection(source, target, rule, source="x", shared=True, init={"w": 0.0}, name="weights")
         self.simulation = Simulation(Network([source, target], [projection]), trials=count, backend=backend, dtype=dtype)
-        self.shape = (m, n)
+        unit_variables = sorted(key.split(".", 1)[1] for key in self.simulation.shapes
+                                if key.startswith("weights.") and key.endswith(("_pre", "_post")))
+        for name in variables:
+            if name not in unit_variables:
+                raise ConfigError(
+                    f"variables names {name!r}, which is not a per-unit variable of the rule; "
+                    f"valid: {', '.join(unit_variables) or '(none)'}"
+                )
+        self.variables = tuple(variables)
+        self._lengths = {name: self.simulation.shapes[f"weights.{name}"][-1] for name in self.variables}
+        self.size = m * n + sum(self._lengths.values())
+        self.shape = (m, n) if not self.variables else (self.size,)
+        self.names = [f"w[{i},{j}]" for i in range(m) for j in range(n)] + [
+            f"{name}[{k}]" for name in self.variables for k in range(self._lengths[name])]
+        self._weights = (m, n)
         self._initial = {key: self.simulation.get(key) for key in self.simulation.shapes
-                         if key.startswith("weights.") and key != "weights.w"}
+                         if key.startswith("weights.") and key != "weights.w" and key[len("weights."):] not in self.variables}
         self._inputs = {"input.x": samples[None]}
 
-    def __call__(self, weights: np.ndarray) -> np.ndarray:
-        weights = np.asarray(weights, dtype=np.float64).reshape(self.shape)
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        state = np.asarray(state, dtype=np.float64).reshape(-1)
+        if state.size != self.size:
+            raise ConfigError(f"the state has {self.size} entries ({', '.join(self.names[:3])}, ...), got {state.size}")
+        weights = state[: self._weights[0] * self._weights[1]].reshape(self._weights)
         for key, value in self._initial.items():
             self.simulation.set(key, value)
         self.simulation.set("weights.w", weights)
+        start, count = weights.size, len(self.samples)
+        for name in self.variables:
+            values = state[start : start + self._lengths[name]]
+            self.simulation.set(f"weights.{name}", np.broadcast_to(values, (count, values.size)))
+            start += values.size
         self.simulation.advance(1, inputs=self._inputs)
-        return self.simulation.get("weights.w").astype(np.float64) - weights
+        change = [self.simulation.get("weights.w").astype(np.float64).reshape(-1) - weights.reshape(-1)]
+        start = weights.size
+        for name in self.variables:
+            values = state[start : start + self._lengths[name]]
+            change.append(self.simulation.get(f"weights.{name}").astype(np.float64).mean(axis=0) - values)
+            start += values.size
+        return np.concatenate(change).reshape(self.shape)
 
 
 def fixed_point(update: ExpectedUpdate, start: np.ndarray, *, tol: float = 1e-10) -> np.ndarray:
@@ -118,7 +164,8 @@ def stability(update: ExpectedUpdate, point: np.ndarray, *, step: float = 1e-5, 
             "jacobian": (("row", "column"), jacobian, {"long_name": "dF_i/dW_j of the expected update (per step)"}),
             "eigenvalue_real": ("mode", real, {"long_name": "real part of the Jacobian's eigenvalues"}),
             "eigenvalue_imag": ("mode", eigenvalues.imag),
-            "point": (("post", "pre"), flat.reshape(update.shape)),
+            "point": (("post", "pre"), flat.reshape(update.shape)) if not update.variables else ("entry", flat),
         },
+        coords={"entry": update.names} if update.variables else None,
         attrs={"kind": kind, "step": step, "tol": tol},
     )

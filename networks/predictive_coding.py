@@ -54,11 +54,13 @@ References
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
+from plasticity.analysis.alignment import target_alignment
 from plasticity.analysis.energy import pc_energy
 from plasticity.errors import ConfigError, DivergenceError
 from plasticity.init import normal
@@ -73,6 +75,7 @@ from plasticity.networks.datasets import load_dataset
 
 __all__ = [
     "ACTIVATIONS",
+    "ALIGNMENT_RECORDS",
     "DIRECTIONS",
     "MODES",
     "OPTIMIZERS",
@@ -94,6 +97,8 @@ ACTIVATIONS = tuple(_RATES)
 MODES = ("pc", "zil", "fpa", "bp")
 DIRECTIONS = ("discriminative", "generative")
 OPTIMIZERS = ("sgd", "adam")
+#: How often pc.train records target alignment: never, its mean per epoch, or per training batch.
+ALIGNMENT_RECORDS = ("none", "epoch", "step")
 STAGES = ("rates", "drive", "errors", "feedback", "plasticity", "values")
 #: The stages of a sweep step with the values following their predictions (errors and feedback,
 #: which the values then ignore, skipped) and of a pc/fpa weight update (feedback and values,
@@ -521,6 +526,7 @@ def _one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
 def train(
     *,
     sizes: Annotated[Sequence[int], Sizes(1, MAX_LAYER, min_length=2, max_length=MAX_LAYERS)] = (64, 128, 10),
+    depth: Annotated[int | None, Maybe(Int(1, MAX_LAYERS - 1))] = None,
     activation: Annotated[str, Choice(*ACTIVATIONS)] = "tanh",
     mode: Annotated[str, Choice(*MODES)] = "pc",
     direction: Annotated[str, Choice(*DIRECTIONS)] = "discriminative",
@@ -533,7 +539,9 @@ def train(
     epochs: Annotated[int, Int(1, MAX_EPOCHS)] = 10,
     dataset: Annotated[str, Text()] = "digits",
     test_fraction: Annotated[float, Real(0, 1, low_open=True, high_open=True)] = 0.2,
+    train_examples: Annotated[int | None, Maybe(Int(1, MAX_BATCH))] = None,
     trajectory: Annotated[bool, Flag()] = True,
+    alignment: Annotated[str, Choice(*ALIGNMENT_RECORDS)] = "none",
     backend: str = "numba",
     seed: int | np.random.SeedSequence = 0,
     dtype: str = "float32",
@@ -542,7 +550,8 @@ def train(
     """Train a predictive coding network (or its ``bp`` baseline) to classify ``dataset``.
 
     Inputs are standardised with the training set's mean and standard deviation per feature;
-    labels are one-hot vectors. ``direction``:
+    labels are one-hot vectors. ``train_examples`` keeps only the first that many examples of the
+    (shuffled) training split, for learning from little data. ``direction``:
 
     * ``"discriminative"``: the input is clamped at the bottom (``sizes[0]`` features) and the
       label at the top (``sizes[-1]`` > every label); the loss is ``|label - prediction|^2 / 2``
@@ -562,8 +571,26 @@ def train(
     last batch before each of its ``T`` inference steps and after the last (pc and fpa; NaN for
     zil and bp, which do not relax). ``trajectory = False`` leaves the trajectory out, so that
     the output has the same shape for every ``T`` and a sweep may vary ``T``.
+
+    ``depth`` (the number of weight layers) builds a network of one width, so that a sweep may
+    vary its depth: ``sizes`` is then ``[input, width, output]`` and the layers are the input,
+    ``depth - 1`` hidden layers of ``width`` units and the output.
+
+    ``alignment`` records ``target_alignment`` (Song et al. 2024): after each weight update the
+    batch's inputs are swept forward again, and per example the cosine between the change of the
+    feedforward output and ``target - output`` (the output before the update) is taken
+    (:func:`~plasticity.analysis.alignment.target_alignment`); its mean over the batch is recorded
+    per training batch (``"step"``: dimensions epoch, step) or averaged over the epoch's batches
+    (``"epoch"``). Backpropagation moves the weights along the gradient, which moves the output
+    along ``J J^T (target - output)`` (``J`` the output's Jacobian in the weights), not straight to
+    the target; prospective configuration first infers the activity the target implies and then
+    learns it, so in deep networks its output change is closer to the target's direction.
     """
     sizes = list(sizes)
+    if depth is not None:
+        if len(sizes) != 3:
+            raise ConfigError(f"depth = {depth} needs sizes = [input, width, output] (3 numbers), got {sizes!r}")
+        sizes = [sizes[0]] + [sizes[1]] * (depth - 1) + [sizes[2]]
     generative = direction == "generative"
     if generative and mode != "pc":
         raise ConfigError(f"direction='generative' needs mode='pc' (a label is inferred by pc inference), got mode={mode!r}")
@@ -574,6 +601,10 @@ def train(
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     split_seed, init_seed, order_seed = root.spawn(3)
     data = load_dataset(dataset, test_fraction=test_fraction, seed=split_seed)
+    if train_examples is not None:
+        if train_examples > len(data.y_train):
+            raise ConfigError(f"train_examples = {train_examples} but the {data.name} training split has {len(data.y_train)} examples")
+        data = replace(data, x_train=data.x_train[:train_examples], y_train=data.y_train[:train_examples])
     inputs, labels = (-1, 0) if generative else (0, -1)
     names = ("sizes[-1]", "sizes[0]") if generative else ("sizes[0]", "sizes[-1]")
     if data.n_features != sizes[inputs]:
@@ -602,6 +633,7 @@ def train(
     n_batches = len(data.y_train) // batch
     results = {name: np.zeros(epochs) for name in ("train_loss", "train_accuracy", "test_accuracy", "energy")}
     path_energy = np.full(T + 1, np.nan)
+    aligned = np.full((epochs, n_batches), np.nan)
     for epoch in range(epochs):
         order = rng.permutation(len(data.y_train))
         loss = correct = energy = 0.0
@@ -610,6 +642,8 @@ def train(
             last = epoch == epochs - 1 and index == n_batches - 1
             bottom, clamped_top = (targets[chosen], x_train[chosen]) if generative else (x_train[chosen], targets[chosen])
             prediction, batch_energy, path = model.train_batch(bottom, clamped_top, T, record=last and trajectory)
+            if alignment != "none":
+                aligned[epoch, index] = np.nanmean(target_alignment(prediction, model.forward(bottom), clamped_top))
             loss += 0.5 * np.sum((clamped_top - prediction) ** 2)
             if not generative:
                 correct += np.sum(prediction.argmax(axis=1) == data.y_train[chosen])
@@ -625,6 +659,12 @@ def train(
     units = {"train_loss": "squared error / 2", "train_accuracy": "fraction", "test_accuracy": "fraction", "energy": "energy"}
     data_vars = {name: ("epoch", values, {"units": units[name]}) for name, values in results.items()}
     coords = {"epoch": epoch_coord}
+    described = {"units": "cosine", "long_name": "target alignment (mean over the batch's examples)"}
+    if alignment == "epoch":
+        data_vars["target_alignment"] = ("epoch", aligned.mean(axis=1), described)
+    elif alignment == "step":
+        data_vars["target_alignment"] = (("epoch", "step"), aligned, described)
+        coords["step"] = ("step", np.arange(1, n_batches + 1), {"long_name": "training batch within the epoch"})
     if trajectory:
         data_vars["energy_trajectory"] = ("inference_step", path_energy, {"units": "energy", "long_name": "energy of the last batch"})
         coords["inference_step"] = np.arange(T + 1)

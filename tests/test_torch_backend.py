@@ -140,7 +140,7 @@ SMALL_PARAMS = {
     "learn.capacity": {"n": 12, "load": 1.0, "trials": 3, "epochs": 5},
     "modern.retrieval": {"n": 16, "patterns": 20, "trials": 8},
     "motifs": {"task": "xor", "hidden": 8, "epochs": 5, "trials": 2},
-    "pc.train": {"sizes": (64, 4, 10), "T": 2, "batch": 16, "epochs": 1, "test_fraction": 0.9},
+    "pc.train": {"sizes": (64, 4, 10), "T": 2, "batch": 16, "epochs": 1, "test_fraction": 0.9, "alignment": "step"},
     "pca": {"n": 6, "k": 2, "rule": "sanger", "steps": 100, "trials": 2, "record_every": 10},
     "uhn.retrieval": {"patterns": 10, "n": 64, "beta": 10.0},
     "vector_hash.continuum": {"lambdas": [2, 3], "n_place": 40, "n_sensory": 50, "patterns": 20, "level": 0.1, "trials": 2},
