@@ -22,6 +22,7 @@ __all__ = [
     "trial_generators",
     "count_patterns",
     "flip_bits",
+    "common_patterns",
     "order_seeds",
     "sweep_orders",
     "order_into",
@@ -172,6 +173,37 @@ def sweep_orders(seeds: np.ndarray, sweep: int, n: int) -> np.ndarray:
         order[:, i] = order[rows, j]
         order[rows, j] = held
     return order
+
+
+#: Spawn-key suffix of a trial's common-pattern stream (ASCII "patterns").
+_COMMON_KEY = 0x7061747465726E73
+#: Rows of common patterns hashed at once (a few tens of MB of uint64).
+_COMMON_ROWS_VALUES = 1 << 22
+
+
+def common_patterns(rng: np.random.Generator, count: int, n: int) -> np.ndarray:
+    """(count, n) unbiased random +-1 patterns (float32) that depend on the trial alone, not on
+    ``count`` or ``n``: unit i of pattern mu is the top bit of splitmix64(key + (mu 2^32 + i) golden),
+    key drawn from the SeedSequence of the trial's generator ``rng`` (which is not advanced). So
+    protocols given the same seed store the same patterns whatever their sizes: a memory of n units
+    stores the first n units of the patterns a larger one stores, and a run with fewer patterns the
+    first rows (the continuum comparisons of Chandra et al. 2025 store the first P columns of one
+    pattern book)."""
+    if count < 0 or count >= 2**31 or n < 0 or n >= 2**32:
+        raise ConfigError(f"common patterns: count must be in [0, 2^31) and n in [0, 2^32); got {count} and {n}")
+    seq = rng.bit_generator.seed_seq
+    if not isinstance(seq, np.random.SeedSequence):
+        raise ConfigError("common patterns need a generator made from a SeedSequence (numpy.random.default_rng(seed))")
+    key = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, _COMMON_KEY)).generate_state(1, np.uint64)[0]
+    out = np.empty((count, n), dtype=np.float32)
+    units = np.arange(n, dtype=np.uint64)
+    step = max(1, _COMMON_ROWS_VALUES // max(1, n))
+    for start in range(0, count, step):
+        rows = np.arange(start, min(count, start + step), dtype=np.uint64)
+        counters = (rows[:, None] << np.uint64(32)) | units[None, :]
+        bits = _mix64_array(key + counters * _GOLDEN) >> np.uint64(63)
+        out[start:start + rows.size] = bits.astype(np.float32) * np.float32(2.0) - np.float32(1.0)
+    return out
 
 
 def order_seeds(rngs: Sequence[np.random.Generator]) -> np.ndarray:

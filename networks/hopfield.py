@@ -46,7 +46,8 @@ from plasticity.errors import EquationError
 from plasticity.network import Network
 from plasticity.networks import memory_fast_paths  # noqa: F401  (registers the fast paths)
 from plasticity.networks._assoc import BinaryMemory, check_binary, count_patterns, flip_bits, order_seeds, trial_generators
-from plasticity.params import Choice, Int, Real, RuleSpec, check
+from plasticity.networks._assoc import common_patterns as shared_patterns
+from plasticity.params import Choice, Flag, Int, Real, RuleSpec, check
 from plasticity.population import Population
 from plasticity.projection import Projection
 from plasticity.protocols import protocol
@@ -315,6 +316,7 @@ def capacity(
     max_sweeps: Annotated[int, Int(1, 1_000_000)] = 100,
     trials: Annotated[int, Int(1, 1_000_000)] = 50,
     threshold: Annotated[float, Real(0, 1)] = 0.95,
+    common_patterns: Annotated[bool, Flag()] = False,
     backend: str = "numba",
     seed: int | np.random.SeedSequence = 0,
     dtype: str = "float32",
@@ -330,6 +332,9 @@ def capacity(
     with the pattern, ``success`` (overlap >= ``threshold``), ``sweeps`` that changed the state,
     ``converged``, ``cycle`` (synchronous 2-cycle) and the final ``energy`` -1/2 s^T W s of the
     couplings the rule wrote. Trials run in batches; the numba backend spreads them over the cores.
+    With ``common_patterns`` the patterns are the trial's common patterns
+    (``networks._assoc.common_patterns``): the first n units of those any other protocol with the
+    option (and ``vector_hash.continuum``) stores with the same seed.
     """
     rule = _storage_rule(rule)
     memory_network(2, rule)  # a rule the memory cannot run is an error before any pattern is drawn
@@ -354,7 +359,7 @@ def capacity(
         xs = xt.transpose(0, 2, 1)  # (trials, patterns, units), a view
         cues = np.empty((stop - start, n))
         for k, t in enumerate(range(start, stop)):
-            xt[k] = _random_patterns(rngs[t], n, count)
+            xt[k] = shared_patterns(rngs[t], count, n).T if common_patterns else _random_patterns(rngs[t], n, count)
             cues[k] = flip_bits(xs[k, 0], flip, rngs[t])
         if from_patterns is not None:
             found = from_patterns(xs, cues, order_seeds(rngs[start:stop]), max_sweeps)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numba as nb
 import numpy as np
+import scipy.linalg
 
 from plasticity.backends.runtime import register_fast_path
 from plasticity.networks._assoc import order_into, sweep_orders
@@ -88,18 +89,66 @@ def _outer_product_torch(patterns, epochs: int, dtype: str):
 
 
 _PSEUDOINVERSE = dict(
-    description="projection couplings W = X^+ X with the diagonal removed, by a pseudo-inverse (not local)",
+    description="projection couplings W = X^+ X with the diagonal removed, by the Cholesky factor of the "
+    "patterns' Gram matrix (a pseudo-inverse: not local)",
     twin="the engine's online storage with the library rule 'pseudoinverse' (Greville's recursion; equal to rounding)",
     replaces=PSEUDOINVERSE,
 )
 
 
+#: A Gram matrix whose smallest Cholesky pivot squared is below this fraction of its largest
+#: diagonal entry is taken as singular: a repeated +-1 pattern leaves a pivot of rounding size
+#: (about 1e-14 relative) where LAPACK need not fail, while a square random +-1 pattern matrix of
+#: 3600 rows, the worst-conditioned full-rank case the memories meet, gives about 1e-4.
+SINGULAR_PIVOT = 1e-10
+
+
+def gram_lower(x: np.ndarray, rows: bool) -> np.ndarray:
+    """The lower triangle (float64; the upper one is not written) of the Gram matrix of ``x``'s rows,
+    X X^T (``rows``), or of its columns, X^T X, by a symmetric rank-k update (half the products of a
+    matrix product). Integer entries whose products sum below 2^24 (+-1 patterns) are exact in
+    float32 and computed so, at twice the speed."""
+    exact32 = np.abs(x).max(initial=0.0) ** 2 * max(x.shape) < 2**24 and (x == np.round(x)).all()
+    if exact32:
+        return scipy.linalg.blas.ssyrk(1.0, np.asarray(x, dtype=np.float32), lower=1, trans=0 if rows else 1
+                                       ).astype(np.float64)
+    return scipy.linalg.blas.dsyrk(1.0, np.asarray(x, dtype=np.float64), lower=1, trans=0 if rows else 1)
+
+
+def gram_cholesky(gram: np.ndarray) -> np.ndarray | None:
+    """The lower Cholesky factor of a symmetric Gram matrix (float64; only its lower triangle is read),
+    or None when it is singular (not positive definite, or a pivot below :data:`SINGULAR_PIVOT`): then
+    a pseudo-inverse needs an SVD."""
+    try:
+        lower = np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        return None
+    if gram.shape[0] and np.diagonal(lower).min() ** 2 < SINGULAR_PIVOT * np.diagonal(gram).max():
+        return None
+    return lower
+
+
 @register_fast_path("hopfield.storage.pseudoinverse", ("numba", "numpy"), **_PSEUDOINVERSE)
 def _pseudoinverse_numpy(patterns: np.ndarray, epochs: int, dtype: str) -> np.ndarray:
-    """Re-presenting a stored pattern adds nothing (its residual is zero), so ``epochs`` does not matter."""
+    """Re-presenting a stored pattern adds nothing (its residual is zero), so ``epochs`` does not matter.
+
+    Per trial, X (P, N) of full rank: X^+ X = X^T (X X^T)^-1 X = Z^T Z with Z = L^-1 X, L the
+    Cholesky factor of the P x P Gram matrix (P <= N; over 10 times faster than an SVD at N ~ 1700),
+    and the identity when P > N (the rows span every direction). A singular Gram matrix (repeated
+    patterns) goes through numpy's SVD pseudo-inverse."""
     x = np.asarray(patterns, dtype=np.float64)
-    j = np.matmul(np.linalg.pinv(x), x)
-    for t in range(j.shape[0]):
+    trials, count, n = x.shape
+    j = np.empty((trials, n, n))
+    for t in range(trials):
+        xt = x[t]
+        lower = gram_cholesky(gram_lower(xt, rows=count <= n))
+        if lower is None:
+            j[t] = np.linalg.pinv(xt) @ xt
+        elif count <= n:
+            z = scipy.linalg.solve_triangular(lower, xt, lower=True, check_finite=False)
+            j[t] = z.T @ z
+        else:
+            j[t] = np.eye(n)
         np.fill_diagonal(j[t], 0.0)
     return j.astype(dtype)
 

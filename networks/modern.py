@@ -27,9 +27,10 @@ import xarray as xr
 
 from plasticity.backends.runtime import resolve
 from plasticity.errors import ConfigError
+from plasticity.networks._assoc import common_patterns as shared_patterns
 from plasticity.networks._assoc import flip_bits, trial_generators
 from plasticity.networks.uhn import UniversalHopfield, retrieve
-from plasticity.params import Choice, Int, Real, check
+from plasticity.params import Choice, Flag, Int, Real, check
 from plasticity.protocols import protocol
 
 __all__ = ["CUES", "ModernHopfield", "retrieval"]
@@ -144,6 +145,7 @@ def retrieval(
     level: Annotated[float, Real(0, 100)] = 0.2,
     steps: Annotated[int, Int(1, 10_000)] = 1,
     trials: Annotated[int, Int(1, 1_000_000)] = 100,
+    common_patterns: Annotated[bool, Flag()] = False,
     backend: str = "numba",
     seed: int | np.random.SeedSequence = 0,
     dtype: str = "float32",
@@ -157,7 +159,10 @@ def retrieval(
     standard deviation ``level``). Records the ``overlap`` xi_1 . out / n, the mean
     squared ``error`` per unit, the ``retrieved`` pattern index (largest overlap; -1 for a
     metastable mixture, where several patterns share the largest overlap) and whether it is
-    ``correct`` (the cued pattern alone has the largest overlap).
+    ``correct`` (the cued pattern alone has the largest overlap). With ``common_patterns`` the
+    patterns are the trial's common patterns (``networks._assoc.common_patterns``): the first n
+    units of those any other protocol with the option (and ``vector_hash.continuum``) stores with
+    the same seed.
     """
     if cue != "noise":
         check("level", level, Real(0, 1))
@@ -169,7 +174,7 @@ def retrieval(
     xs = np.empty((trials, count, n))
     cues = np.empty((trials, n))
     for t in range(trials):
-        xs[t] = rngs[t].integers(0, 2, size=(count, n)) * 2.0 - 1.0
+        xs[t] = shared_patterns(rngs[t], count, n) if common_patterns else rngs[t].integers(0, 2, size=(count, n)) * 2.0 - 1.0
         cues[t] = _cue(xs[t, 0], cue, level, rngs[t])
     stored = runtime.array(xs)
     out = runtime.host(retrieve(runtime, stored, stored, runtime.array(cues), "dot", "softmax", beta * n, steps=steps))

@@ -55,7 +55,8 @@ import xarray as xr
 from plasticity.backends.runtime import Runtime, fast_path_replacing, register_fast_path, resolve
 from plasticity.errors import ConfigError, EquationError
 from plasticity.network import Network
-from plasticity.networks._assoc import flip_bits, trial_generators
+from plasticity.networks._assoc import common_patterns, flip_bits, trial_generators
+from plasticity.networks.memory_fast_paths import gram_cholesky, gram_lower
 from plasticity.params import Choice, Int, Real, RuleSpec, Sizes, check
 from plasticity.population import Population
 from plasticity.projection import Projection
@@ -268,17 +269,12 @@ def _pseudoinverse_numpy(pre: np.ndarray, post: np.ndarray, epochs: int) -> np.n
     the least-squares map otherwise (presenting the pairs again changes nothing: ``epochs`` is moot). With X (P, n) of full rank, X^+ = (X^T X)^-1 X^T (P <= n) or
     X^T (X X^T)^-1 (P > n): one Gram matrix and a Cholesky solve, several times faster than an SVD.
     Rank-deficient X (repeated patterns) goes through numpy's SVD pseudo-inverse. The Gram matrix
-    of integer patterns whose products sum below 2^24 (+-1 sensory patterns) is exact in float32,
-    and computed so, at twice the speed."""
+    is a symmetric rank-k update, exact in float32 for +-1 patterns (``memory_fast_paths.gram_lower``)."""
     x = np.asarray(pre, dtype=np.float64)
     y = np.asarray(post, dtype=np.float64)
     tall = x.shape[0] <= x.shape[1]
-    exact32 = np.abs(x).max(initial=0.0) ** 2 * max(x.shape) < 2**24 and (x == np.round(x)).all()
-    g = x.astype(np.float32) if exact32 else x
-    gram = (g @ g.T if tall else g.T @ g).astype(np.float64)
-    try:
-        lower = np.linalg.cholesky(gram)
-    except np.linalg.LinAlgError:
+    lower = gram_cholesky(gram_lower(x, rows=tall))
+    if lower is None:
         return y.T @ np.linalg.pinv(x).T
     # tall: W = Y^T G^-1 X with G = X X^T; wide: W^T = G^-1 X^T Y with G = X^T X
     rhs = y if tall else x.T @ y
@@ -609,8 +605,10 @@ def replay_network(lambdas: Sequence[int], w_pg: np.ndarray, threshold: float, v
     return Network([place, *modules], projections)
 
 def _batches(count: int, width: int):
-    """(start, stop) of consecutive batches of rows, each at most :data:`_BATCH_VALUES` values wide."""
-    step = max(1, _BATCH_VALUES // max(1, width))
+    """(start, stop) of consecutive batches of rows, each at most :data:`_BATCH_VALUES` values wide and
+    of as nearly equal sizes as can be (a simulation is built per batch size)."""
+    most = max(1, _BATCH_VALUES // max(1, width))
+    step = -(-count // -(-count // most)) if count else 1
     return [(start, min(count, start + step)) for start in range(0, count, step)]
 
 
@@ -651,8 +649,11 @@ def continuum(
 ) -> xr.Dataset:
     """Recall in Vector-HaSH against the number of stored patterns (Chandra et al. 2025, Fig. 3).
 
-    Each trial draws its own grid to place weights and ``patterns`` random +-1 sensory patterns of
-    ``n_sensory`` units, stores them at the first scaffold states with the ``storage`` rule, cues
+    Each trial draws its own grid to place weights and stores its ``patterns`` random +-1 sensory
+    patterns of ``n_sensory`` units, the trial's common patterns (``networks._assoc.common_patterns``:
+    the first ``patterns`` of one pattern book per trial, as the authors' continuum, and the first
+    n units of them in ``hopfield.capacity`` and ``modern.retrieval`` with ``common_patterns = true``
+    and the same seed), stores them at the first scaffold states with the ``storage`` rule, cues
     the memory (place to grid weights learned over every scaffold state by ``scaffold_rule``) with every
     stored pattern corrupted by ``cue`` (``"noise"``: a fraction ``level`` of
     the bits flipped; ``"partial"``: a fraction ``level`` of the units set to 0), runs the grid-place
@@ -676,7 +677,7 @@ def continuum(
     for t, rng in enumerate(trial_generators(seed, trials)):
         memory = VectorHaSH(n_sensory, lambdas=periods, n_place=n_place, threshold=threshold, connectivity=connectivity,
                             storage=storage, scaffold_rule=scaffold_rule, seed=rng, backend=backend, dtype=dtype, device=device)
-        stored = rng.integers(0, 2, size=(patterns, n_sensory)) * 2.0 - 1.0
+        stored = common_patterns(rng, patterns, n_sensory).astype(np.float64)
         memory.store(stored)
         cues = np.stack([corrupt(row, cue, level, rng) for row in stored]) if level > 0 else stored
         result = memory.recall(cues, iterations)

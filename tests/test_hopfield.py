@@ -232,6 +232,7 @@ def test_protocols_registered_and_run_through_registry():
         assert name in names
     assert set(get_protocol("hopfield.capacity").defaults) == {
         "n", "rule", "epochs", "load", "patterns", "flip", "update", "max_sweeps", "trials", "threshold",
+        "common_patterns",
     }
     ds = run_protocol("hopfield.capacity", {"n": 50, "trials": 3, "load": 0.1}, backend="numpy", seed=2)
     assert ds.attrs["protocol"] == "hopfield.capacity" and ds.attrs["backend"] == "numpy"

@@ -9,7 +9,9 @@ import pytest
 import reference
 from plasticity.backends.runtime import fast_path, resolve
 from plasticity.errors import ConfigError, EquationError
+from plasticity.networks._assoc import common_patterns, trial_generators
 from plasticity.networks.hopfield import capacity as hopfield_capacity
+from plasticity.networks.modern import retrieval as modern_retrieval
 from plasticity.networks.vector_hash import (
     VectorHaSH,
     check_lambdas,
@@ -202,6 +204,45 @@ def test_a_user_rule_stores_the_sensory_association():
 
 
 # ----------------------------------------------------------------------------- protocol and bad input
+
+
+def test_hopfield_pseudoinverse_fast_path_by_cholesky_equals_numpy_pinv():
+    """hopfield.storage.pseudoinverse by the Gram matrix's Cholesky factor: fewer patterns than units,
+    more (the identity, diagonal removed), and a repeated pattern (a singular Gram matrix whose
+    Cholesky factor LAPACK may return with a pivot of rounding size: numpy's SVD instead)."""
+    x = np.stack([random_patterns(12, 30, seed=3), random_patterns(12, 30, seed=4)])
+    repeated = x.copy()
+    repeated[:, 7] = repeated[:, 3]
+    for patterns in (x, random_patterns(40, 30, seed=5)[None], repeated):
+        expected = np.linalg.pinv(patterns[0]) @ patterns[0]
+        np.fill_diagonal(expected, 0.0)
+        out = fast_path("hopfield.storage.pseudoinverse", "numba")(patterns, 1, "float64")
+        np.testing.assert_allclose(out[0], expected, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- common patterns
+
+
+def test_common_patterns_are_the_same_whatever_the_count_and_the_width():
+    first, second = trial_generators(11, 2)
+    big = common_patterns(first, 50, 300)
+    assert set(np.unique(big)) == {-1.0, 1.0} and abs(big.mean()) < 0.02
+    np.testing.assert_array_equal(common_patterns(trial_generators(11, 2)[0], 20, 171), big[:20, :171])
+    assert first.random() == np.random.default_rng(np.random.SeedSequence(11).spawn(2)[0]).random()  # not advanced
+    assert np.abs(common_patterns(second, 50, 300) @ big.T / 300).max() < 0.35  # another trial: other patterns
+
+
+def test_comparison_protocols_store_the_common_patterns():
+    """hopfield.capacity and modern.retrieval with common_patterns store the trial's common patterns:
+    with two stored patterns, the Hebbian energy of the recalled first pattern, -(N^2 + c^2 - 2N) / 2,
+    and the overlap of a modern network at beta -> 0 (the mean of both), (1 + c / N) / 2, give back
+    their overlap c = x1 . x2 as common_patterns draws them."""
+    n, seed = 40, 7
+    c = np.array([float(x[0] @ x[1]) for x in (common_patterns(g, 2, n) for g in trial_generators(seed, 3))])
+    hop = hopfield_capacity(n=n, patterns=2, flip=0.0, update="sync", trials=3, seed=seed, common_patterns=True)
+    np.testing.assert_allclose(hop["energy"], -0.5 * (n * n + c ** 2 - 2 * n))
+    modern = modern_retrieval(n=n, patterns=2, beta=1e-9, level=0.0, trials=3, seed=seed, common_patterns=True)
+    np.testing.assert_allclose(modern["overlap"], (1 + c / n) / 2, atol=1e-6)
 
 
 def test_mutual_information_per_bit():
