@@ -40,6 +40,8 @@ References
   cortical plasticity. Neural Networks 5:3-17.
 - G. C. Castellani, N. Intrator, H. Shouval, L. N. Cooper (1999), Solutions of the BCM learning
   rule in a network of lateral interacting nonlinear neurons. Network 10:111-121.
+- L. C. Udeigwe, P. W. Munro, G. B. Ermentrout (2017), Emergent dynamical properties of the BCM
+  learning rule. J. Math. Neurosci. 7:2 (a threshold slower than the weights: oscillations).
 - H. J. Kushner, D. S. Clark (1978), Stochastic Approximation Methods for Constrained and
   Unconstrained Systems. Springer.
 """

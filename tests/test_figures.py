@@ -159,3 +159,26 @@ def test_pc_vs_bp_compares_zil_and_backprop_on_common_seeds_where_their_curves_c
     # Seeded by point, as before seed_by, the two start apart and their curves differ.
     zil, bp = _zil_and_bp(tmp_path, ["sweep.seed_by=['mode', 'repeat']"])
     assert not np.allclose(zil["train_loss"].values, bp["train_loss"].values, rtol=1e-3)
+
+
+def test_prospective_configuration_shares_seeds_so_one_layer_pc_and_backprop_coincide(tmp_path):
+    """figures/prospective_configuration: with one weight layer pc has nothing to infer and its update is
+    backprop's, so on shared seeds (seed_by: same split, initial weights and order) the two learn the same
+    (equal losses; their alignment is 1, one linear layer and one example per update); plot.py draws it."""
+    path = FIGURES / "prospective_configuration" / "experiment.toml"
+    assert load_experiment(path).seed_by == ("repeat",)
+    experiment = load_experiment(path, ["sweep.depth=[1, 2]", "sweep.repeats=1", "params.train_examples=3", "params.T=4",
+                                        "params.test_fraction=0.01"])
+    run_sweep(experiment, tmp_path / "experiment.zarr", workers=0, progress=False)
+    store = xr.open_zarr(tmp_path / "experiment.zarr").load()
+    shallow = store.sel(depth=1)
+    np.testing.assert_allclose(shallow["train_loss"].sel(mode="pc"), shallow["train_loss"].sel(mode="bp"), rtol=1e-12)
+    np.testing.assert_allclose(shallow["target_alignment"], 1.0, rtol=1e-12)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_plot_prospective", path.parent / "plot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths = module.plot({"experiment": store}, tmp_path)
+    assert sorted(p.name for p in paths) == ["prospective_configuration.pdf", "prospective_configuration.png"]
+    _assert_drawn(tmp_path / "prospective_configuration.png")

@@ -494,6 +494,8 @@ def test_target_alignment_of_one_update_by_hand(mode):
     before, _, _ = single.train_batch(data[:1], goal, steps)
     np.testing.assert_allclose(target_alignment(before, single.forward(data[:1]), goal), [1.0], rtol=1e-12)
     assert np.isnan(target_alignment(before, before, goal)).all()  # no change: no direction
+    with pytest.raises(ConfigError, match="arrays of one shape"):
+        target_alignment(before, before[:, :2], goal)
 
 
 def test_protocol_records_target_alignment_per_step_and_per_epoch():
