@@ -14,7 +14,7 @@ what counts):
    same sweep of the library's hebbian rule (batch storage, recall from the patterns); this tree only.
 
 Run: ``python benchmarks/bench_memories.py [--before REV] [--rounds 3] [--trials 50] [--sweep-trials 20]
-[--only capacity sync pc sweep]``; writes ``benchmarks/results/memories.json`` and ``.md``. On a loaded
+[--only capacity sync pc sweep] [--name memories]``; writes ``benchmarks/results/NAME.json`` and ``.md``. On a loaded
 machine, fewer trials per load (``--trials``, ``--sweep-trials``) keep a run within minutes; the
 trials used are in the results.
 """
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=50, help="trials per load of the capacity curve")
     parser.add_argument("--sweep-trials", type=int, default=20, help="trials per load of the strict 3Q sweep")
+    parser.add_argument("--name", default="memories", help="results file name (without extension)")
     parser.add_argument("--only", nargs="+", default=["capacity", "sync", "pc", "sweep"], choices=["capacity", "sync", "pc", "sweep"])
     args = parser.parse_args()
     results: dict = {"before": args.before, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "cores": os.cpu_count(),
@@ -150,7 +151,9 @@ def main() -> None:
                                           "hebbian_s": hebbian, "ratio": strict / hebbian}
     results["load_average_at_end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "memories.json").write_text(json.dumps(results, indent=2) + "\n")
+    results["openmp_environment"] = {key: os.environ[key] for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+                                     if key in os.environ}
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [f"# Associative memories on the engine, against {args.before} (best of {args.rounds}, alternating)", "",
              f"Load average {results['load_average_at_start']:.1f} at the start, {results['load_average_at_end']:.1f} at the end; "
              f"the capacity curve with {args.trials} trials per load.", "",
@@ -164,7 +167,7 @@ def main() -> None:
         lines += ["", f"`plasticity sweep examples/storage_3q.toml` ({item['trials']} trials per load; strict 3Q rule, engine): "
                   f"{item['strict_3q_s']:.1f} s; the same sweep with rule = 'hebbian' (fast paths): {item['hebbian_s']:.1f} s "
                   f"({item['ratio']:.1f}x)."]
-    (RESULTS / "memories.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -15,7 +15,7 @@ steps. Three ways a protocol calls ``advance``:
 * ``new``: a different input pattern each call (the long run gets the same patterns as an array,
   one per step, changing every ``n`` steps).
 
-Usage: ``python benchmarks/bench_short_runs.py [--backends numba numpy] [--sizes 4096 8192]
+Usage: ``python benchmarks/bench_short_runs.py [--backends numba numpy torch] [--sizes 4096 8192] [--torch-sizes 4096]
 [--steps 4 10] [--total 40] [--rounds 5] [--modes free clamped new] [--name short_runs]``; writes
 ``benchmarks/results/NAME.json`` and ``NAME.md``. The load average before and after is recorded.
 """
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["numba", "numpy"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
     parser.add_argument("--numpy-sizes", type=int, nargs="+", default=[2048], help="sizes for the numpy backend (slower)")
+    parser.add_argument("--torch-sizes", type=int, nargs="+", default=[4096], help="sizes for the torch backend (its default device)")
     parser.add_argument("--steps", type=int, nargs="+", default=[4, 10])
     parser.add_argument("--total", type=int, default=40, help="steps per contender per round")
     parser.add_argument("--rounds", type=int, default=5)
@@ -123,7 +124,7 @@ def main() -> None:
     load_before = os.getloadavg()
     results = []
     for backend in args.backends:
-        for n in args.numpy_sizes if backend == "numpy" else args.sizes:
+        for n in {"numpy": args.numpy_sizes, "torch": args.torch_sizes}.get(backend, args.sizes):
             for mode in args.modes:
                 for per_call in args.steps:
                     row = measure(backend, n, per_call, args.total, mode, args.rounds)

@@ -471,12 +471,48 @@ def test_weights_are_checked_through_the_precomputed_drive(monkeypatch):
     assert (error.value.variable, error.value.trial) in (("ff.w", 1), ("out.I", 1), ("out.y", 1))
 
 
+def test_torch_weights_are_checked_through_the_drive_the_next_run_takes(monkeypatch):
+    """torch: the end-of-run check proves the weights finite by the drive of the next step, computed
+    from the source as it is (no pass over W), which the next run takes when nothing wrote the source
+    or its input holds the same values; a source with a zero, or a drive that is not finite, sends the
+    check to the weights; the state stays the numpy reference's."""
+    pytest.importorskip("torch")
+    from plasticity.backends import torch_backend
+
+    scanned = []
+    finite = torch_backend._finite
+    monkeypatch.setattr(torch_backend, "_finite", lambda array: scanned.append(array.numel()) or finite(array))
+    patterns = np.random.default_rng(0).normal(size=(2, 1, 2, 40))
+    fast, reference = _oja("torch"), _oja("numpy")
+    calls = [({}, 4), ({"inp.x": patterns[0]}, 3), ({"inp.x": patterns[0]}, 2), ({"inp.x": patterns[1]}, 3), ({}, 1)]
+    taken = []
+    for inputs, steps in calls:
+        before = fast.engine.cached_drives
+        for simulation in (fast, reference):
+            simulation.advance(steps, inputs=inputs)
+        taken.append(fast.engine.cached_drives - before)
+        for key in ("ff.w", "out.y", "out.I", "inp.x"):
+            np.testing.assert_allclose(fast.get(key), reference.get(key), rtol=1e-12, atol=1e-12, err_msg=key)
+    assert taken == [0, 0, 1, 0, 1]
+    assert scanned and 40 * 24 * 2 not in scanned
+    zero = patterns[1].copy()
+    zero[0, 1, 3] = 0.0  # a product with it could be skipped: the weights are scanned
+    fast.advance(1, inputs={"inp.x": zero})
+    assert 40 * 24 * 2 in scanned
+    weights = fast.get("ff.w")
+    weights[1, 5, 7] = np.nan
+    fast.set("ff.w", weights)
+    with pytest.raises(DivergenceError) as error:
+        fast.advance(0)
+    assert (error.value.variable, error.value.trial) == ("ff.w", 1)
+
+
 @pytest.mark.parametrize("first_call", [1, 3])
 def test_weights_diverging_in_short_runs_are_found_like_in_one_run(first_call):
     """Hebbian weights that blow up in trial 1: calls of a few steps stop with the same
     DivergenceError (variable, trial, step) as the numpy reference."""
     errors = {}
-    for backend in ("numpy", "numba"):
+    for backend in ("numpy", "numba", "torch"):
         inp = pl.Population(3, init={"x": 0.0}, name="inp")
         out = pl.Population(3, ["y = I"], name="out")
         network = pl.Network([inp, out], [pl.Projection(inp, out, "hebb", params={"eta": 10.0, "decay": 0.0}, name="p")])
@@ -488,4 +524,4 @@ def test_weights_diverging_in_short_runs_are_found_like_in_one_run(first_call):
             for _ in range(100):
                 simulation.advance(3, inputs={"inp.x": x})
         errors[backend] = (raised.value.variable, raised.value.trial, raised.value.step, raised.value.last_finite)
-    assert errors["numba"] == errors["numpy"] and errors["numba"][1] == 1
+    assert errors["numba"] == errors["numpy"] == errors["torch"] and errors["numba"][1] == 1

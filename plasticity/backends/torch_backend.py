@@ -78,6 +78,12 @@ COMPILE_ENV = "PLASTICITY_TORCH_COMPILE"
 FUSED_RANK = 8
 
 
+def _finite(array: torch.Tensor) -> torch.Tensor:
+    """Whether ``array`` holds only finite values (0-d tensor), from its minimum and maximum (both
+    propagate NaN), without a temporary of its size."""
+    return torch.isfinite(torch.stack(torch.aminmax(array))).all()
+
+
 def default_compile(device: torch.device) -> bool:
     """Whether separable synapse updates on ``device`` are compiled when neither ``compile=`` nor
     :data:`COMPILE_ENV` says: on a CUDA device where triton (``torch.compile``'s GPU code
@@ -293,6 +299,14 @@ class TorchEngine:
             for name, projection in network.projections.items()
         }
         self.cached_drives = 0
+        # projections whose drive runs in some stage, by weights key: the end-of-run check proves
+        # their weights finite by computing that drive (see nonfinite)
+        self._drive_of_weights = {
+            f"{op.projection}.w": op.projection for op in network.program if op.kind == "drive"
+        }
+        # sources of drives computed by that check: an input writing the same values into one
+        # at the next step keeps its write count, so the drive is reused
+        self._proof_sources: set[str] = set()
 
     def _compile_equation(self, equation: Equation, shared: bool) -> _EquationProgram:
         reductions = _synapse_reductions(equation)
@@ -346,16 +360,45 @@ class TorchEngine:
         Checked on the device without a temporary the size of an array (an array is finite
         exactly when its minimum and maximum are: both reductions propagate NaN), skipping
         arrays not written since they were last found finite, with one transfer to the host.
+        Weights whose projection drives its target are proven finite without scanning them by
+        the drive the next step needs anyway (computed now, kept and reused by that step while
+        neither source nor weights are written): with every source value finite and non-zero, a
+        NaN or infinite weight makes its row's sum of products non-finite (a product with a zero
+        could be skipped by the BLAS), so a finite drive from such a source proves the weights
+        finite; otherwise, or when the drive is not finite, the weights are scanned. A short run
+        then costs what its steps cost instead of a pass over W per call.
         """
         pending = [key for key in keys if self._verified.get(key) != self._version[key]]
         if not pending:
             return None
-        finite = torch.stack([torch.isfinite(torch.stack(torch.aminmax(self.arrays[key]))).all() for key in pending]).tolist()
+        proven = [key for key in pending if key in self._drive_of_weights and not self.half]
+        checks = [self._drive_proof(key) if key in proven else _finite(self.arrays[key]) for key in pending]
+        finite = torch.stack(checks).tolist()
+        unproven = [key for key, ok in zip(pending, finite) if key in proven and not ok]
+        if unproven:  # the drive could not prove them: scan the weights
+            scanned = dict(zip(unproven, torch.stack([_finite(self.arrays[key]) for key in unproven]).tolist()))
+            finite = [scanned.get(key, ok) for key, ok in zip(pending, finite)]
         for key, ok in zip(pending, finite):
             if not ok:
                 return key
             self._verified[key] = self._version[key]
         return None
+
+    def _drive_proof(self, weights_key: str) -> torch.Tensor:
+        """True (0-d tensor) when the drive of the projection with ``weights_key`` from its source
+        as it is, computed now unless kept, proves the weights finite (see :meth:`nonfinite`)."""
+        name = self._drive_of_weights[weights_key]
+        projection = self.network.projections[name]
+        source_key = f"{projection.pre.name}.{projection.source}"
+        source = self.arrays[source_key]
+        cache = self._contribution[name]
+        now = (self._version[source_key], self._version[weights_key])
+        if cache[0] != now:
+            cache[1].zero_()
+            self._drive_product(name, source, cache[1])
+            cache[0] = now
+        self._proof_sources.add(source_key)
+        return torch.isfinite(cache[1]).all() & torch.isfinite(source).all() & (source != 0).all()
 
     def _host_tensor(self, value: Any) -> torch.Tensor:
         return torch.from_numpy(np.array(value, dtype=self.numpy_dtype, copy=True))
@@ -371,13 +414,16 @@ class TorchEngine:
     ) -> None:
         """Advance one step at time ``t``; ``plastic`` names projections whose rule runs, ``stages``
         the network stages that run (None: all)."""
+        version = self._version
         for key, value in inputs.items():
             staged = self._prefetched.get(key)
-            self.arrays[key].copy_(staged[1] if staged is not None and staged[0] is value else self._host_tensor(value))
-        self._prefetched = {}
-        version = self._version
-        for key in inputs:
+            new = staged[1] if staged is not None and staged[0] is value else self._host_tensor(value)
+            if key in self._proof_sources and torch.equal(self.arrays[key], new):
+                continue  # the same values: the drive the end-of-run check computed from them stays valid
+            self.arrays[key].copy_(new)
             version[key] += 1
+        self._prefetched = {}
+        self._proof_sources.clear()
         for operation in self.network.program:
             if stages is not None and operation.stage not in stages:
                 continue
