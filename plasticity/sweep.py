@@ -56,9 +56,8 @@ from typing import Any, Iterator
 
 import numpy as np
 import xarray as xr
-import zarr
-from zarr.core.sync import sync as _zarr_sync
 
+# zarr is imported where a store is opened or written: points on threads start while it loads.
 from plasticity.errors import ConfigError, PlasticityError
 from plasticity.experiment import Experiment
 from plasticity.provenance import base_attrs, git_revision, now_iso, to_json
@@ -293,6 +292,8 @@ def _config_differences(stored: dict[str, Any], current: dict[str, Any], prefix:
 
 
 def _check_resumable(path: Path, experiment: Experiment) -> None:
+    import zarr
+
     attrs = dict(zarr.open_group(path, mode="r", use_consolidated=False).attrs)
     if attrs.get("store_kind") != "sweep":
         raise ConfigError(f"{str(path)!r} is not a sweep store; cannot resume it")
@@ -325,6 +326,8 @@ class _Store:
             self.signature = json.loads(self.group.attrs["data_signature"])
 
     def _open(self) -> None:
+        import zarr
+
         self.group = zarr.open_group(self.path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
         self.arrays = dict(self.group.arrays())
 
@@ -340,7 +343,9 @@ class _Store:
                                    for position, values in writes for name, value in values.items()))
 
         if writes:
-            _zarr_sync(write_all())
+            from zarr.core.sync import sync
+
+            sync(write_all())
 
     def mark_damaged(self, damaged: list[tuple[int, str, str]]) -> None:
         """Clear the done flag of damaged points, so that they run again, and say why."""
@@ -385,6 +390,8 @@ class _Store:
         self._open()
         self.signature = json.loads(json.dumps(_signature(dataset)))
         self.group.attrs["data_signature"] = json.dumps(self.signature)
+        import zarr
+
         zarr.consolidate_metadata(self.path, zarr_format=ZARR_FORMAT)
 
     def _check(self, dataset: xr.Dataset, index: int) -> None:
@@ -461,6 +468,8 @@ class _Store:
                 "last_session_s": round(time.perf_counter() - started, 3),
             }
         )
+        import zarr
+
         zarr.consolidate_metadata(self.path, zarr_format=ZARR_FORMAT)
         return int(done.sum()), [int(i) for i in np.flatnonzero(failed)]
 
