@@ -15,10 +15,14 @@ Measured side by side in one run on this machine (issue 6):
    point completions minus the point's own run time. Target: median < 50 ms.
 
 3. A short real sweep, the Hebbian capacity curve of issue 18 (``hopfield.capacity``, 21
-   loads x 50 trials, N = 1000, numba): ``plasticity sweep --workers 2`` against the same
-   points run by a plain loop of ``run_protocol`` calls in one process, each a fresh process
-   timed from its start to its end (imports included), on a warm kernel cache, in
-   alternating rounds (best and median kept). Target: 2 workers faster than the loop.
+   loads x 50 trials, N = 1000, numba): ``plasticity sweep --workers 2`` (points on two
+   threads of the command's process) against the same points run by a plain loop of
+   ``run_protocol`` calls in one process; beside them the sweep with points on threads turned
+   off (the process workers it had before), ``--workers 0``, and two bare loop processes
+   started together, each running every other point (what two processes give without the
+   sweep). Each contender is a fresh process timed from its start to its end (imports
+   included), on a warm kernel cache, in alternating rounds (best and median kept, and the
+   CPU time the processes used). Target: 2 workers faster than the loop.
 
 Usage: ``python benchmarks/bench_sweep.py [--points 40] [--iterations 200] [--curve-rounds 3]``
 (``--only-curve`` runs part 3 alone and keeps the other parts' results in the file);
@@ -32,6 +36,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -117,22 +122,44 @@ load = {start = 0.02, stop = 0.30, num = 21}
 """
 
 LOOP = """
+import sys
 from plasticity.experiment import load_experiment
 from plasticity.protocols import run_protocol
 from plasticity.sweep import Grid, point_seed
 
 experiment = load_experiment("curve.toml")
 grid = Grid.from_experiment(experiment)
-for index in range(grid.size):
+part, parts = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) > 2 else (0, 1)
+for index in range(part, grid.size, parts):
     run_protocol(experiment.protocol, {**experiment.params, **grid.params(index)}, backend=experiment.backend,
                  seed=point_seed(experiment.seed, index))
 """
 
+#: ``plasticity sweep`` with points on threads turned off: the process workers every protocol had before.
+PROCESSES = """
+import sys
+import plasticity.sweep
+from plasticity.cli import main
 
-def _timed_process(command: list[str], cwd: Path) -> float:
+plasticity.sweep.threads_run_points_at_once = lambda: False
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _timed_processes(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
+    """Wall time from the start of ``commands`` (run at once) to the end of the last, and the CPU
+    time (user + system) they and their children used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True)
-    return time.perf_counter() - start
+    running = [subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for command in commands]
+    for process in running:
+        _, error = process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"{process.args} failed:\n{error}")
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def capacity_curve(folder: Path, rounds: int) -> dict[str, object]:
@@ -141,14 +168,25 @@ def capacity_curve(folder: Path, rounds: int) -> dict[str, object]:
     (folder / "curve.toml").write_text(CURVE)
     loop = [sys.executable, "-c", LOOP]
     sweep = [sys.executable, "-m", "plasticity.cli", "sweep", "curve.toml", "-q"]
-    _timed_process(loop, folder)  # compiles the kernels into the disk cache: every timing below loads them
-    times: dict[str, list[float]] = {"loop": [], "sweep_workers_2": [], "sweep_workers_0": []}
+    processes = [sys.executable, "-c", PROCESSES, "sweep", "curve.toml", "-q"]
+    _timed_processes([loop], folder)  # compiles the kernels into the disk cache: every timing below loads them
+    contenders = {
+        "loop": lambda out: [loop],
+        # Two bare loop processes started together, each running every other point: what two
+        # processes give without any sweep machinery (each pays the imports and kernel loads).
+        "loop_two_processes": lambda out: [loop + ["0", "2"], loop + ["1", "2"]],
+        "sweep_workers_2": lambda out: [sweep + ["-o", out, "--workers", "2"]],
+        "sweep_workers_2_processes": lambda out: [processes + ["-o", out, "--workers", "2"]],
+        "sweep_workers_0": lambda out: [sweep + ["-o", out, "--workers", "0"]],
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     for round_ in range(rounds):
-        times["loop"].append(_timed_process(loop, folder))
-        for workers in (2, 0):
-            out = f"curve-{workers}-{round_}.zarr"
-            times[f"sweep_workers_{workers}"].append(
-                _timed_process(sweep + ["-o", out, "--workers", str(workers)], folder))
+        for name, commands in contenders.items():
+            out = f"curve-{name}-{round_}.zarr"
+            wall, used = _timed_processes(commands(out), folder)
+            times[name].append(wall)
+            cpu[name].append(used)
             shutil.rmtree(folder / out, ignore_errors=True)
     loads = [round(x, 2) for x in os.getloadavg()]
     best = {name: min(values) for name, values in times.items()}
@@ -160,10 +198,12 @@ def capacity_curve(folder: Path, rounds: int) -> dict[str, object]:
         "experiment": CURVE.strip(),
         "rounds": rounds,
         "seconds": {name: [round(t, 3) for t in values] for name, values in times.items()},
+        "cpu_seconds": {name: [round(t, 2) for t in values] for name, values in cpu.items()},
         "best_s": {name: round(t, 3) for name, t in best.items()},
         "median_s": {name: round(t, 3) for name, t in median.items()},
         "loop_over_sweep_workers_2_best": round(best["loop"] / best["sweep_workers_2"], 3),
         "loop_over_sweep_workers_2_median": round(median["loop"] / median["sweep_workers_2"], 3),
+        "loop_over_sweep_workers_2_processes_median": round(median["loop"] / median["sweep_workers_2_processes"], 3),
         "target": "sweep on 2 workers faster than the loop (ratio > 1)",
     }
 

@@ -303,7 +303,7 @@ def _random_patterns(rng: np.random.Generator, n: int, count: int) -> np.ndarray
     return bits.reshape(n, count).astype(np.float32) * np.float32(2.0) - np.float32(1.0)
 
 
-@protocol("hopfield.capacity")
+@protocol("hopfield.capacity", threads=True)
 def capacity(
     *,
     n: Annotated[int, Int(2, 20_000)] = 1000,

@@ -185,7 +185,7 @@ def _rows_torch(patterns, epochs: int, dtype: str):
 # ----------------------------------------------------------------------------- asynchronous recall from couplings
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _async_run_kernel(couplings, states, fields, seeds, rows, first, count, sweeps, flips, converged):  # pragma: no cover
     """Up to ``count`` asynchronous sweeps (numbered from ``first``) for each trial in ``rows``.
 
@@ -259,7 +259,7 @@ def _async_run_array(xp, couplings, states, fields, seeds, rows, first, count, s
         sweeps[rows[changed > 0]] += 1
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _trial_fields_kernel(couplings, states, rows, out):  # pragma: no cover - compiled
     """out[k] = states[rows[k]] @ J accumulated in float64, unit by unit (row-major streaming); J is the
     trial's couplings, or the shared ones. Used for the fields an asynchronous run starts from, so
@@ -349,7 +349,7 @@ def _async_torch(couplings, states, seeds, max_sweeps: int, record: bool) -> Asy
 # ----------------------------------------------------------------------------- Hebbian recall from the patterns
 
 
-@nb.njit(parallel=True, cache=True, fastmath=True)
+@nb.njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _hebbian_async_kernel(xt, states, overlaps, seeds, rows, count, sweeps, flips, converged):  # pragma: no cover
     """Asynchronous Hebbian recall from the patterns themselves, without forming W.
 

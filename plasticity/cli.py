@@ -160,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_options(sweep)
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in the same store")
     sweep.add_argument("--workers", type=int,
-                       help="processes that run points, this one included (default: the number of cores; "
-                            "0 or 1: this process alone); the others start when the points left are worth it")
+                       help="points run at once (default: the number of cores; 0 or 1: one at a time): on "
+                            "threads of this process for protocols declared for threads, else on this process and "
+                            "worker processes that start when the points left are worth it")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler, e.g. tcp://host:8786")
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_sweep)

@@ -50,6 +50,8 @@ class Protocol:
     function: Callable[..., xr.Dataset]
     defaults: dict[str, Any]
     specs: dict[str, Spec] = field(default_factory=dict)
+    #: Points may run at once on threads of one process and gain from it (see :func:`protocol`).
+    threads: bool = False
 
     @property
     def doc(self) -> str:
@@ -97,23 +99,36 @@ def _checked(function: Callable[..., xr.Dataset], specs: dict[str, Spec]) -> Cal
     return checked
 
 
-def _protocol_of(name: str, function: Callable[..., xr.Dataset]) -> Protocol:
+def _protocol_of(name: str, function: Callable[..., xr.Dataset], threads: bool | None = None) -> Protocol:
+    """``function`` as the protocol ``name``; ``threads`` defaults to the function's attribute
+    ``runs_on_threads`` (how a ``module:function`` protocol declares what :func:`protocol` does)."""
+    threads = getattr(function, "runs_on_threads", False) if threads is None else threads
     defaults = _defaults_of(function)
     specs = specs_of(function, list(defaults))
     for key, value in defaults.items():
         if key in specs and value is not None:
             specs[key](key, value)  # a default its own declaration refuses is a bug in the protocol
-    return Protocol(name, _checked(function, specs), defaults, specs)
+    checked = _checked(function, specs)
+    checked.runs_on_threads = threads  # type: ignore[attr-defined]
+    return Protocol(name, checked, defaults, specs, threads)
 
 
-def protocol(name: str) -> Callable[[Callable[..., xr.Dataset]], Callable[..., xr.Dataset]]:
+def protocol(name: str, *, threads: bool = False) -> Callable[[Callable[..., xr.Dataset]], Callable[..., xr.Dataset]]:
     """Register ``function`` as the protocol ``name`` (decorator). The function returned checks
-    its parameters against the specs its signature declares (:mod:`plasticity.params`)."""
+    its parameters against the specs its signature declares (:mod:`plasticity.params`).
+
+    ``threads=True`` declares that points of the protocol may run at once on threads of one
+    process and gain from it: its work is in compiled code that releases the GIL (numba
+    ``nogil=True``, numpy's large-array loops, torch) and it keeps no state between calls. A
+    local ``plasticity sweep`` then runs its points on threads of the sweeping process, with the
+    kernels already loaded and no worker process to start (:mod:`plasticity.sweep`). A protocol
+    of one's own, named ``"package.module:function"``, declares the same with
+    ``function.runs_on_threads = True``."""
 
     def register(function: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
         if name in _REGISTRY and _REGISTRY[name].function.__wrapped__ is not function:
             raise ValueError(f"protocol {name!r} is registered twice")
-        _REGISTRY[name] = _protocol_of(name, function)
+        _REGISTRY[name] = _protocol_of(name, function, threads)
         return _REGISTRY[name].function
 
     return register

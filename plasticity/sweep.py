@@ -23,12 +23,15 @@ after them, so a store killed at any moment holds only complete points.
 done point against its checksum, and runs the points whose flag is not set
 (failed and damaged ones included).
 
-Points run in this process and on a ``dask.distributed`` ``LocalCluster`` of
-single-threaded worker processes started in the background and stopped here
-(a worker's start-up, its imports and kernel loads, costs seconds: this
-process does not wait for it), or on an existing cluster given by its
-scheduler address. Results are written in batches, whatever has finished
-each time this process comes to write.
+Points of a protocol declared with ``threads=True`` (its work is compiled code that
+releases the GIL; :func:`plasticity.protocols.protocol`) run on threads of this
+process: nothing to start, the imports and kernels already loaded, the store
+created and written meanwhile. Points of other protocols run in this process and
+on a ``dask.distributed`` ``LocalCluster`` of single-threaded worker processes
+started in the background and stopped here (a worker's start-up, its imports and
+kernel loads, costs seconds: this process does not wait for it). With a scheduler
+address, the points run on that existing cluster. Results are written in batches,
+whatever has finished each time this process comes to write.
 """
 
 from __future__ import annotations
@@ -53,9 +56,8 @@ from typing import Any, Iterator
 
 import numpy as np
 import xarray as xr
-import zarr
-from zarr.core.sync import sync as _zarr_sync
 
+# zarr is imported where a store is opened or written: points on threads start while it loads.
 from plasticity.errors import ConfigError, PlasticityError
 from plasticity.experiment import Experiment
 from plasticity.provenance import base_attrs, git_revision, now_iso, to_json
@@ -191,6 +193,8 @@ def _run_point(
     from plasticity.protocols import run_protocol
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    if threading.current_thread() is not threading.main_thread():
+        worker += f"/{threading.current_thread().name}"
     start = time.perf_counter()
     try:
         dataset = run_protocol(
@@ -288,6 +292,8 @@ def _config_differences(stored: dict[str, Any], current: dict[str, Any], prefix:
 
 
 def _check_resumable(path: Path, experiment: Experiment) -> None:
+    import zarr
+
     attrs = dict(zarr.open_group(path, mode="r", use_consolidated=False).attrs)
     if attrs.get("store_kind") != "sweep":
         raise ConfigError(f"{str(path)!r} is not a sweep store; cannot resume it")
@@ -320,6 +326,8 @@ class _Store:
             self.signature = json.loads(self.group.attrs["data_signature"])
 
     def _open(self) -> None:
+        import zarr
+
         self.group = zarr.open_group(self.path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
         self.arrays = dict(self.group.arrays())
 
@@ -335,7 +343,9 @@ class _Store:
                                    for position, values in writes for name, value in values.items()))
 
         if writes:
-            _zarr_sync(write_all())
+            from zarr.core.sync import sync
+
+            sync(write_all())
 
     def mark_damaged(self, damaged: list[tuple[int, str, str]]) -> None:
         """Clear the done flag of damaged points, so that they run again, and say why."""
@@ -380,6 +390,8 @@ class _Store:
         self._open()
         self.signature = json.loads(json.dumps(_signature(dataset)))
         self.group.attrs["data_signature"] = json.dumps(self.signature)
+        import zarr
+
         zarr.consolidate_metadata(self.path, zarr_format=ZARR_FORMAT)
 
     def _check(self, dataset: xr.Dataset, index: int) -> None:
@@ -456,6 +468,8 @@ class _Store:
                 "last_session_s": round(time.perf_counter() - started, 3),
             }
         )
+        import zarr
+
         zarr.consolidate_metadata(self.path, zarr_format=ZARR_FORMAT)
         return int(done.sum()), [int(i) for i in np.flatnonzero(failed)]
 
@@ -604,6 +618,55 @@ def _run_points(tasks: list[tuple], write: Any, scheduler: str | None, processes
             pool.close()
 
 
+def threads_run_points_at_once() -> bool:
+    """Whether points of a ``threads=True`` protocol may run on threads of this process: numba's
+    threading layer must take parallel kernels launched from several threads at once (OpenMP and
+    TBB do; numba's own ``workqueue`` aborts the process)."""
+    import numba
+    from numba.np.ufunc.parallel import _launch_threads
+
+    try:
+        _launch_threads()  # chooses the layer, compiles nothing
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:
+        return False
+
+
+class _PointThreads:
+    """The points of ``tasks`` running, in order, on ``count`` threads of this process, from the
+    moment this is made; :meth:`write_as_they_finish` writes what they return from the calling
+    thread, whatever has finished each time it comes to write.
+
+    For protocols declared with ``threads=True`` (:func:`plasticity.protocols.protocol`), whose
+    work releases the GIL: no process to start, no import or kernel load repeated, and the
+    store's writes overlap the points. Each thread runs its points' numba kernels (and BLAS)
+    on its share of the cores (numba's thread count is per thread).
+    """
+
+    def __init__(self, tasks: list[tuple], count: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        share = max(1, default_workers() // count)
+
+        def run(task: tuple) -> dict[str, Any]:
+            with _fewer_threads(share):
+                return _run_point(*task)
+
+        self._executor = ThreadPoolExecutor(count, thread_name_prefix="point")
+        self._in_flight = {self._executor.submit(run, task) for task in tasks}
+
+    def write_as_they_finish(self, write: Any) -> None:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        while self._in_flight:
+            finished, self._in_flight = wait(self._in_flight, return_when=FIRST_COMPLETED)
+            write(sorted((future.result() for future in finished), key=lambda result: result["index"]))
+
+    def close(self) -> None:
+        """Drop the points not started (after an error or Ctrl-C); wait for those running."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
 def _worker_env(threads: int) -> dict[str, str]:
     value = str(threads)
     return {name: value for name in
@@ -622,12 +685,14 @@ def run_sweep(
 ) -> SweepSummary:
     """Run every point of ``experiment``'s grid into the Zarr store ``path``.
 
-    ``workers`` is the number of processes that run points on this machine,
-    this one included (default: the number of cores; ``0`` or ``1``: this
-    process alone, without dask): this process runs points itself and, when
-    the points left are worth a worker's start-up (:data:`WORKER_START_S`),
-    starts ``workers - 1`` single-threaded worker processes of a local dask
-    cluster in the background, which take points once they are up.
+    ``workers`` is the number of points run at once on this machine (default:
+    the number of cores; ``0`` or ``1``: one at a time in this process, without
+    dask). A protocol declared with ``threads=True`` runs them on ``workers``
+    threads of this process, each with its share of the cores. For other
+    protocols this process runs points itself and, when the points left are
+    worth a worker's start-up (:data:`WORKER_START_S`), starts ``workers - 1``
+    single-threaded worker processes of a local dask cluster in the background,
+    which take points once they are up.
     ``scheduler`` is the address of an existing dask scheduler whose workers
     run every point instead. ``resume`` continues the store ``path``: it
     checks every done point against its checksum first and recomputes the
@@ -640,6 +705,7 @@ def run_sweep(
     from tqdm import tqdm
 
     from plasticity.backends import check_backend
+    from plasticity.protocols import get_protocol
 
     path = Path(path)
     shown = Path(name) if name is not None else path
@@ -650,6 +716,7 @@ def run_sweep(
     check_backend(experiment.backend, experiment.device)
     grid = Grid.from_experiment(experiment)
     processes = _local_processes(workers, scheduler)
+    on_threads = processes > 1 and get_protocol(experiment.protocol).threads and threads_run_points_at_once()
     repaired: list[tuple[int, str, str]] = []
     if path.exists() and not resume:
         check_unlocked(path)
@@ -663,8 +730,7 @@ def run_sweep(
         if path.exists() and not is_store(path):
             raise ConfigError(f"{str(path)!r} exists and is not a Zarr store; cannot resume it")
         resuming = path.exists()
-        if not resuming:
-            _create_store(path, grid, experiment)
+        started = time.perf_counter()
         note = lock.takeover_note()
         if note is not None:
             print(f"plasticity: {note}", file=sys.stderr)
@@ -673,9 +739,11 @@ def run_sweep(
             _check_resumable(path, experiment)
             damaged, _ = verify_store(path)
             repaired = [(index, label, reason) for index, label, reason in damaged]
-        store = _Store(path, grid)
-        store.mark_damaged(repaired)
-        pending = store.pending()
+            store = _Store(path, grid)
+            store.mark_damaged(repaired)
+            pending = store.pending()
+        else:
+            pending = list(range(grid.size))
         base = dict(experiment.params)
         root = _import_root(experiment.protocol)
         tasks = [
@@ -683,22 +751,33 @@ def run_sweep(
              experiment.device, experiment.seed, index, grid.seed_index(index), root)
             for index in pending
         ]
-        started = time.perf_counter()
-        ran = 0
-        bar = tqdm(total=grid.size, initial=grid.size - len(pending), unit="point", desc=str(shown),
-                   disable=not progress, file=sys.stderr, smoothing=0.1)
-        def write(results: list[dict[str, Any]]) -> None:
-            nonlocal ran
-            store.write(results)
-            ran += len(results)
-            bar.update(len(results))
-
+        # Points on threads start at once; a new store is created while the first of them run.
+        threads = _PointThreads(tasks, processes) if on_threads and tasks else None
         try:
-            if tasks:
-                _run_points(tasks, write, scheduler, processes)
+            if not resuming:
+                _create_store(path, grid, experiment)
+                store = _Store(path, grid)
+            ran = 0
+            bar = tqdm(total=grid.size, initial=grid.size - len(pending), unit="point", desc=str(shown),
+                       disable=not progress, file=sys.stderr, smoothing=0.1)
+
+            def write(results: list[dict[str, Any]]) -> None:
+                nonlocal ran
+                store.write(results)
+                ran += len(results)
+                bar.update(len(results))
+
+            try:
+                if threads is not None:
+                    threads.write_as_they_finish(write)
+                elif tasks:
+                    _run_points(tasks, write, scheduler, processes)
+            finally:
+                bar.close()
+                done, failed = store.finish(started)
         finally:
-            bar.close()
-            done, failed = store.finish(started)
+            if threads is not None:
+                threads.close()
         labels = [(index, grid.label(index), str(store.group["point_error"][grid.position(index)]))
                   for index in failed]
     finally:

@@ -6,13 +6,14 @@ module from the folder the sweep resolves it to.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["noisy_mean", "ragged", "gated", "busy"]
+__all__ = ["noisy_mean", "ragged", "gated", "busy", "noisy_mean_on_threads", "ragged_on_threads"]
 
 
 def noisy_mean(
@@ -57,3 +58,15 @@ def busy(
     for _ in range(iterations):
         x = np.sin(x) * 0.5 + drive
     return xr.Dataset({"x_mean": ((), float(x.mean()))})
+
+
+def _on_threads(function):
+    """``function`` as a protocol declared to run on threads of the sweeping process: a
+    ``module:function`` protocol declares it with the attribute ``runs_on_threads``."""
+    declared = functools.wraps(function)(lambda **kwargs: function(**kwargs))
+    declared.runs_on_threads = True
+    return declared
+
+
+noisy_mean_on_threads = _on_threads(noisy_mean)
+ragged_on_threads = _on_threads(ragged)

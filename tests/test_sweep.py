@@ -200,6 +200,65 @@ def test_existing_cluster_by_scheduler_address(tmp_path, reference_store):
         run_sweep(parse_experiment(NOISY.format(extra="")), tmp_path / "t.zarr", workers=2, scheduler="tcp://x:1")
 
 
+def _point_threads() -> list[str]:
+    import threading
+
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("point_")]
+
+
+def test_points_of_a_protocol_declared_for_threads_run_on_threads_of_this_process(tmp_path, reference_store):
+    import socket
+
+    from plasticity.protocols import get_protocol
+
+    assert get_protocol("hopfield.capacity").threads and get_protocol("sweep_protocols:noisy_mean_on_threads").threads
+    assert not get_protocol("sweep_protocols:noisy_mean").threads
+    text = NOISY.format(extra="delay = 0.02").replace("sweep_protocols:noisy_mean", "sweep_protocols:noisy_mean_on_threads")
+    path = tmp_path / "s.zarr"
+    summary = run_sweep(parse_experiment(text), path, workers=2, progress=False)
+    assert (summary.done, summary.ran, summary.failed) == (20, 20, [])
+    stored, reference = _results(path), _results(reference_store)
+    for name in reference.data_vars:
+        np.testing.assert_array_equal(stored[name].values, reference[name].values, err_msg=name)
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    assert set(xr.open_zarr(path)["point_worker"].values.ravel()) == {f"{here}/point_0", f"{here}/point_1"}
+    assert _point_threads() == []  # the threads end with the sweep
+
+
+def test_the_capacity_curve_on_threads_equals_the_serial_sweep(tmp_path):
+    text = """
+protocol = "hopfield.capacity"
+backend = "numba"
+seed = 3
+[params]
+n = 64
+trials = 4
+flip = 0.1
+[sweep]
+load = [0.05, 0.1, 0.2, 0.3]
+repeats = 2
+"""
+    serial, threaded = tmp_path / "serial.zarr", tmp_path / "threaded.zarr"
+    run_sweep(parse_experiment(text), serial, workers=0, progress=False)
+    run_sweep(parse_experiment(text), threaded, workers=2, progress=False)
+    assert all("/point_" in worker for worker in xr.open_zarr(threaded)["point_worker"].values.ravel())
+    xr.testing.assert_identical(_results(threaded), _results(serial).assign_attrs(_results(threaded).attrs))
+
+
+def test_a_shape_error_on_threads_stops_the_sweep_and_keeps_the_points_written(tmp_path):
+    experiment = parse_experiment(
+        'protocol = "sweep_protocols:ragged_on_threads"\nbackend = "numpy"\n[sweep]\nn = [3, 4]\nrepeats = 3\n'
+    )
+    path = tmp_path / "r.zarr"
+    with pytest.raises(PlasticityError, match=r"output changed shape at point"):
+        run_sweep(experiment, path, workers=2, progress=False)
+    assert _point_threads() == [] and not lock_path(path).exists()
+    store = xr.open_zarr(path).load()  # a valid store holding the points written before the error
+    done = store["done"].values.ravel()
+    assert 1 <= done.sum() < 6 and np.isnan(store["x"].values.reshape(6, -1)[~done]).all()
+    assert not np.isnan(store["x"].values.reshape(6, -1)[done]).any()
+
+
 def _done_count(path: Path) -> int:
     try:
         return int(np.asarray(zarr.open_group(path, mode="r", use_consolidated=False)["done"][...]).sum())
@@ -208,13 +267,19 @@ def _done_count(path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sweep_killed_with_sigkill_then_resumed_equals_the_uninterrupted_sweep(tmp_path, reference_store):
+@pytest.mark.parametrize("protocol, workers, delay", [
+    ("sweep_protocols:noisy_mean", "1", 0.1),
+    ("sweep_protocols:noisy_mean_on_threads", "2", 0.2),  # points on two threads of the killed process
+])
+def test_sweep_killed_with_sigkill_then_resumed_equals_the_uninterrupted_sweep(tmp_path, reference_store, protocol,
+                                                                               workers, delay):
     toml = tmp_path / "e.toml"
-    # Same configuration as the reference except for a delay that does not change the values.
-    toml.write_text(NOISY.format(extra="delay = 0.1"))
+    # Same points as the reference except for a delay that does not change the values.
+    text = NOISY.format(extra=f"delay = {delay}").replace("sweep_protocols:noisy_mean", protocol)
+    toml.write_text(text)
     path = tmp_path / "s.zarr"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "plasticity.cli", "sweep", str(toml), "-o", str(path), "--workers", "1", "-q"]
+    command = [sys.executable, "-m", "plasticity.cli", "sweep", str(toml), "-o", str(path), "--workers", workers, "-q"]
     process = subprocess.Popen(command, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -226,8 +291,7 @@ def test_sweep_killed_with_sigkill_then_resumed_equals_the_uninterrupted_sweep(t
         # A second writer, fresh or resuming, is refused while the sweep runs.
         for resume in (False, True):
             with pytest.raises(StoreLockedError, match=rf"being written by another sweep \(pid {process.pid} on host"):
-                run_sweep(parse_experiment(NOISY.format(extra="delay = 0.1")), path, resume=resume, workers=0,
-                          progress=False)
+                run_sweep(parse_experiment(text), path, resume=resume, workers=0, progress=False)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
     finally:
