@@ -33,6 +33,11 @@ COMPILED_CHUNK = 256
 #: stepping from Python, after every step that is a multiple of this (and at its end), so a
 #: divergence stops it at most this many steps after the first non-finite value.
 CHECK_EVERY = COMPILED_CHUNK
+#: Steps per chunk of a presented data set (:meth:`Simulation.present`): each chunk one compiled
+#: call where the engine can, the state checked after it. Longer than :data:`COMPILED_CHUNK`
+#: because an epoch of a small network is short: the perceptron capacity benchmark (50 trials x 200
+#: synapses) spent about a millisecond in Python around each chunk.
+PRESENTED_CHUNK = 4 * COMPILED_CHUNK
 
 #: An input: an array ``(steps, trials, n)``, ``(steps, n)`` (the same for every trial) or
 #: ``(n,)`` (constant); a leading axis of length 1 repeats over steps. Modulators have no unit
@@ -320,7 +325,7 @@ class Simulation:
         Counting compares the weights after every step (a copy per step).
 
         An engine with ``run_presented`` (numba) runs the epoch as compiled chunks of up to
-        :data:`COMPILED_CHUNK` steps, each step copying its items from the data first, once its
+        :data:`PRESENTED_CHUNK` steps, each step copying its items from the data first, once its
         program is compiled or found in the disk cache, trial after trial and skipping the trials
         left out where every array a step writes is indexed by trial; others, and the first chunks
         before that, step from Python. Both give the same state and counts.
@@ -368,8 +373,8 @@ class Simulation:
         counted = _counted_weights(self.network, plastic_set) if count_updates else ()
         stage_set = self._stage_set(stages)
         compiled = getattr(self.engine, "run_presented", None)  # optional: chunks of steps in one call each
-        for start in range(0, items, COMPILED_CHUNK):
-            chunk = picks[:, start : start + COMPILED_CHUNK]  # (trials, steps): the item each trial shows
+        for start in range(0, items, PRESENTED_CHUNK):
+            chunk = picks[:, start : start + PRESENTED_CHUNK]  # (trials, steps): the item each trial shows
             length = chunk.shape[1]
             done = compiled(self.steps_done, arrays, chunk, plastic_set, stage_set, counted, learning) if compiled is not None else None
             if done is not None:
