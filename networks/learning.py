@@ -29,7 +29,9 @@ start at zero.
 
 An item is right when its field has the target's sign (``I * target > 0``; a field of zero is
 wrong), read after every epoch from the engine's weights: ``I = W x`` for every item of a trial's
-data set (float64). ``fraction`` right is over items and output units.
+data set (float64). ``fraction`` right is over items and output units. After an epoch only the
+trials still learning are read, each only until it has more wrong than the criterion allows
+(:func:`wrong_counts`, compiled; a trial far from its criterion costs a few items, not an epoch).
 
 Inputs: ``"binary"`` +-1 with equal probability, ``"gaussian"`` standard normal, ``"sparse"``
 1 with probability ``coding_level`` and 0 otherwise.
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -72,6 +75,8 @@ __all__ = [
     "learning_data",
     "learning_network",
     "fields",
+    "wrong_counts",
+    "allowed_wrong",
     "train",
     "capacity",
 ]
@@ -169,6 +174,59 @@ def fields(weights: np.ndarray, patterns: np.ndarray) -> np.ndarray:
     return np.einsum("toi,tpi->tpo", weights.astype(np.float64), patterns)
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
+def _wrong_counts(weights, patterns, targets, reading, allowed, wrong):  # pragma: no cover - compiled
+    """wrong[t] = the (item, output) pairs of trial t with ``I * target <= 0``, for the trials flagged
+    in ``reading``, counted until one more than ``allowed``; ``I`` summed in float64."""
+    trials, items, inputs = patterns.shape
+    outputs = targets.shape[2]
+    for t in range(trials):
+        if not reading[t]:
+            continue
+        count = 0
+        for p in range(items):
+            x = patterns[t, p]
+            for o in range(outputs):
+                row = weights[t, o]
+                field = 0.0
+                for i in range(inputs):
+                    field += np.float64(row[i]) * x[i]
+                if not field * targets[t, p, o] > 0:
+                    count += 1
+            if count > allowed:
+                break
+        wrong[t] = count
+
+
+def wrong_counts(weights: np.ndarray, patterns: np.ndarray, targets: np.ndarray, reading: np.ndarray | None = None,
+                 allowed: int | None = None) -> np.ndarray:
+    """Per trial, the (item, output) pairs whose field ``I = W x`` (float64) does not have the target's
+    sign, as ``(fields(weights, patterns) * targets <= 0).sum(axis=(1, 2))`` counts them (the twin
+    the tests compare), for the trials flagged in ``reading`` (default all; 0 for the others); with
+    ``allowed``, a trial's count stops once it exceeds ``allowed`` (items are read in order, all
+    outputs of an item together), which is enough to tell whether its fraction right meets a
+    criterion. Weights ``(trials, outputs, inputs)``, patterns ``(trials, items, inputs)``, targets
+    ``(trials, items, outputs)``."""
+    trials, items, _ = patterns.shape
+    reading = np.ones(trials, bool) if reading is None else reading
+    wrong = np.zeros(trials, np.int64)
+    limit = items * targets.shape[2] if allowed is None else allowed
+    _wrong_counts(np.ascontiguousarray(weights), np.ascontiguousarray(patterns, dtype=np.float64),
+                  np.ascontiguousarray(targets, dtype=np.float64), reading, limit, wrong)
+    return wrong
+
+
+def allowed_wrong(total: int, criterion: float) -> int:
+    """The most wrong of ``total`` with which the fraction right, ``(total - wrong) / total`` in float64
+    (as a mean of booleans computes it), still meets ``criterion``; -1 if none."""
+    wrong = min(total, max(0, int(np.floor(total * (1.0 - criterion)))))
+    while wrong < total and (total - (wrong + 1)) / total >= criterion:
+        wrong += 1
+    while wrong >= 0 and (total - wrong) / total < criterion:
+        wrong -= 1
+    return wrong
+
+
 #: Quantiles of each trial's weights recorded per epoch (``record_every``).
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -204,10 +262,14 @@ def train(
     stay as they were once it stopped learning (its weights do), also after every trial stopped.
     """
     trials = simulation.trials
-    data = {"input.x": patterns, "output.target": targets}
+    # the engine rounds what it is shown to its dtype: in float32 shown as float32 (half the memory read per step)
+    shown = np.float32 if simulation.dtype == "float32" else np.float64
+    data = {"input.x": patterns.astype(shown), "output.target": targets.astype(shown)}
+    total = targets.shape[1] * targets.shape[2]
+    allowed = allowed_wrong(total, criterion)
 
     def right() -> np.ndarray:
-        return (fields(simulation.get("weights.w"), patterns) * targets > 0).mean(axis=(1, 2))
+        return (total - wrong_counts(simulation.get("weights.w"), patterns, targets)) / total
 
     fraction = right()
     met = fraction >= criterion
@@ -221,8 +283,7 @@ def train(
         if met.all():
             break
         updates += simulation.present(data, order=order, learning=~met, count_updates=True)
-        fraction = right()
-        newly = ~met & (fraction >= criterion)
+        newly = ~met & (wrong_counts(simulation.get("weights.w"), patterns, targets, ~met, allowed) <= allowed)
         epoch[newly] = current
         met |= newly
         if record_every and current % record_every == 0:

@@ -33,6 +33,11 @@ COMPILED_CHUNK = 256
 #: stepping from Python, after every step that is a multiple of this (and at its end), so a
 #: divergence stops it at most this many steps after the first non-finite value.
 CHECK_EVERY = COMPILED_CHUNK
+#: Steps per chunk of a presented data set (:meth:`Simulation.present`): each chunk one compiled
+#: call where the engine can, the state checked after it. Longer than :data:`COMPILED_CHUNK`
+#: because an epoch of a small network is short: the perceptron capacity benchmark (50 trials x 200
+#: synapses) spent about a millisecond in Python around each chunk.
+PRESENTED_CHUNK = 4 * COMPILED_CHUNK
 
 #: An input: an array ``(steps, trials, n)``, ``(steps, n)`` (the same for every trial) or
 #: ``(n,)`` (constant); a leading axis of length 1 repeats over steps. Modulators have no unit
@@ -308,11 +313,11 @@ class Simulation:
         its own random order, drawn from this call's input seed (the run's seed and the number of
         runs before it), so a presentation is the same wherever it runs.
 
-        ``learning`` (a boolean per trial, default all) stops learning per trial: the synapse and
-        rule variables of the plastic projections of a trial marked ``False`` are put back at the
-        end of the epoch as they were at its start (its drives meanwhile use what its rules wrote;
-        a trial that met its criterion writes nothing, or nothing kept). Projections with weights
-        shared by the trials cannot stop per trial.
+        ``learning`` (a boolean per trial, default all) leaves trials out: a trial marked ``False``
+        ends the epoch in the state it began it, its populations' state and the synapse and rule
+        variables of the plastic projections put back (a trial that met its criterion learns
+        nothing more and its units show nothing); the compiled path skips it where it can (see
+        below). Projections with weights shared by the trials cannot stop per trial.
 
         With ``count_updates`` the result is, per trial, the number of steps after which a weight
         ``w`` of a plastic projection of that trial differed from its value before the step (the
@@ -320,9 +325,10 @@ class Simulation:
         Counting compares the weights after every step (a copy per step).
 
         An engine with ``run_presented`` (numba) runs the epoch as compiled chunks of up to
-        :data:`COMPILED_CHUNK` steps, each step writing its row of the data first, once its program
-        is compiled or found in the disk cache; others, and the first chunks before that, step from
-        Python. Both give the same state and counts.
+        :data:`PRESENTED_CHUNK` steps, each step copying its items from the data first, once its
+        program is compiled or found in the disk cache, trial after trial and skipping the trials
+        left out where every array a step writes is indexed by trial; others, and the first chunks
+        before that, step from Python. Both give the same state and counts.
         """
         keys = sorted(data)
         if not keys:
@@ -335,7 +341,9 @@ class Simulation:
         for key in keys:
             if key not in valid:
                 raise ConfigError(f"cannot present data to {key!r}; valid input variables: {', '.join(sorted(valid))}")
-            array = np.asarray(data[key], dtype=np.float64)
+            array = np.asarray(data[key])
+            if array.dtype not in (np.float32, np.float64):
+                array = array.astype(np.float64)
             units = self.shapes[key][1:]
             if array.shape[array.ndim - len(units):] != units or array.ndim < len(units) + 1:
                 raise ConfigError(f"data for {key!r} has shape {array.shape}; its items must have shape {units}")
@@ -360,15 +368,15 @@ class Simulation:
         else:
             picks = np.broadcast_to(np.arange(items), (self.trials, items))
         trial = np.arange(self.trials)
-        kept = self._plastic_state(plastic_set, ~learning) if not learning.all() else {}
+        kept = self._trial_state(plastic_set, ~learning) if not learning.all() else {}
         counts = np.zeros(self.trials, dtype=np.int64)
         counted = _counted_weights(self.network, plastic_set) if count_updates else ()
         stage_set = self._stage_set(stages)
         compiled = getattr(self.engine, "run_presented", None)  # optional: chunks of steps in one call each
-        for start in range(0, items, COMPILED_CHUNK):
-            chunk = picks[:, start : start + COMPILED_CHUNK]  # (trials, steps): the item each trial shows
+        for start in range(0, items, PRESENTED_CHUNK):
+            chunk = picks[:, start : start + PRESENTED_CHUNK]  # (trials, steps): the item each trial shows
             length = chunk.shape[1]
-            done = compiled(self.steps_done, arrays, chunk, plastic_set, stage_set, counted) if compiled is not None else None
+            done = compiled(self.steps_done, arrays, chunk, plastic_set, stage_set, counted, learning) if compiled is not None else None
             if done is not None:
                 self.steps_done += length
                 counts += done
@@ -405,13 +413,16 @@ class Simulation:
                 raise ConfigError(f"learning cannot stop per trial on projections with shared weights: {', '.join(shared)}")
         return mask
 
-    def _plastic_state(self, plastic_set: frozenset[str], stopped: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """The synapse and rule variables of the plastic projections in the ``stopped`` trials."""
+    def _trial_state(self, plastic_set: frozenset[str], stopped: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The state of the populations and the synapse and rule variables of the plastic projections
+        in the ``stopped`` trials."""
         kept = {}
-        for name in sorted(plastic_set):
-            for key in self.shapes:
-                if key.split(".", 1)[0] == name and len(self.shapes[key]) >= 2 and self.shapes[key][0] == self.trials:
-                    kept[key] = (stopped, self.engine.get(key)[stopped])
+        for key in self.shapes:
+            owner = key.split(".", 1)[0]
+            if owner in self.network.populations or (
+                owner in plastic_set and len(self.shapes[key]) >= 2 and self.shapes[key][0] == self.trials
+            ):
+                kept[key] = (stopped, self.engine.get(key)[stopped])
         return kept
 
     def _stage_set(self, stages: Iterable[str] | None) -> frozenset[str] | None:

@@ -10,7 +10,7 @@ import xarray as xr
 from plasticity.analysis import cover_curve, cover_probability, learning_cost
 from plasticity.errors import ConfigError
 from plasticity.network import Network
-from plasticity.networks.learning import learning_data, learning_network, train
+from plasticity.networks.learning import allowed_wrong, fields, learning_data, learning_network, train, wrong_counts
 from plasticity.population import Population
 from plasticity.projection import Projection
 from plasticity.protocols import run_protocol
@@ -111,7 +111,26 @@ def test_compiled_presentation_equals_steps_taken_one_by_one():
     assert simulations[0].engine.compiled_steps == 0
     for key in ("met", "epoch", "updates"):
         assert np.array_equal(results[0][key], results[1][key], equal_nan=True), key
-    assert np.array_equal(simulations[0].get("weights.w"), simulations[1].get("weights.w"))  # integers: exact
+    assert 0 < results[1]["met"].sum() < 20  # epochs with trials left out (compiled: skipped; stepped: put back)
+    for key in simulations[0].shapes:  # the whole state, populations included; integers: exact
+        assert np.array_equal(simulations[0].get(key), simulations[1].get(key)), key
+
+
+def test_wrong_counts_match_the_fields_and_stop_past_the_criterion():
+    rng = np.random.default_rng(4)
+    weights = rng.standard_normal((5, 3, 7)).astype(np.float32)
+    patterns, targets = rng.standard_normal((5, 11, 7)), np.where(rng.random((5, 11, 3)) < 0.5, -1.0, 1.0)
+    wrong = (fields(weights, patterns) * targets <= 0).sum(axis=(1, 2))
+    assert list(wrong_counts(weights, patterns, targets)) == list(wrong)
+    reading = np.array([True, False, True, True, False])
+    for allowed in (0, 4, 40):
+        counted = wrong_counts(weights, patterns, targets, reading, allowed)
+        assert list(counted[~reading]) == [0, 0]
+        assert list(counted[reading] <= allowed) == list(wrong[reading] <= allowed)
+    for total in (1, 7, 400, 12_345):
+        for criterion in (1.0, 0.999, 0.9, 0.5, 1e-3):
+            expected = max(w for w in range(-1, total + 1) if w < 0 or (total - w) / total >= criterion)
+            assert allowed_wrong(total, criterion) == expected
 
 
 # the protocol against its reference ---------------------------------------------------------------

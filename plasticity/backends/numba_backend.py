@@ -76,7 +76,7 @@ import numpy as np
 from plasticity.backends.blas import gemm, threads
 from plasticity.backends.numba_cache import load_module
 from plasticity.backends.numba_codegen import generate
-from plasticity.backends.numba_kernels import _all_finite, _gather_items, _matvec
+from plasticity.backends.numba_kernels import _all_finite, _matvec
 from plasticity.backends.numba_plasticity import COLUMN_CHUNK
 from plasticity.backends.numba_program import (
     DRIVE_FIELDS,
@@ -90,7 +90,7 @@ from plasticity.backends.numba_program import (
 from plasticity.backends.writes import written_keys
 from plasticity.network import Network
 
-__all__ = ["COMPILE_AFTER_SECONDS", "PRESENTED_CHUNK", "SPLIT_MIN_WORK", "FUSED_STEP_MIN_SYNAPSES", "build", "NumbaEngine",
+__all__ = ["COMPILE_AFTER_SECONDS", "SPLIT_MIN_WORK", "FUSED_STEP_MIN_SYNAPSES", "build", "NumbaEngine",
            "fusion_mode"]
 
 _RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
@@ -100,9 +100,6 @@ _RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
 #: already run this long is likely to repay it, and a short one never waits for it (compiling
 #: when the time spent equals the price caps the total at twice the better choice made in hindsight).
 COMPILE_AFTER_SECONDS = 10.0
-#: Most steps of one compiled run of presented data (:meth:`NumbaEngine.run_presented`): the rows
-#: of its input buffers.
-PRESENTED_CHUNK = 256
 #: A compiled run in which no rule runs splits its trials into blocks run at once, a thread each,
 #: from this much work: steps x trials x (units + synapses of every projection), about the
 #: multiply-adds and unit updates it makes: below it, splitting predictive coding's runs on 2
@@ -188,6 +185,12 @@ class NumbaEngine:
         self._fusion: dict[str, bool | None] = {}
         self._ready: dict[str, _Ready] = {}
         self._proofs: dict[str, tuple[np.ndarray, int]] = {}  # weights key -> (drive summed over them, write count)
+        # ids of the arrays indexed by trial first (EngineView.trial_first): populations' state and
+        # what projections with weights per trial hold here, their scratch and drive products below
+        self._trial_first = {id(array) for key, array in self.arrays.items()
+                             if key.split(".", 1)[0] in network.populations
+                             or (not key.endswith(".__mask__") and key.split(".", 1)[0] in network.projections
+                                 and not network.projections[key.split(".", 1)[0]].shared)}
         for name, spec in self.source.plasticity.items():
             projection = network.projections[name]
             sizes = {
@@ -197,6 +200,9 @@ class NumbaEngine:
                 "chunks": -(-projection.pre.n // COLUMN_CHUNK),
             }
             buffers = [np.zeros([sizes.get(d, d) for d in shape], dtype=kind) for _, shape, kind in spec.buffers]
+            if not projection.shared:
+                self._trial_first.update(id(buffer) for buffer, (_, shape, _) in zip(buffers, spec.buffers, strict=True)
+                                         if shape[:1] == ("trials",))
             fixed = (
                 np.array(spec.params, dtype=np.float64),
                 trials,
@@ -205,6 +211,8 @@ class NumbaEngine:
             )
             self._fusion[name] = fusion_mode(network, name) if spec.fusable else None
             scratch = (np.zeros((trials, projection.pre.n), self.dtype), np.zeros((trials, projection.post.n), self.dtype))
+            if not projection.shared:
+                self._trial_first.update(map(id, scratch))
             arrays = [self.arrays[k] for k in spec.arrays] + buffers
             self._plasticity[name] = PlasticityCall(getattr(self.module, spec.function), fixed, scratch, arrays)
         # drive caching: a write counter per state key; a projection's drive contribution is
@@ -218,6 +226,7 @@ class NumbaEngine:
                 row, source_key, weights_key, np.zeros((trials, projection.post.n), self.dtype), projection.shared,
                 self.arrays[source_key], self.arrays[weights_key], self.arrays[f"{projection.post.name}.{projection.target}"],
             )
+            self._trial_first.add(id(self._contribution[name].contribution))
         # what the drive cache knows, a row per projection (DRIVE_FIELDS): the step path and
         # compiled programs (given it as one int array) keep the same table
         self._drives = [[0] * len(DRIVE_FIELDS) for _ in network.projections]
@@ -234,8 +243,8 @@ class NumbaEngine:
         self._plan = self._program_plan()
         # compiled step programs by the stages they run (None: all), generated on the first run that can use one
         self._programs: dict[Any, StepProgram | None] = {}
-        # buffers of the programs for presented data (run_presented), by the program's key
-        self._presented: dict[Any, tuple[dict[str, np.ndarray], list[tuple[str, np.ndarray, np.ndarray]]]] = {}
+        # update tallies of the programs for presented data (run_presented), by the program's key
+        self._presented: dict[Any, list[tuple[str, np.ndarray, np.ndarray]]] = {}
         self._stage_plans: dict[frozenset[str], list[tuple[int, Any, tuple[str, ...]]]] = {}
         self._verified: dict[str, int] = {}
         self.fused_steps = 0
@@ -264,7 +273,7 @@ class NumbaEngine:
         return EngineView(
             network=self.network, trials=self.trials, dtype=self.dtype, arrays=self.arrays, keys=tuple(self._version),
             drives=self._contribution, feedbacks=self._feedbacks, plasticity=self._plasticity, plan=self._plan,
-            kernels_module=self.module.__name__,
+            kernels_module=self.module.__name__, trial_first=frozenset(self._trial_first),
         )
 
     def _program_plan(self) -> list[tuple[int, Any, tuple[str, ...]]]:
@@ -463,53 +472,71 @@ class NumbaEngine:
         plastic: frozenset[str],
         stages: frozenset[str] | None = None,
         counted: tuple[str, ...] = (),
+        active: np.ndarray | None = None,
     ) -> np.ndarray | None:
-        """Run one step per column of ``order`` as one compiled call: step ``s`` first writes item
-        ``order[t, s]`` of ``data[key]`` (``(trials, items, *units)``) into input ``key`` of every
-        trial ``t``, as :meth:`step` does with its inputs; at most :data:`PRESENTED_CHUNK` steps, the
-        first step being step ``first_step + 1``.
+        """Run one step per column of ``order`` (``(trials, steps)``) as one compiled call: step ``s``
+        first writes item ``order[t, s]`` of ``data[key]`` (``(trials, items, *units)``, one data set
+        broadcast to every trial read once; float32 read as it is, other dtypes as float64) into input ``key`` of every trial ``t``, as :meth:`step`
+        does with its inputs, reading the items from the data sets themselves; the first step is
+        step ``first_step + 1``.
+
+        A program that can (:attr:`~plasticity.backends.numba_program.StepProgram.skips`: every array
+        it writes is indexed by trial first and no weights are shared) leaves out the trials flagged
+        False in ``active`` (a boolean per trial), their state as it was; otherwise they run with the
+        others. Either way the caller puts their state back.
 
         Returns, per trial, the number of steps after which the weights ``counted`` (at most one
-        ``"proj.w"`` key) had changed, or None, having done nothing, when the run takes the
-        step-by-step path: a projection learns whose fused pass is worth more than the program
-        (:data:`FUSED_STEP_MIN_SYNAPSES`), more than one key is counted, or the
-        program is neither compiled nor in the disk cache and the engine has spent less than
+        ``"proj.w"`` key) had changed (0 for trials left out), or None, having done nothing, when the
+        run takes the step-by-step path: a projection learns whose fused pass is worth more than the
+        program (:data:`FUSED_STEP_MIN_SYNAPSES`), more than one key is counted, or the program is
+        neither compiled nor in the disk cache and the engine has spent less than
         :data:`COMPILE_AFTER_SECONDS` in :meth:`step`.
         """
         steps = order.shape[1]
-        if not 1 <= steps <= PRESENTED_CHUNK or self._fused_learning(plastic) or len(counted) > 1:
+        if steps < 1 or self._fused_learning(plastic) or len(counted) > 1:
             return None
-        key = (stages, tuple(sorted(data)), tuple(counted))
+        inputs = tuple((name, np.dtype(np.float32 if data[name].dtype == np.float32 else np.float64)) for name in sorted(data))
+        key = (stages, inputs, tuple(counted))
         if key not in self._programs:
-            buffers = {name: np.zeros((PRESENTED_CHUNK, *self.arrays[name].shape), self.dtype) for name in key[1]}
             tallies = [(name, np.zeros_like(self.arrays[name]), np.zeros(self.trials, np.int64)) for name in counted]
-            program = step_program(self.program_view(), stages, list(buffers.items()), tallies,
+            program = step_program(self.program_view(), stages, key[1], tallies,
                                    cached_only=self.stepped_seconds < COMPILE_AFTER_SECONDS)
             if program is False:
                 return None
             self._programs[key] = program
-            self._presented[key] = (buffers, tallies)
+            self._presented[key] = tallies
         program = self._programs[key]
         if program is None:
             return None
-        buffers, tallies = self._presented[key]
+        tallies = self._presented[key]
         order = np.ascontiguousarray(order, dtype=np.int64)
-        for name, items in data.items():
-            rows = buffers[name].reshape(PRESENTED_CHUNK, self.trials, -1)
-            _gather_items(rows, items if items.ndim == 3 else items.reshape(*items.shape[:2], -1), order)
+        sets = []
+        for name, dtype in inputs:
+            items = data[name]
+            if items.strides[0] == 0:  # one data set broadcast to every trial: read once
+                items = items[:1]
+            sets.append(np.ascontiguousarray(items, dtype=dtype).reshape(*items.shape[:2], -1))
         for name, before, counts in tallies:
             before[...] = self.arrays[name]
             counts.fill(0)
+        skipping = active is not None and program.skips and not active.all()
+        if skipping and not active.any():
+            return np.zeros(self.trials, np.int64)
         self._ready.clear()  # a program computes its first drives itself
         before_versions = [self._version[name] for name in program.keys]
         learn = [name in plastic for name in program.projections]
-        reused, finite, after, self._drives = program.run(first_step, steps, self.dt, learn, before_versions, self._drives)
+        reused, finite, after, drives = program.present(first_step, order, sets, self.dt, learn, before_versions, self._drives,
+                                                        active if skipping else None)
+        if skipping:  # products kept for the trials left out were not made at these write counts: none is kept
+            drives = [[0] * len(DRIVE_FIELDS) for _ in drives]
+        self._drives = drives
         self.cached_drives += reused
         self._version.update(zip(program.keys, after))
         if finite:
             self._verified.update((name, new) for name, old, new in zip(program.keys, before_versions, after) if new != old)
         self.compiled_steps += steps
         return tallies[0][2].copy() if tallies else np.zeros(self.trials, np.int64)
+
     def _fused_learning(self, plastic: frozenset[str]) -> bool:
         """Whether a projection of ``plastic`` with a fused pass has :data:`FUSED_STEP_MIN_SYNAPSES` or more."""
         return any(

@@ -14,7 +14,8 @@ engine's write counters and reuses a drive while neither its source nor its weig
 are fused into one pass where the dependencies allow (:func:`fuse_stages`), and a summed input
 whose drives all reuse their products is left as the step before made it (:func:`_kept_sums`).
 A program sees the engine only through an :class:`EngineView` (its network, arrays, write-count
-keys, drive, feedback and plasticity slots and step plan), which
+keys, drive, feedback and plasticity slots, step plan and which arrays are indexed by trial
+first), which
 :meth:`~plasticity.backends.numba_backend.NumbaEngine.program_view` provides.
 Without learning the state after a compiled run is exactly what the same steps taken one by
 one leave (to rounding when its trials are split, below); with learning, a projection with
@@ -56,7 +57,7 @@ import numpy as np
 
 from plasticity.backends.blas import THREADS_PER_CALL
 from plasticity.backends.numba_cache import is_cached, load_module
-from plasticity.backends.numba_kernels import run_alone, run_in_blocks
+from plasticity.backends.numba_kernels import run_alone, run_in_blocks, run_serially
 from plasticity.backends.numba_source import Lines
 from plasticity.backends.numba_units import population_kernel
 from plasticity.equations import Name, walk
@@ -74,9 +75,9 @@ __all__ = [
 ]
 
 #: Entries of a step program's table: the run's first step and step count, the addresses of the
-#: time step, learn flags, write counts, drive tables and results (:class:`_Buffers`), then of
-#: every parameter vector and array the program reads.
-_FIRST, _STEPS, _DT, _LEARN, _VERSIONS, _DRIVES, _RESULTS, _ARGUMENTS = range(8)
+#: time step, learn flags, write counts, drive tables, results and trial ranges of the blocks
+#: (:class:`_Buffers`), then of every parameter vector and array the program reads.
+_FIRST, _STEPS, _DT, _LEARN, _VERSIONS, _DRIVES, _RESULTS, _RANGES, _ARGUMENTS = range(9)
 
 #: Columns of the engine's drive-cache table (a list of rows for steps taken one by one, passed to a
 #: program as one int array), one row per projection:
@@ -133,7 +134,9 @@ class EngineView:
     (:meth:`~plasticity.backends.numba_backend.NumbaEngine.program_view`): the network, its sizes
     and arrays (which never move), the state keys in the order of the engine's write counts, the
     drives by projection in the order of their rows of the drive table, the feedback products and
-    plasticity calls by projection, the step plan and the name of the generated kernels' module."""
+    plasticity calls by projection, the step plan, the name of the generated kernels' module and
+    the ids of the arrays indexed by trial first (population state, drive products, and every array
+    and scratch buffer of a projection with weights per trial but its mask)."""
 
     network: Network
     trials: int
@@ -145,6 +148,7 @@ class EngineView:
     plasticity: Mapping[str, PlasticityCall]
     plan: Sequence[PlanEntry]
     kernels_module: str
+    trial_first: frozenset[int]
 
 
 @dataclass
@@ -158,11 +162,19 @@ class StepProgram:
     table; :meth:`run` fills the table and calls it (see :func:`step_program`).
 
     ``keys`` are the state keys whose write counts the program keeps, ``projections`` those
-    whose drive-table rows and learn flags it takes, ``params`` and ``arrays`` what it runs on,
+    whose drive-table rows and learn flags it takes, ``params`` and ``arrays`` what it runs on
+    (of ``trials`` trials),
     ``fused`` the (population, stages) run as one kernel, ``written`` the keys it may write,
     ``kept`` the summed inputs left as they are while their drives reuse their products
     (:func:`_kept_sums`), ``learners`` the projections whose rules it runs, ``splittable``
     whether a run in which none of them learns may split its trials into blocks.
+
+    A program for presented data (:func:`step_program` with ``inputs``) reads its items from the
+    data sets themselves: ``presented`` is the table entry where the address of the order of the
+    items comes, then for each of ``inputs`` (keys) its data set's address, trials and items
+    (``-1``: none). ``skips``: whether a run may leave trials out, running each run of consecutive
+    trials to keep as a block of its own (:func:`~plasticity.backends.numba_kernels.run_serially`):
+    every array a step writes, rules included, is indexed by trial first and no weights are shared.
     """
 
     function: Any
@@ -177,6 +189,10 @@ class StepProgram:
     splittable: bool
     table: np.ndarray
     buffers: _Buffers
+    inputs: list[str]
+    presented: int
+    skips: bool
+    trials: int
 
     def run(self, first: int, steps: int, dt: float, learn: list[bool], versions: list[int], drives: list[list[int]],
             blocks: int = 1) -> tuple[int, bool, list[int], list[list[int]]]:
@@ -189,16 +205,55 @@ class StepProgram:
         the run wrote (of ``written``, those whose write count changed) is finite, and the write
         counts and drive table after the run.
         """
+        self._start(first, steps, dt, learn, versions, drives, blocks)
+        if blocks > 1:
+            run_in_blocks(self.function.address, blocks, self.table)
+        else:
+            run_alone(self.function.address, self.table)
+        return self._results(blocks)
+
+    def present(self, first: int, order: np.ndarray, data: Sequence[np.ndarray], dt: float, learn: list[bool],
+                versions: list[int], drives: list[list[int]], active: np.ndarray | None = None) -> tuple[int, bool, list[int], list[list[int]]]:
+        """Run one step per column of ``order`` (``(trials, steps)``, int64, C-contiguous): step ``s``
+        first writes item ``order[t, s]`` of ``data[k]`` (``(trials or 1, items, units)``, of the dtype
+        the program was made for, C-contiguous) into input ``inputs[k]`` of trial ``t``, as :meth:`run` runs its steps.
+        ``active`` (a flag per trial, at least one set; only when ``skips``): run only the trials
+        flagged, each run of consecutive ones a block, the others left as they are. Returns what
+        :meth:`run` does.
+        """
+        table, offset = self.table, self.presented
+        table[offset] = order.ctypes.data
+        for k, array in enumerate(data):
+            table[offset + 1 + 3 * k : offset + 4 + 3 * k] = array.ctypes.data, array.shape[0], array.shape[1]
+        if active is None or active.all():
+            self._start(first, order.shape[1], dt, learn, versions, drives, 1)
+            run_alone(self.function.address, table)
+            return self._results(1)
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], active, [False]]).astype(np.int8)))
+        ranges = edges.reshape(-1, 2)  # (low, high) of every run of consecutive active trials
+        self._start(first, order.shape[1], dt, learn, versions, drives, len(ranges), ranges)
+        run_serially(self.function.address, len(ranges), table)
+        return self._results(len(ranges))
+
+    def _start(self, first: int, steps: int, dt: float, learn: list[bool], versions: list[int], drives: list[list[int]],
+               blocks: int, ranges: np.ndarray | None = None) -> None:
+        """Fill the table and buffers for a run of ``blocks`` blocks, of the trial ranges ``ranges``
+        (``(blocks, 2)``: low, high) or else of equal size."""
         buffers, table = self.buffers, self.table
         table[_FIRST], table[_STEPS] = first, steps
         buffers.dt[0] = dt
         buffers.learn[:] = learn
         buffers.versions[:blocks] = versions
         buffers.drives[:blocks] = drives
-        if blocks > 1:
-            run_in_blocks(self.function.address, blocks, table)
-        else:
-            run_alone(self.function.address, table)
+        if ranges is None:
+            trials = self.trials
+            ranges = [[trials * block // blocks, trials * (block + 1) // blocks] for block in range(blocks)]
+        buffers.ranges[:blocks] = ranges
+
+    def _results(self, blocks: int) -> tuple[int, bool, list[int], list[list[int]]]:
+        """What :meth:`run` returns, from the first of ``blocks`` blocks (all count and reuse alike)
+        and whether all found what they wrote finite."""
+        buffers = self.buffers
         results = buffers.results[:blocks]
         return int(results[0, 0]), bool(results[:, 1].all()), buffers.versions[0].tolist(), buffers.drives[0].tolist()
 
@@ -206,22 +261,25 @@ class StepProgram:
 @dataclass
 class _Buffers:
     """What a step program reads and writes besides the engine's arrays: the time step, learn
-    flags, and per block the write counts, drive table and results (drives reused, finite)."""
+    flags, and per block the write counts, drive table, results (drives reused, finite) and the
+    range of trials it runs (low, high)."""
 
     dt: np.ndarray
     learn: np.ndarray
     versions: np.ndarray
     drives: np.ndarray
     results: np.ndarray
+    ranges: np.ndarray
 
     @classmethod
     def sized(cls, blocks: int, keys: int, projections: int) -> "_Buffers":
         return cls(np.zeros(1), np.zeros(projections, np.int64), np.zeros((blocks, keys), np.int64),
-                   np.zeros((blocks, projections, len(DRIVE_FIELDS)), np.int64), np.zeros((blocks, 2), np.int64))
+                   np.zeros((blocks, projections, len(DRIVE_FIELDS)), np.int64), np.zeros((blocks, 2), np.int64),
+                   np.zeros((blocks, 2), np.int64))
 
     def addresses(self) -> list[int]:
-        """In the order of the table's entries ``_DT`` to ``_RESULTS``."""
-        return [array.ctypes.data for array in (self.dt, self.learn, self.versions, self.drives, self.results)]
+        """In the order of the table's entries ``_DT`` to ``_RANGES``."""
+        return [array.ctypes.data for array in (self.dt, self.learn, self.versions, self.drives, self.results, self.ranges)]
 
 
 class _Arguments:
@@ -437,19 +495,21 @@ class _ProgramWriter:
 def step_program(
     engine: EngineView,
     stages: frozenset[str] | None = None,
-    inputs: Sequence[tuple[str, np.ndarray]] = (),
+    inputs: Sequence[tuple[str, np.dtype]] = (),
     counted: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
     cached_only: bool = False,
 ) -> StepProgram | None | bool:
     """The compiled step program of the engine ``engine`` views (its plan, arrays and drive caches).
     Unit stages are fused where :func:`fuse_stages` can, and across steps where :func:`_cross_step` can.
 
-    ``inputs`` (state key, buffer of shape ``(steps, *state shape)``) make a program for presented
-    data: step ``s`` first copies row ``s`` of every buffer into its state array (as a step taken
-    alone sets its inputs), and no unit stage moves across steps. ``counted`` (weights key, a copy
-    of the weights, counts per trial) adds 1 to a trial's count after every step that changed its
+    ``inputs`` (state key, dtype of its data set) make a program for presented data
+    (:meth:`StepProgram.present`): step ``s`` first copies into each of them its trial's item of
+    column ``s`` of the order, from the data set itself (:func:`~plasticity.backends.numba_kernels._copy_items`, as a step taken alone
+    sets its inputs), and no unit stage moves across steps. ``counted`` (weights key, a copy of the
+    weights, counts per trial) adds 1 to a trial's count after every step that changed its
     weights, keeping the copy current (:func:`~plasticity.backends.numba_kernels._count_changes`).
-    Such a program never splits its trials into blocks.
+    Such a program never splits its trials into blocks run at once, but may leave trials out
+    (``skips``).
 
     ``None`` when the step has nothing to run; ``False`` when ``cached_only`` and the program's
     machine code is not in the disk cache (so it would compile now).
@@ -458,8 +518,8 @@ def step_program(
     body, arguments, index, row = writer.body, writer.arguments, writer.index, writer.row
     operations = fuse_stages(_operations(engine, stages))
     cross = _cross_step(operations, engine.network) if not inputs else {}
-    for key, buffer in inputs:
-        body(f"_copy_into({arguments(engine.arrays[key])}, {arguments(buffer)}[s])  # input {key}")
+    for number, (key, _) in enumerate(inputs):
+        body(f"_copy_items({arguments(engine.arrays[key])}, d{number}, order, s, low)  # input {key}")
         writer.versions((key,))
     firsts = {first: last for first, last in cross.values()}
     lasts = {last: first for first, last in cross.values()}
@@ -510,7 +570,9 @@ def step_program(
             writer.kernels.add(name)
             body(f"if learn[{row[payload]}]:  # {payload}")
             body.indent()
-            passed = [writer.params(values), *map(str, sizes), "False", arguments(xn), arguments(next_drive), *map(arguments, state)]
+            trials = "high - low" if not engine.network.projections[payload].shared else str(sizes[0])  # a block's trials
+            passed = [writer.params(values), trials, *map(str, sizes[1:]), "False", arguments(xn), arguments(next_drive),
+                      *map(arguments, state)]
             body(f"{name}(t, dt, {', '.join(passed)})")
             writer.versions(writes)
             body.dedent()
@@ -530,7 +592,7 @@ def step_program(
     lines("")
     lines("from plasticity.backends.blas import one_thread, threads, threads_back")
     lines("from plasticity.backends.numba_kernels import (")
-    lines("    _all_finite, _copy_into, _count_changes, _drive, _feedback, _fill_zero, _pointer, _stamped,")
+    lines("    _all_finite, _copy_items, _count_changes, _drive, _feedback, _fill_zero, _pointer, _stamped,")
     lines(")")
     lines("")
     lines(f"kernels = sys.modules[{engine.kernels_module!r}]")
@@ -545,13 +607,14 @@ def step_program(
     written = list(dict.fromkeys(key for operation in operations for key in operation.writes))
     checked = [(index[key], arguments(engine.arrays[key])) for key in written]
     params, arrays = writer.params.arrays, arguments.arrays
-    per_trial = _per_trial(engine)
+    per_trial = set(engine.trial_first) | {id(array) for _, before, counts in counted for array in (before, counts)}
     trials, keys, rows = engine.trials, len(writer.keys), len(writer.projections)
     lines("@numba.cfunc(types.void(types.int64, types.int64, types.CPointer(types.int64)), cache=True, error_model='numpy')")
     lines("def run_block(block, blocks, table):")
     lines.indent()
     lines("count = one_thread() if blocks > 1 else 0  # a block per thread: the thread's kernels and products serial")
-    lines(f"low, high = {trials} * block // blocks, {trials} * (block + 1) // blocks")
+    lines(f"block_range = numba.carray(_pointer(table[{_RANGES}] + 16 * block, np.int64), 2)")
+    lines("low, high = block_range[0], block_range[1]")
     lines(f"first, steps = table[{_FIRST}], table[{_STEPS}]")
     lines(f"dt = numba.carray(_pointer(table[{_DT}], np.float64), 1)[0]")
     lines(f"learn = numba.carray(_pointer(table[{_LEARN}], np.int64), {rows})")
@@ -563,6 +626,12 @@ def step_program(
             raise AssertionError(f"step program argument {name} is not C-contiguous")
         rows_of_block = "[low:high]" if k >= len(params) and id(array) in per_trial else ""
         lines(f"{name} = numba.carray(_pointer(table[{_ARGUMENTS + k}], np.{array.dtype.name}), {tuple(array.shape)}){rows_of_block}")
+    presented = _ARGUMENTS + len(params) + len(arrays)
+    if inputs:
+        lines(f"order = numba.carray(_pointer(table[{presented}], np.int64), ({trials}, steps))")
+    for number, (key, dtype) in enumerate(inputs):
+        entry, units = presented + 1 + 3 * number, int(np.prod(engine.arrays[key].shape[1:]))
+        lines(f"d{number} = numba.carray(_pointer(table[{entry}], np.{np.dtype(dtype).name}), (table[{entry + 1}], table[{entry + 2}], {units}))")
     lines("reused = 0")
     lines("initial = versions.copy()")
     lines("for s in range(steps):")
@@ -582,24 +651,27 @@ def step_program(
     if cached_only and not is_cached(lines.text()):
         return False
     module = load_module(lines.text())
-    buffers = _Buffers.sized(max(1, min(numba.config.NUMBA_NUM_THREADS, trials)), keys, rows)
-    table = np.array([0, 0, *buffers.addresses(), *(array.ctypes.data for array in params + arrays)], dtype=np.int64)
     learners = frozenset(operation.payload for operation in operations if operation.kind == "plasticity")
+    skips = bool(inputs) and _skips(engine, operations, per_trial)
+    buffers = _Buffers.sized((trials + 1) // 2 if skips else max(1, min(numba.config.NUMBA_NUM_THREADS, trials)), keys, rows)
+    entries = [0, 0, *buffers.addresses(), *(array.ctypes.data for array in params + arrays)]
+    table = np.array(entries + [-1] * ((1 + 3 * len(inputs)) if inputs else 0), dtype=np.int64)
     splittable = not inputs and not counted and _splittable(engine, operations, per_trial)
     return StepProgram(
         module.run_block, writer.keys, writer.projections, params, arrays, list(writer.fused), written, list(kept),
-        learners, splittable, table, buffers,
+        learners, splittable, table, buffers, [key for key, _ in inputs], len(entries) if inputs else -1, skips, trials,
     )
 
 
-def _per_trial(engine: EngineView) -> set[int]:
-    """The ids of the engine's arrays indexed by trial first: population state, drive products and
-    weights kept per trial."""
-    populations = engine.network.populations
-    found = {id(array) for key, array in engine.arrays.items() if key.split(".", 1)[0] in populations}
-    found.update(id(slot.contribution) for slot in engine.drives.values())
-    found.update(id(slot.weights) for slot in engine.drives.values() if not slot.shared)
-    return found
+def _skips(engine: EngineView, operations: list[_Operation], per_trial: set[int]) -> bool:
+    """Whether a program may leave trials out, running blocks of the others, with the results of a
+    run of all trials at once: every array its steps write (rules included) is indexed by trial
+    first, and no projection has shared weights (whose update mixes the trials, and whose products
+    BLAS may sum in another order for fewer rows)."""
+    if any(slot.shared for slot in engine.drives.values()):
+        return False
+    written = [engine.arrays[key] for operation in operations for key in operation.writes]
+    return all(id(array) in per_trial for array in written + [slot.contribution for slot in engine.drives.values()])
 
 
 def _splittable(engine: EngineView, operations: list[_Operation], per_trial: set[int]) -> bool:
