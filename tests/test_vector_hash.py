@@ -265,7 +265,7 @@ def test_comparison_protocols_store_the_common_patterns():
 
 
 def test_mutual_information_per_bit():
-    np.testing.assert_allclose(mutual_information_per_bit([1.0, -1.0, 0.0]), [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(mutual_information_per_bit([1.0, -1.0, 0.0, np.nan]), [1.0, 1.0, 0.0, np.nan])
     # m = 0.5: a quarter of the bits wrong, 1 - H2(0.75)
     assert mutual_information_per_bit(0.5) == pytest.approx(1 + 0.75 * math.log2(0.75) + 0.25 * math.log2(0.25))
 
