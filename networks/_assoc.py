@@ -177,8 +177,6 @@ def sweep_orders(seeds: np.ndarray, sweep: int, n: int) -> np.ndarray:
 
 #: Spawn-key suffix of a trial's common-pattern stream (ASCII "patterns").
 _COMMON_KEY = 0x7061747465726E73
-#: Rows of common patterns hashed at once (a few tens of MB of uint64).
-_COMMON_ROWS_VALUES = 1 << 22
 
 
 def common_patterns(rng: np.random.Generator, count: int, n: int) -> np.ndarray:
@@ -196,14 +194,18 @@ def common_patterns(rng: np.random.Generator, count: int, n: int) -> np.ndarray:
         raise ConfigError("common patterns need a generator made from a SeedSequence (numpy.random.default_rng(seed))")
     key = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, _COMMON_KEY)).generate_state(1, np.uint64)[0]
     out = np.empty((count, n), dtype=np.float32)
-    units = np.arange(n, dtype=np.uint64)
-    step = max(1, _COMMON_ROWS_VALUES // max(1, n))
-    for start in range(0, count, step):
-        rows = np.arange(start, min(count, start + step), dtype=np.uint64)
-        counters = (rows[:, None] << np.uint64(32)) | units[None, :]
-        bits = _mix64_array(key + counters * _GOLDEN) >> np.uint64(63)
-        out[start:start + rows.size] = bits.astype(np.float32) * np.float32(2.0) - np.float32(1.0)
+    _hashed_signs(np.uint64(key), out)
     return out
+
+
+@nb.njit(cache=True)
+def _hashed_signs(key, out):  # pragma: no cover - compiled
+    """out[mu, i] = +1 or -1 by the top bit of splitmix64(key + (mu 2^32 + i) golden)."""
+    for mu in range(out.shape[0]):
+        row = np.uint64(mu) << np.uint64(32)
+        for i in range(out.shape[1]):
+            bit = _mix64(key + (row | np.uint64(i)) * _GOLDEN) >> np.uint64(63)
+            out[mu, i] = np.float32(2.0) * np.float32(bit) - np.float32(1.0)
 
 
 def order_seeds(rngs: Sequence[np.random.Generator]) -> np.ndarray:

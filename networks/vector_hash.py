@@ -313,12 +313,13 @@ def _outer_product_torch(pre, post, epochs: int):
 def mutual_information_per_bit(overlap: Any) -> np.ndarray:
     """Mutual information per bit, 1 - H2((1 + m) / 2), between +-1 patterns and their recall with
     overlap m (a binary symmetric channel flipping a fraction (1 - m) / 2 of the bits), as the
-    authors compute it for Fig. 3 from the mean overlap; 1 at m = +-1, 0 at m = 0."""
+    authors compute it for Fig. 3 from the mean overlap; 1 at m = +-1, 0 at m = 0, NaN where m is NaN
+    (a point not yet computed)."""
     m = np.clip(np.abs(np.asarray(overlap, dtype=np.float64)), 0.0, 1.0)
     a, b = (1.0 + m) / 2.0, (1.0 - m) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.where(a > 0, a * np.log2(a), 0.0) - np.where(b > 0, b * np.log2(b), 0.0)
-    return 1.0 - entropy
+    return np.where(np.isnan(m), np.nan, 1.0 - entropy)
 
 
 @dataclass

@@ -232,6 +232,25 @@ def test_common_patterns_are_the_same_whatever_the_count_and_the_width():
     assert np.abs(common_patterns(second, 50, 300) @ big.T / 300).max() < 0.35  # another trial: other patterns
 
 
+def test_common_patterns_are_the_hashed_bits_the_docstring_gives():
+    """The compiled hash against Python integers: unit i of pattern mu is the top bit of
+    splitmix64(key + (mu 2^32 + i) golden) mod 2^64, key from the trial's SeedSequence."""
+    rng = trial_generators(3, 1)[0]
+    seq = rng.bit_generator.seed_seq
+    key = int(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0x7061747465726E73)).generate_state(1, np.uint64)[0])
+    mask = (1 << 64) - 1
+
+    def splitmix(x):
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+        return x ^ (x >> 31)
+
+    patterns = common_patterns(rng, 5, 70)
+    expected = [[2.0 * (splitmix((key + ((mu << 32) | i) * 0x9E3779B97F4A7C15) & mask) >> 63) - 1.0 for i in range(70)]
+                for mu in range(5)]
+    np.testing.assert_array_equal(patterns, expected)
+
+
 def test_comparison_protocols_store_the_common_patterns():
     """hopfield.capacity and modern.retrieval with common_patterns store the trial's common patterns:
     with two stored patterns, the Hebbian energy of the recalled first pattern, -(N^2 + c^2 - 2N) / 2,
@@ -246,7 +265,7 @@ def test_comparison_protocols_store_the_common_patterns():
 
 
 def test_mutual_information_per_bit():
-    np.testing.assert_allclose(mutual_information_per_bit([1.0, -1.0, 0.0]), [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(mutual_information_per_bit([1.0, -1.0, 0.0, np.nan]), [1.0, 1.0, 0.0, np.nan])
     # m = 0.5: a quarter of the bits wrong, 1 - H2(0.75)
     assert mutual_information_per_bit(0.5) == pytest.approx(1 + 0.75 * math.log2(0.75) + 0.25 * math.log2(0.25))
 
