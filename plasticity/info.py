@@ -1,7 +1,7 @@
 """``plasticity info``: what this installation runs with.
 
 Versions of the package and its dependencies, the backends that import here,
-numba's threading layer and thread count, the BLAS of the numba backend, the
+numba's threading layer and thread count, how OpenMP threads wait, the BLAS of the numba backend, the
 cache directories, and the GPUs torch sees.
 
 The facts come one by one, cheapest first (:func:`facts`), so the command
@@ -77,6 +77,9 @@ def facts() -> Iterator[tuple[str, object]]:
 
     yield "numba threading layer", _threading_layer()
     yield "numba threads", numba.config.NUMBA_NUM_THREADS
+    from plasticity._threads import thread_defaults
+
+    yield "OpenMP wait", thread_defaults() + "; GOMP_SPINCOUNT=300000 spins as GNU OpenMP does by default"
     try:
         from plasticity.backends.blas import BLAS
         from plasticity.backends.numba_codegen import cache_dir

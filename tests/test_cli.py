@@ -75,6 +75,7 @@ def test_info_and_rules(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "numba threading layer:" in out and "backends available:" in out and "GPUs:" in out
+    assert "OpenMP wait:" in out
     assert "kernel cache directory:" in out
     assert main(["rules", "oja"]) == 0
     assert "w += eta * y_post * (x_pre - y_post * w)" in capsys.readouterr().out

@@ -418,7 +418,7 @@ class TorchEngine:
         for key, value in inputs.items():
             staged = self._prefetched.get(key)
             new = staged[1] if staged is not None and staged[0] is value else self._host_tensor(value)
-            if key in self._proof_sources and torch.equal(self.arrays[key], new):
+            if key in self._proof_sources and torch.equal(self.arrays[key], new.to(self.device)):
                 continue  # the same values: the drive the end-of-run check computed from them stays valid
             self.arrays[key].copy_(new)
             version[key] += 1
