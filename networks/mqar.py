@@ -25,6 +25,7 @@ form, one memory layer per model.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -41,10 +42,12 @@ from plasticity.protocols import protocol
 __all__ = ["Sequences", "multiquery_ar", "embeddings", "recall", "train", "EMBEDDINGS"]
 
 EMBEDDINGS = ("random", "onehot")
-#: Initial bias of the trained gate a_t = sigmoid(...): a state kept from token to token at first
-#: (a gate near 0.5 forgets a pair within a few tokens, and 300 steps did not learn it open).
-GATE_BIAS = 3.0
 MEMORY_CHOICES = (*att.MEMORIES, "rule")
+#: AdamW's weight decay in ``attention.train``, zoology's default (``TrainConfig.weight_decay``).
+WEIGHT_DECAY = 0.1
+#: Fraction of the training steps over which the learning rate rises linearly from 0 to ``lr``
+#: before its cosine decay to 0 (zoology anneals by a cosine to 0 as well).
+WARMUP = 0.1
 
 
 @dataclass
@@ -71,22 +74,28 @@ def check_lengths(vocab: int, seq_len: int, pairs: int) -> None:
 
 def multiquery_ar(vocab: int, seq_len: int, pairs: int, count: int, rng: np.random.Generator, *,
                   power_a: float = 0.01) -> Sequences:
-    """``count`` MQAR sequences (zoology's ``multiquery_ar`` generator, see the module docstring)."""
+    """``count`` MQAR sequences (zoology's ``multiquery_ar`` generator, see the module docstring).
+
+    Vectorised over the sequences: the keys and values are the first ``pairs`` of a uniformly random
+    permutation of each half of the vocabulary, and the query slots are drawn without replacement with
+    probability proportional to the power law by the Gumbel-top-k trick (Kool, van Hoof and Welling
+    2019, ICML), which gives the same ordered sample as drawing one slot after another (numpy's and
+    zoology's ``choice(..., replace=False, p=...)`` redraws a batch and keeps the new slots, a slightly
+    different law of the query positions; every key is queried once in both)."""
     check_lengths(vocab, seq_len, pairs)
     half = vocab // 2
-    keys = np.stack([rng.choice(np.arange(1, half), size=pairs, replace=False) for _ in range(count)])
-    values = np.stack([rng.choice(np.arange(half, vocab), size=pairs, replace=False) for _ in range(count)])
+    keys = 1 + np.argsort(rng.random((count, half - 1)), axis=1)[:, :pairs]
+    values = half + np.argsort(rng.random((count, vocab - half)), axis=1)[:, :pairs]
     context = 2 * pairs
     slots = (seq_len - context) // 2
-    weights = power_a * np.arange(1, slots + 1, dtype=np.float64) ** (power_a - 1)
-    weights /= weights.sum()
+    log_weights = (power_a - 1) * np.log(np.arange(1, slots + 1, dtype=np.float64))
+    gaps = np.argsort(-(log_weights + rng.gumbel(size=(count, slots))), axis=1)[:, :pairs]
     tokens = np.zeros((count, seq_len), dtype=np.int64)
     targets = np.full((count, seq_len), -1, dtype=np.int64)
     tokens[:, 0:context:2], tokens[:, 1:context:2] = keys, values
-    for n in range(count):
-        gaps = rng.choice(slots, size=pairs, replace=False, p=weights)
-        tokens[n, context + 2 * gaps] = keys[n]
-        targets[n, context + 2 * gaps] = values[n]
+    rows = np.arange(count)[:, None]
+    tokens[rows, context + 2 * gaps] = keys
+    targets[rows, context + 2 * gaps] = values
     return Sequences(tokens, targets, keys, values)
 
 
@@ -214,12 +223,25 @@ def _softmax_reads(table, data: Sequences, beta, runtime) -> np.ndarray:
 # ----------------------------------------------------------------------------- trained recall
 
 
-def _recall_model(memory: str, vocab: int, d_model: int, chunk: int):
+def initial_gate_bias(seq_len: int) -> float:
+    """The bias of the trained gate a_t = sigmoid(...) at initialisation: log(seq_len - 1), so that the
+    gate starts at a = 1 - 1 / seq_len and a pair written at the start of a sequence still carries
+    about 1/e of its weight at the end. A shorter memory (a = 0.95, bias 3) passes 0.95^48 = 0.09 of
+    a pair to a query 48 tokens later, too little for the gate to learn to open: gated linear
+    attention and gated DeltaNet then stay on MQAR's loss plateau (vocab 512, 64 tokens, 16 pairs,
+    d 16, 800 steps: 0.01 and 0.00; with this bias 0.71 and 0.80). Gated recurrences are initialised
+    with slow gates for the same reason (Gu and Dao 2023, Mamba, the range of dt)."""
+    return math.log(seq_len - 1)
+
+
+def _recall_model(memory: str, vocab: int, d_model: int, chunk: int, seq_len: int):
     """A one-memory-layer model (torch): token embedding; keys from the previous token (a token
     shift, the short convolution of zoology's and Based's models), queries and values from the
-    token; the memory layer (gates a_t, starting near 0.95, and write strengths b_t by sigmoids of the token; keys and
-    queries L2-normalised for the fast-weight memories, as in DeltaNet); a residual MLP; a read-out
-    to the vocabulary."""
+    token; the memory layer (gates a_t, starting at 1 - 1 / seq_len, and write strengths b_t by sigmoids of
+    the token; for the fast-weight memories keys and queries L2-normalised and the read-out
+    RMS-normalised, as flash-linear-attention's DeltaNet and linear-attention layers do: a
+    linear-attention state summed over every token grows with the sequence, and the normalised
+    read-out keeps its scale fixed); a residual MLP; a read-out to the vocabulary."""
     import torch
 
     class RecallModel(torch.nn.Module):
@@ -228,8 +250,9 @@ def _recall_model(memory: str, vocab: int, d_model: int, chunk: int):
             self.embed = torch.nn.Embedding(vocab, d_model)
             self.query, self.key, self.value = (torch.nn.Linear(d_model, d_model, bias=False) for _ in range(3))
             self.gates = torch.nn.Linear(d_model, 2)
-            with torch.no_grad():  # gates start nearly open (a = sigmoid(3) = 0.95), as gated recurrences are initialised
-                self.gates.bias[0] = GATE_BIAS
+            with torch.no_grad():  # gates start open for about the sequence's length
+                self.gates.bias[0] = initial_gate_bias(seq_len)
+            self.read_norm = torch.nn.RMSNorm(d_model)
             self.mlp = torch.nn.Sequential(torch.nn.Linear(d_model, 2 * d_model), torch.nn.GELU(),
                                            torch.nn.Linear(2 * d_model, d_model))
             self.readout = torch.nn.Linear(d_model, vocab)
@@ -248,11 +271,20 @@ def _recall_model(memory: str, vocab: int, d_model: int, chunk: int):
                 if memory == "decayed":
                     a = torch.full_like(gates[..., 0], 0.99)
                 b = gates[..., 1] if family.strength else None
-                h, _ = att.chunked(q, k, v, a, b, delta=family.delta, chunk=chunk)
+                h = self.read_norm(att.chunked(q, k, v, a, b, delta=family.delta, chunk=chunk)[0])
             x = x + h
             return self.readout(x + self.mlp(x))
 
     return RecallModel()
+
+
+def learning_rate_factor(step: int, steps: int) -> float:
+    """The learning rate at ``step`` (0-based) of ``steps`` as a fraction of the peak: a linear
+    warm-up over the first ``WARMUP`` of the steps, then a cosine decay to 0 at the last step."""
+    warmup = max(1, round(WARMUP * steps))
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup + 1) / (steps - warmup + 1)))
 
 
 @protocol("attention.train")
@@ -265,7 +297,7 @@ def train(
     d_model: Annotated[int, Int(1, 1024)] = 32,
     steps: Annotated[int, Int(1, 1_000_000)] = 300,
     batch: Annotated[int, Int(1, 100_000)] = 32,
-    lr: Annotated[float, Real(0, 1, low_open=True)] = 3e-3,
+    lr: Annotated[float, Real(0, 1, low_open=True)] = 1e-2,
     test: Annotated[int, Int(1, 100_000)] = 256,
     chunk: Annotated[int, Int(1, 100_000)] = 64,
     backend: str = "numba",
@@ -277,7 +309,8 @@ def train(
 
     A model of token embeddings, one ``memory`` layer (keys from the previous token, learned
     gates and write strengths), a residual MLP and a read-out (see ``_recall_model``) is trained
-    with torch autograd (AdamW, rate ``lr``) for ``steps`` minibatches of ``batch`` fresh MQAR
+    with torch autograd (AdamW with weight decay ``WEIGHT_DECAY``, peak rate ``lr`` after a linear
+    warm-up, then a cosine decay to 0; zoology's optimiser and schedule) for ``steps`` minibatches of ``batch`` fresh MQAR
     sequences (``vocab``, ``seq_len``, ``pairs``), then tested on ``test`` new sequences.
     Training runs in torch on every backend (on ``device`` with backend 'torch'), so backends
     agree. Records the test ``accuracy`` (fraction of queries answered), the training ``loss``
@@ -291,8 +324,9 @@ def train(
     data_rng, test_rng, init_rng = trial_generators(seed, 3)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(init_rng.integers(2**62)))
-        model = _recall_model(memory, vocab, d_model, chunk).to(device=place, dtype=getattr(torch, dtype))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
+        model = _recall_model(memory, vocab, d_model, chunk, seq_len).to(device=place, dtype=getattr(torch, dtype))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: learning_rate_factor(step, steps))
     losses = np.empty(steps)
     for step in range(steps):
         data = multiquery_ar(vocab, seq_len, pairs, batch, data_rng)
@@ -302,6 +336,7 @@ def train(
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        scheduler.step()
         losses[step] = float(loss.detach())
     data = multiquery_ar(vocab, seq_len, pairs, test, test_rng)
     with torch.no_grad():
