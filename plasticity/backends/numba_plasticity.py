@@ -532,7 +532,7 @@ class _PlasticityWriter:
             if accumulate:
                 lines("acc = 0.0")
             if marking:
-                lines("moved = 0")
+                lines("moved = False")
             blocks.open(*span, extra=["xr = xn[t, j0:j1]"] if accumulate else [])
             if accumulate:
                 lines(f"part = {self.scalar}(0.0)")
