@@ -116,6 +116,31 @@ def test_compiled_presentation_equals_steps_taken_one_by_one():
         assert np.array_equal(simulations[0].get(key), simulations[1].get(key)), key
 
 
+def test_compiled_update_counts_see_what_the_weights_keep():
+    """A compiled run counts a trial's update when its rule's kernel wrote a weight other than the old
+    one (marked as it writes), as steps taken one by one find by comparing the weights: an increment
+    lost to rounding is no update."""
+    from plasticity.backends.numba_backend import COMPILE_AFTER_SECONDS
+
+    data = np.ones((3, 4, 8))  # trials, items, inputs
+    for eta, expected in ((1.0, [0, 0, 4]), (16.0, [4, 4, 4])):  # float32 steps of 16 at 2**27: +1 rounds away
+        counts = []
+        for compiled in (False, True):
+            rule = Rule(["w += eta * x_pre"], params={"eta": eta}, name="drift")
+            simulation = Simulation(learning_network(rule, "perceptron", 8, 1), trials=3, seed=2)
+            assert simulation.engine._plasticity["weights"].counts
+            weights = np.full((3, 1, 8), 2.0**27, np.float32)
+            weights[2, 0, 3] = 1.0  # changes by any increment
+            simulation.set("weights.w", weights)
+            if compiled:
+                simulation.engine.stepped_seconds = COMPILE_AFTER_SECONDS
+            else:
+                simulation.engine.run_presented = lambda *args: None  # the step-by-step path
+            counts.append(list(simulation.present({"input.x": data}, count_updates=True)))
+            assert simulation.engine.compiled_steps == (4 if compiled else 0)
+        assert counts == [expected, expected], (eta, counts)
+
+
 def test_wrong_counts_match_the_fields_and_stop_past_the_criterion():
     rng = np.random.default_rng(4)
     weights = rng.standard_normal((5, 3, 7)).astype(np.float32)

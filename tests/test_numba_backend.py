@@ -173,7 +173,7 @@ def test_separable_update_adds_its_product_in_place(name):
     """A separable shared-weight update has BLAS add its product to the weights (beta = 1): it keeps
     no buffer the size of the weights, and agrees with numpy."""
     simulation = assert_agree(lambda: rule_network(get_rule(name), n_post=30, shared=True), "float64", trials=3)
-    *_, arrays = simulation.engine._plasticity["ff"]  # the state arrays it reads and writes, then its buffers
+    arrays = simulation.engine._plasticity["ff"].arrays  # the state arrays it reads and writes, then its buffers
     weights = simulation.engine.arrays["ff.w"]
     assert any(array is weights for array in arrays)
     assert all(array.size < weights.size for array in arrays if array is not weights)

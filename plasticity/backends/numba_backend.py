@@ -210,11 +210,12 @@ class NumbaEngine:
                 projection.pre.n,
             )
             self._fusion[name] = fusion_mode(network, name) if spec.fusable else None
-            scratch = (np.zeros((trials, projection.pre.n), self.dtype), np.zeros((trials, projection.post.n), self.dtype))
+            scratch = (np.zeros((trials, projection.pre.n), self.dtype), np.zeros((trials, projection.post.n), self.dtype),
+                       np.zeros(trials, np.int64))
             if not projection.shared:
                 self._trial_first.update(map(id, scratch))
             arrays = [self.arrays[k] for k in spec.arrays] + buffers
-            self._plasticity[name] = PlasticityCall(getattr(self.module, spec.function), fixed, scratch, arrays)
+            self._plasticity[name] = PlasticityCall(getattr(self.module, spec.function), fixed, scratch, arrays, spec.counts)
         # drive caching: a write counter per state key; a projection's drive contribution is
         # reused while neither its source nor its weights were written since it was computed
         self._version = dict.fromkeys(self.arrays, 0)
@@ -607,7 +608,7 @@ class NumbaEngine:
         """Run the rule of projection ``name``; with a fused pass, precompute the next drive from the
         next step's input to the source if there is one, else from the source as it is (see the
         module's docstring). Called before the step counts the writes (the weights' count goes up by one)."""
-        kernel, fixed, (xn, drive), arrays = self._plasticity[name]
+        kernel, fixed, (xn, drive, changed), arrays, _ = self._plasticity[name]
         mode = self._fusion[name]
         fuse = mode is not None
         self._ready.pop(name, None)
@@ -619,7 +620,7 @@ class NumbaEngine:
                 source_version += 1  # the next step writes it first
             else:
                 xn = self.arrays[key]
-        kernel(t, self.dt, *fixed, fuse, xn, drive, *arrays)
+        kernel(t, self.dt, *fixed, fuse, xn, drive, False, changed, *arrays)
         if fuse:
             weights_version = self._version[slot.weights_key] + 1
             self._ready[name] = _Ready(drive, key, source_version, slot.weights_key, weights_version)

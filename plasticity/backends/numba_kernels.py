@@ -164,6 +164,15 @@ def _count_changes(weights, before, counts):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
+def _add_marks(changed, counts):  # pragma: no cover - compiled
+    """Add the marks a rule's kernel left in ``changed`` (1 for a trial whose weights it changed) to
+    ``counts`` and clear them (a presented data set's updates, counted per step)."""
+    for t in range(changed.shape[0]):
+        counts[t] += changed[t]
+        changed[t] = 0
+
+
+@numba.njit(**_JIT)
 def _fill_zero(target):  # pragma: no cover - compiled
     flat = target.reshape(-1)
     for k in range(flat.size):

@@ -14,6 +14,10 @@ Every equation of the rule in order, one pass (or a few) each:
   or over trials only when a row needs all its columns);
 * the pass that writes ``w`` last can accumulate ``sum_j w_new[i, j] * xn[j]``, the
   drive of the next step (``fuse=True``), so a step reads and writes each weight once;
+* with weights per trial, the same pass can also mark in ``changed[t]`` each trial
+  whose weights it changed (``count=True``: any new weight differs from the old, NaN counting as
+  a change), where a count of updates per step would otherwise compare every weight with a copy
+  made before the step (a presented data set's updates, :mod:`~plasticity.backends.numba_program`);
 * shared weights (a minibatch): the update averaged over trials, in one loop over
   (row, trial, column) into a float64 row total, or, for increments that are sums of separable
   terms ``scalar * f(post) * g(pre) * w**k`` (``k`` 0 or 1; :func:`separable_terms`, on the
@@ -166,6 +170,7 @@ class _PlasticityWriter:
         self.parallel = size >= PARALLEL_MIN_ELEMENTS
         self.lines = Lines()
         self.scalars: list[str] = []  # pure scalar subexpressions, computed at the top
+        self.count_at: int | None = None  # the equation whose pass marks the trials whose weights it changed
 
     # names -----------------------------------------------------------------------------
     def array(self, key: str) -> str:
@@ -209,6 +214,8 @@ class _PlasticityWriter:
         parsed = self.rule.parsed
         w_equations = [k for k, eq in enumerate(parsed) if eq.level == "synapse" and eq.var == "w"]
         fuse_at = w_equations[-1] if w_equations and not self.shared else None
+        # a rule assigns w once: comparing each new weight with the old one there tells whether the step changed it
+        self.count_at = fuse_at
         self.lines = Lines()
         self.lines.depth = 1
         body = self.lines.lines
@@ -222,7 +229,7 @@ class _PlasticityWriter:
             else:
                 self.side_equation(number, equation)
         head = Lines()
-        arguments = ["time", "dt", "prm", "trials", "npost", "npre", "fuse", "xn", "drive"]
+        arguments = ["time", "dt", "prm", "trials", "npost", "npre", "fuse", "xn", "drive", "count", "changed"]
         arguments += [f"s{k}" for k in range(len(self.keys))] + [name for name, _, _ in self.buffers]
         head.indent()
         head(f"tt = {self.scalar}(time)")
@@ -243,6 +250,7 @@ class _PlasticityWriter:
             [*self.rule.params.values(), 1.0 / self.trials],
             list(self.buffers),
             fusable=fuse_at is not None,
+            counts=self.count_at is not None,
             parallel=parallel,
         )
         return spec, text
@@ -513,13 +521,18 @@ class _PlasticityWriter:
         cumsum_lines = self.running_sum_lines(blocks, carries, element_cumsums, plain)
         mask = blocks.view(f"{self.array_mask()}[i, j]") if masked else None
         span = ("ja", "jb") if chunked else ("0", "npre")
-        variants = [("fuse", True), ("not fuse", False)] if fused else [(None, False)]
-        for condition, accumulate in variants:
+        variants = [("fuse", True, False)] if fused else []
+        if number == self.count_at:
+            variants.append(("count", False, True))
+        variants.append(("else", False, False) if variants else (None, False, False))
+        for position, (condition, accumulate, marking) in enumerate(variants):
             if condition is not None:
-                lines(f"if {condition}:")
+                lines("else:" if condition == "else" else f"if {condition}:" if position == 0 else f"elif {condition}:")
                 lines.indent()
             if accumulate:
                 lines("acc = 0.0")
+            if marking:
+                lines("moved = False")
             blocks.open(*span, extra=["xr = xn[t, j0:j1]"] if accumulate else [])
             if accumulate:
                 lines(f"part = {self.scalar}(0.0)")
@@ -531,6 +544,8 @@ class _PlasticityWriter:
             lines(f"v = {value_t}" if equation.op == "=" else f"v = {target} {equation.op[0]} {value_t}")
             if masked:
                 lines(f"v = v * {mask}")
+            if marking:
+                lines(f"moved |= v != {target}  # no branch: the loop vectorises; NaN differs from itself")
             lines(f"{target} = v")
             if accumulate:
                 lines("part += v * xr[j]")
@@ -540,6 +555,10 @@ class _PlasticityWriter:
             blocks.close()
             if accumulate:
                 lines(f"{part}[t, c, i] = acc" if chunked else "drive[t, i] = acc")
+            if marking:
+                lines("if moved:")
+                lines.indent()("changed[t] = 1  # every writer writes 1: rows of a trial may run on several threads")
+                lines.dedent()
             if condition is not None:
                 lines.dedent()
         lines.dedent()

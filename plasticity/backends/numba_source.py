@@ -194,7 +194,9 @@ class KernelSpec:
     ``params`` the parameter values in order, a plasticity kernel's followed by ``1 / trials``, by
     which every trial mean of the kernel is multiplied (read at run time: with fast-math,
     ``x / trials`` became a product with the rounded reciprocal where a compiled program inlined
-    the kernel and a division where Python called it, one rounding apart).
+    the kernel and a division where Python called it, one rounding apart). ``fusable``: a
+    plasticity kernel can precompute the next drive (``fuse``); ``counts``: it can mark the trials
+    whose weights it changed (``count``, into ``changed``).
     """
 
     function: str
@@ -203,6 +205,7 @@ class KernelSpec:
     buffers: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
     fusable: bool = False
     parallel: bool = False
+    counts: bool = False
 
 
 #: ``tanh`` in float32 as a rational function (Eigen's ``generic_fast_tanh_float``, within
