@@ -373,7 +373,9 @@ def run_tests(copy_root: Path, area: str, environment: dict, timeout: float,
 
 def importable(copy_root: Path, environment: dict, path: str) -> bool:
     """Whether the mutated module still imports (a rule the library refuses to build is invalid)."""
-    module = "plasticity." + path[:-3].replace("/", ".") if path.startswith("rules/") else path[:-3].replace("/", ".")
+    module = path[:-3].replace("/", ".")
+    if path.split("/")[0] in PACKAGE_LINKS:  # rules/, networks/, analysis/ are imported as plasticity's
+        module = "plasticity." + module
     result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=copy_root, env=environment,
                             capture_output=True, text=True)
     return result.returncode == 0

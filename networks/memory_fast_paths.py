@@ -117,8 +117,8 @@ def gram_lower(x: np.ndarray, rows: bool) -> np.ndarray:
 
 def gram_cholesky(gram: np.ndarray) -> np.ndarray | None:
     """The lower Cholesky factor of a symmetric Gram matrix (float64; only its lower triangle is read),
-    or None when it is singular (not positive definite, or a pivot below :data:`SINGULAR_PIVOT`): then
-    a pseudo-inverse needs an SVD."""
+    or None when it is singular (not positive definite, or a pivot whose square is below
+    :data:`SINGULAR_PIVOT` times the largest diagonal entry): then a pseudo-inverse needs an SVD."""
     try:
         lower = np.linalg.cholesky(gram)
     except np.linalg.LinAlgError:

@@ -167,6 +167,19 @@ def test_pseudoinverse_fast_path_of_repeated_patterns_equals_numpy_pinv():
                                reference.vector_hash_pseudoinverse(pre, post), atol=1e-8)
 
 
+def test_gram_cholesky_calls_a_gram_matrix_singular_by_its_smallest_pivot():
+    """A pivot p of the Cholesky factor counts as zero when p^2 < 1e-10 times the largest diagonal
+    entry (so the SVD takes over); a Gram matrix on either side of that line, and one that is not
+    positive definite."""
+    from plasticity.networks.memory_fast_paths import SINGULAR_PIVOT, gram_cholesky
+
+    scale = 4.0
+    kept = gram_cholesky(np.diag([scale, 10 * SINGULAR_PIVOT * scale]))
+    np.testing.assert_allclose(kept, np.diag([2.0, math.sqrt(10 * SINGULAR_PIVOT * scale)]))
+    assert gram_cholesky(np.diag([scale, 0.1 * SINGULAR_PIVOT * scale])) is None
+    assert gram_cholesky(np.array([[1.0, 2.0], [2.0, 1.0]])) is None
+
+
 def test_pseudoinverse_torch_fast_path_equals_numpy_pinv():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
