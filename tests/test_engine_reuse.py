@@ -413,6 +413,20 @@ def _oja(backend: str, n: int = 40, m: int = 24, trials: int = 2) -> pl.Simulati
     return pl.Simulation(pl.Network([inp, out], [projection]), trials=trials, backend=backend, seed=3, dtype="float64")
 
 
+def _advance_beside_reference(fast, reference, calls, counter, keys) -> list[int]:
+    """Advance both simulations by each call's (inputs, steps), checking ``keys`` equal after each;
+    how much ``counter()`` grew during each call."""
+    taken = []
+    for inputs, steps in calls:
+        before = counter()
+        for simulation in (fast, reference):
+            simulation.advance(steps, inputs=inputs)
+        taken.append(counter() - before)
+        for key in keys:
+            np.testing.assert_allclose(fast.get(key), reference.get(key), rtol=1e-12, atol=1e-12, err_msg=key)
+    return taken
+
+
 def test_a_run_precomputes_the_next_runs_drive_unless_its_input_differs():
     """The last step of a run precomputes the next drive from the source as it is: the next run takes
     it when nothing wrote the source or its input holds the same values, else computes the drive
@@ -420,14 +434,7 @@ def test_a_run_precomputes_the_next_runs_drive_unless_its_input_differs():
     patterns = np.random.default_rng(0).normal(size=(3, 1, 2, 40))  # (1, trials, n): the same every step
     fast, reference = _oja("numba"), _oja("numpy")
     calls = [({}, 4), ({"inp.x": patterns[0]}, 3), ({"inp.x": patterns[0]}, 2), ({"inp.x": patterns[1]}, 3), ({}, 1), ({}, 5)]
-    taken = []
-    for inputs, steps in calls:
-        before = fast.engine.fused_steps
-        for simulation in (fast, reference):
-            simulation.advance(steps, inputs=inputs)
-        taken.append(fast.engine.fused_steps - before)
-        for key in ("ff.w", "out.y", "out.I"):
-            np.testing.assert_allclose(fast.get(key), reference.get(key), rtol=1e-12, atol=1e-12, err_msg=key)
+    taken = _advance_beside_reference(fast, reference, calls, lambda: fast.engine.fused_steps, ("ff.w", "out.y", "out.I"))
     # the first drive of a run is precomputed except at the very start, after a new pattern and after set()
     assert taken == [3, 2, 2, 2, 1, 5]
     fast.set("inp.x", patterns[2, 0])
@@ -485,14 +492,8 @@ def test_torch_weights_are_checked_through_the_drive_the_next_run_takes(monkeypa
     patterns = np.random.default_rng(0).normal(size=(2, 1, 2, 40))
     fast, reference = _oja("torch"), _oja("numpy")
     calls = [({}, 4), ({"inp.x": patterns[0]}, 3), ({"inp.x": patterns[0]}, 2), ({"inp.x": patterns[1]}, 3), ({}, 1)]
-    taken = []
-    for inputs, steps in calls:
-        before = fast.engine.cached_drives
-        for simulation in (fast, reference):
-            simulation.advance(steps, inputs=inputs)
-        taken.append(fast.engine.cached_drives - before)
-        for key in ("ff.w", "out.y", "out.I", "inp.x"):
-            np.testing.assert_allclose(fast.get(key), reference.get(key), rtol=1e-12, atol=1e-12, err_msg=key)
+    taken = _advance_beside_reference(fast, reference, calls, lambda: fast.engine.cached_drives,
+                                      ("ff.w", "out.y", "out.I", "inp.x"))
     assert taken == [0, 0, 1, 0, 1]
     assert scanned and 40 * 24 * 2 not in scanned
     zero = patterns[1].copy()
