@@ -33,7 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _results import write_results
+
 
 
 def _status(field: str) -> int:
@@ -162,10 +163,7 @@ def main() -> None:
         "cpus": os.cpu_count(), "memory_gib": memory / 2 ** 30, "load_before": load_before, "load_after": os.getloadavg(),
         "n": args.n, "results": results,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1))
-    (RESULTS / f"{args.name}.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(args.name, report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _results import write_results
+
 
 #: Environment variables per configuration; a variable set to None is removed from the environment.
 _WAIT = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
@@ -131,10 +131,7 @@ def main() -> None:
         lines.append(f"| {name}: {DESCRIPTIONS[name]} | {first['layer']}, {first['threads']} | {statistics.median(alone):,.0f} "
                      f"({max(alone):,.0f}) | {statistics.median(loaded):,.0f} ({max(loaded):,.0f}) | "
                      f"{statistics.median(loaded) / statistics.median(alone):.2f} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1))
-    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.name, report, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,9 @@ Usage: ``python benchmarks/bench_short_runs.py [--backends numba numpy torch] [-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -35,7 +33,8 @@ import plasticity as pl
 from plasticity.provenance import now_iso
 from plasticity.rules import get_rule
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _results import write_results
+
 
 
 def oja_simulation(n: int, backend: str) -> pl.Simulation:
@@ -136,10 +135,7 @@ def main() -> None:
         "cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(),
         "rounds": args.rounds, "total_steps": args.total, "results": results,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1))
-    (RESULTS / f"{args.name}.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(args.name, report, markdown(report))
 
 
 if __name__ == "__main__":
