@@ -93,6 +93,20 @@ def test_console_script_help():
         assert verb in result.stdout
 
 
+def test_console_returns_the_status_and_freezes_what_exists(monkeypatch):
+    """The console script skips the interpreter's collections of the import-time objects at exit."""
+    import gc
+
+    import plasticity.cli as cli
+
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    try:
+        assert cli.console() == 3
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 PROTOCOL_MODULE = '''
 import xarray as xr
 
