@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from plasticity._aligned import aligned_empty
 from plasticity.errors import ConfigError
 from plasticity.params import Real, check
 
@@ -112,7 +113,7 @@ def resolve_initial(
 
     The initialisers of this module fill it in blocks; a number, an array or another callable's
     result (taken as float64, as before) is broadcast into it, so no second array of its size is made."""
-    initial = np.empty(shape, dtype=dtype)
+    initial = aligned_empty(shape, dtype)
     if isinstance(value, (normal, uniform, constant)):
         value.fill(rng, initial)
     else:

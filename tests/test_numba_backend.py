@@ -477,3 +477,24 @@ def test_unusual_stage_names_parameters_and_multiline_equations():
         return pl.Network([inp, out], [projection], stages=("drive", "odd stage-name", "plasticity")), ["inp.x"]
 
     assert_agree(make, "float32", steps=10)
+
+
+@pytest.mark.parametrize("shape, dtype", [((1600, 400), "float32"), ((3, 5, 7), "float64"), (0, "float32"), (9, "int64")])
+def test_aligned_arrays_start_on_64_bytes(shape, dtype):
+    from plasticity._aligned import aligned_empty, aligned_zeros
+
+    for array in (aligned_empty(shape, dtype), aligned_zeros(shape, dtype)):
+        assert array.ctypes.data % 64 == 0 or array.size == 0
+        assert array.shape == ((shape,) if isinstance(shape, int) else shape) and array.dtype == np.dtype(dtype)
+        assert array.flags.c_contiguous and array.flags.writeable
+    assert not aligned_zeros(shape, dtype).any()
+
+
+def test_engine_state_and_drive_buffers_are_aligned():
+    """Every state array (initial values drawn into aligned memory, handed to the engine without a
+    copy) and every drive buffer the products write starts on a 64-byte boundary."""
+    network, _ = rule_network(get_rule("oja"), n_pre=37, n_post=11, shared=True)
+    sim = pl.Simulation(network, trials=3, backend="numba", dtype="float32", seed=0)
+    engine = sim.engine
+    assert all(array.ctypes.data % 64 == 0 for array in engine.arrays.values())
+    assert all(slot.contribution.ctypes.data % 64 == 0 for slot in engine._contribution.values())

@@ -73,6 +73,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numba
 import numpy as np
 
+from plasticity._aligned import aligned_zeros
 from plasticity.backends.blas import gemm, threads
 from plasticity.backends.numba_cache import load_module
 from plasticity.backends.numba_codegen import generate
@@ -199,7 +200,7 @@ class NumbaEngine:
                 "npost": projection.post.n,
                 "chunks": -(-projection.pre.n // COLUMN_CHUNK),
             }
-            buffers = [np.zeros([sizes.get(d, d) for d in shape], dtype=kind) for _, shape, kind in spec.buffers]
+            buffers = [aligned_zeros(tuple(sizes.get(d, d) for d in shape), kind) for _, shape, kind in spec.buffers]
             if not projection.shared:
                 self._trial_first.update(id(buffer) for buffer, (_, shape, _) in zip(buffers, spec.buffers, strict=True)
                                          if shape[:1] == ("trials",))
@@ -210,7 +211,7 @@ class NumbaEngine:
                 projection.pre.n,
             )
             self._fusion[name] = fusion_mode(network, name) if spec.fusable else None
-            scratch = (np.zeros((trials, projection.pre.n), self.dtype), np.zeros((trials, projection.post.n), self.dtype),
+            scratch = (aligned_zeros((trials, projection.pre.n), self.dtype), aligned_zeros((trials, projection.post.n), self.dtype),
                        np.zeros(trials, np.int64))
             if not projection.shared:
                 self._trial_first.update(map(id, scratch))
@@ -224,7 +225,7 @@ class NumbaEngine:
         for row, (name, projection) in enumerate(network.projections.items()):
             source_key, weights_key = f"{projection.pre.name}.{projection.source}", f"{name}.w"
             self._contribution[name] = DriveSlot(
-                row, source_key, weights_key, np.zeros((trials, projection.post.n), self.dtype), projection.shared,
+                row, source_key, weights_key, aligned_zeros((trials, projection.post.n), self.dtype), projection.shared,
                 self.arrays[source_key], self.arrays[weights_key], self.arrays[f"{projection.post.name}.{projection.target}"],
             )
             self._trial_first.add(id(self._contribution[name].contribution))
