@@ -70,6 +70,9 @@ def _sweep(args: argparse.Namespace) -> int:
     from plasticity.sweep import run_sweep
 
     experiment = _experiment(args)
+    # The imports' objects (numba, xarray, pandas: most of the process's) are kept for good: the
+    # collections the store's writes set off while points run no longer traverse them.
+    gc.freeze()
     summary = run_sweep(
         experiment, args.output, resume=args.resume, workers=args.workers, scheduler=args.scheduler,
         progress=not args.quiet,

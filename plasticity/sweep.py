@@ -262,21 +262,66 @@ def _bookkeeping_template(grid: Grid, experiment: Experiment) -> xr.Dataset:
     return dataset
 
 
-def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
+def _create_store(path: Path, grid: Grid, experiment: Experiment, first: tuple[int, xr.Dataset] | None = None) -> None:
+    """Create the store: the bookkeeping of every point and, given ``first`` (the index and output
+    of the first point that ran), the variables that hold the protocol's output, unwritten."""
+    import zarr
+
     template = _bookkeeping_template(grid, experiment)
     chunks = (1,) * len(grid.dims)
     encoding = {name: {"chunks": chunks} for name in BOOKKEEPING}
     for name in ("done", "failed", "point_index", "point_checksum"):
         encoding[name]["_FillValue"] = None
+    if first is not None:
+        variables, data_encoding, coords = _output_variables(first[1], first[0], grid)
+        template = xr.Dataset({**template.data_vars, **variables}, coords={**template.coords, **coords},
+                              attrs={**template.attrs, "data_signature": json.dumps(_signature(first[1]))})
+        encoding.update(data_encoding)
+    # Built in memory (zarr's file store takes a thread hop per file), written beside the target
+    # and renamed into place: a store either exists whole or not at all.
+    files: dict[str, Any] = {}
+    template.to_zarr(zarr.storage.MemoryStore(files), mode="w-", compute=False, consolidated=True,
+                     zarr_format=ZARR_FORMAT, encoding=encoding)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and renamed into place: a store either exists whole or not at all.
     temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        template.to_zarr(temporary, mode="w-", consolidated=True, zarr_format=ZARR_FORMAT, encoding=encoding)
+        for key, value in files.items():
+            file = temporary / key
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(value.to_bytes())
         os.replace(temporary, path)
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _output_variables(dataset: xr.Dataset, index: int, grid: Grid) -> tuple[dict[str, xr.Variable], dict[str, dict], dict[str, xr.Variable]]:
+    """The store's variables for the protocol's output ``dataset`` (of point ``index``) at every
+    point, as placeholders whose metadata alone is written; their encoding; the output's coordinates."""
+    clash = sorted((set(dataset.variables) | set(dataset.dims)) & (set(grid.dims) | set(BOOKKEEPING)))
+    if clash:
+        raise PlasticityError(
+            f"protocol output at point {index} uses the name(s) {', '.join(map(repr, clash))}, "
+            f"which the sweep store uses for its own dimensions or bookkeeping ({', '.join(grid.dims)}, "
+            f"{', '.join(BOOKKEEPING)}); rename them in the protocol or do not sweep them"
+        )
+    import dask.array as da
+
+    lead_chunks = (1,) * len(grid.dims)
+    variables, encoding = {}, {}
+    for name, variable in dataset.data_vars.items():
+        if variable.dtype.kind not in "biufc":
+            raise PlasticityError(
+                f"protocol output variable {name!r} has dtype {variable.dtype}; sweep stores hold numbers and booleans"
+            )
+        floating = variable.dtype.kind in "fc"
+        fill = np.nan if floating else 0
+        data = da.full(grid.shape + variable.shape, fill, dtype=variable.dtype, chunks=lead_chunks + variable.shape)
+        variables[name] = xr.Variable(grid.dims + variable.dims, data, attrs=variable.attrs)
+        encoding[name] = {"chunks": lead_chunks + variable.shape}
+        if not floating:
+            encoding[name]["_FillValue"] = None
+    return variables, encoding, {name: coord.variable for name, coord in dataset.coords.items()}
 
 
 def _config_differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -357,34 +402,11 @@ class _Store:
         return [int(i) for i in np.flatnonzero(~done)]
 
     def _add_variables(self, dataset: xr.Dataset, index: int) -> None:
-        clash = sorted((set(dataset.variables) | set(dataset.dims)) & (set(self.grid.dims) | set(BOOKKEEPING)))
-        if clash:
-            raise PlasticityError(
-                f"protocol output at point {index} uses the name(s) {', '.join(map(repr, clash))}, "
-                f"which the sweep store uses for its own dimensions or bookkeeping ({', '.join(self.grid.dims)}, "
-                f"{', '.join(BOOKKEEPING)}); rename them in the protocol or do not sweep them"
-            )
-        import dask.array as da
-
-        lead_chunks = (1,) * len(self.grid.dims)
-        variables, encoding = {}, {}
-        for name, variable in dataset.data_vars.items():
-            if variable.dtype.kind not in "biufc":
-                raise PlasticityError(
-                    f"protocol output variable {name!r} has dtype {variable.dtype}; sweep stores hold numbers and "
-                    "booleans"
-                )
-            floating = variable.dtype.kind in "fc"
-            fill = np.nan if floating else 0
-            data = da.full(self.grid.shape + variable.shape, fill, dtype=variable.dtype,
-                           chunks=lead_chunks + variable.shape)
-            variables[name] = xr.Variable(self.grid.dims + variable.dims, data, attrs=variable.attrs)
-            encoding[name] = {"chunks": lead_chunks + variable.shape}
-            if not floating:
-                encoding[name]["_FillValue"] = None
-        coords = {**self.grid.coords(), **{name: coord.variable for name, coord in dataset.coords.items()}}
+        """Add the variables of the protocol's output to a store created without them (its first
+        points failed)."""
+        variables, encoding, coords = _output_variables(dataset, index, self.grid)
         # Appending variables rewrites the group's attributes: carry them over.
-        xr.Dataset(variables, coords=coords, attrs=dict(self.group.attrs)).to_zarr(
+        xr.Dataset(variables, coords={**self.grid.coords(), **coords}, attrs=dict(self.group.attrs)).to_zarr(
             self.path, mode="a", compute=False, consolidated=False, zarr_format=ZARR_FORMAT, encoding=encoding
         )
         self._open()
@@ -734,6 +756,7 @@ def run_sweep(
         note = lock.takeover_note()
         if note is not None:
             print(f"plasticity: {note}", file=sys.stderr)
+        store: _Store | None = None
         if resuming:
             check_metadata(path)
             _check_resumable(path, experiment)
@@ -751,18 +774,26 @@ def run_sweep(
              experiment.device, experiment.seed, index, grid.seed_index(index), root)
             for index in pending
         ]
-        # Points on threads start at once; a new store is created while the first of them run.
+        # Points on threads start at once. A new store is created when the first points finish,
+        # with the variables of the first output (or, if no point ran, without them).
         threads = _PointThreads(tasks, processes) if on_threads and tasks else None
         try:
-            if not resuming:
-                _create_store(path, grid, experiment)
-                store = _Store(path, grid)
             ran = 0
             bar = tqdm(total=grid.size, initial=grid.size - len(pending), unit="point", desc=str(shown),
                        disable=not progress, file=sys.stderr, smoothing=0.1)
 
+            def create(results: list[dict[str, Any]]) -> _Store:
+                first = next(((result["index"], result["dataset"]) for result in results if result["ok"]), None)
+                try:
+                    _create_store(path, grid, experiment, first)
+                except PlasticityError:  # the output does not fit a store: the store without it says so below
+                    _create_store(path, grid, experiment)
+                return _Store(path, grid)
+
             def write(results: list[dict[str, Any]]) -> None:
-                nonlocal ran
+                nonlocal ran, store
+                if store is None:
+                    store = create(results)
                 store.write(results)
                 ran += len(results)
                 bar.update(len(results))
@@ -774,6 +805,8 @@ def run_sweep(
                     _run_points(tasks, write, scheduler, processes)
             finally:
                 bar.close()
+                if store is None:  # interrupted before any point finished, or nothing to run
+                    store = create([])
                 done, failed = store.finish(started)
         finally:
             if threads is not None:

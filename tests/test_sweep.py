@@ -99,6 +99,30 @@ x = {{start = 0, stop = 5, step = 1}}
     assert store["y"].sel(x=3).item() == pytest.approx(9, abs=1)
 
 
+@pytest.mark.parametrize("xs, done", [("[1, 2, 3, 4]", [False, True, False, True]), ("[1, 3]", [False, False])])
+def test_a_store_whose_first_points_fail_gets_the_output_variables_from_the_first_that_runs(tmp_path, xs, done):
+    """The store is created when the first points finish, with the first output's variables; when
+    those points failed it is created without them, they are added by the first point that runs, and
+    a sweep in which every point failed leaves a store of bookkeeping alone."""
+    experiment = parse_experiment(f"""
+protocol = "sweep_protocols:gated"
+backend = "numpy"
+[params]
+gate = "{tmp_path / 'gate'}"
+[sweep]
+x = {xs}
+""")
+    path = tmp_path / "g.zarr"
+    summary = run_sweep(experiment, path, workers=0, progress=False)
+    assert summary.done == sum(done)
+    store = xr.open_zarr(path).load()
+    assert store["done"].values.ravel().tolist() == done
+    if any(done):
+        assert store["y"].sel(x=2).item() == pytest.approx(4, abs=1) and np.isnan(store["y"].sel(x=3).item())
+    else:
+        assert "y" not in store and "data_signature" not in store.attrs
+
+
 def test_existing_store_needs_resume_and_resume_refuses_a_changed_configuration(tmp_path):
     path = tmp_path / "s.zarr"
     run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=0, progress=False)
