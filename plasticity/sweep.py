@@ -262,33 +262,32 @@ def _bookkeeping_template(grid: Grid, experiment: Experiment) -> xr.Dataset:
     return dataset
 
 
-def _create_store(path: Path, grid: Grid, experiment: Experiment, first: tuple[int, xr.Dataset] | None = None) -> None:
-    """Create the store: the bookkeeping of every point and, given ``first`` (the index and output
-    of the first point that ran), the variables that hold the protocol's output, unwritten."""
+def _zarr_files(dataset: xr.Dataset, encoding: dict[str, dict]) -> dict[str, bytes]:
+    """The files of ``dataset`` as a Zarr store: metadata, and the data of its numpy-backed variables
+    (dask placeholders stay unwritten). Built in memory: zarr's file store takes a thread hop per file."""
     import zarr
 
+    files: dict[str, Any] = {}
+    dataset.to_zarr(zarr.storage.MemoryStore(files), mode="w-", compute=False, consolidated=True,
+                    zarr_format=ZARR_FORMAT, encoding=encoding)
+    return {key: value.to_bytes() for key, value in files.items()}
+
+
+def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
     template = _bookkeeping_template(grid, experiment)
     chunks = (1,) * len(grid.dims)
     encoding = {name: {"chunks": chunks} for name in BOOKKEEPING}
     for name in ("done", "failed", "point_index", "point_checksum"):
         encoding[name]["_FillValue"] = None
-    if first is not None:
-        variables, data_encoding, coords = _output_variables(first[1], first[0], grid)
-        template = xr.Dataset({**template.data_vars, **variables}, coords={**template.coords, **coords},
-                              attrs={**template.attrs, "data_signature": json.dumps(_signature(first[1]))})
-        encoding.update(data_encoding)
-    # Built in memory (zarr's file store takes a thread hop per file), written beside the target
-    # and renamed into place: a store either exists whole or not at all.
-    files: dict[str, Any] = {}
-    template.to_zarr(zarr.storage.MemoryStore(files), mode="w-", compute=False, consolidated=True,
-                     zarr_format=ZARR_FORMAT, encoding=encoding)
+    files = _zarr_files(template, encoding)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed into place: a store either exists whole or not at all.
     temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        for key, value in files.items():
+        for key, data in files.items():
             file = temporary / key
             file.parent.mkdir(parents=True, exist_ok=True)
-            file.write_bytes(value.to_bytes())
+            file.write_bytes(data)
         os.replace(temporary, path)
     finally:
         if temporary.exists():
@@ -402,13 +401,19 @@ class _Store:
         return [int(i) for i in np.flatnonzero(~done)]
 
     def _add_variables(self, dataset: xr.Dataset, index: int) -> None:
-        """Add the variables of the protocol's output to a store created without them (its first
-        points failed)."""
+        """Add the variables of the protocol's output, and its coordinates, to the store: their
+        files made in memory as xarray writes them, each written to a temporary file and renamed
+        into place; then the output's signature and the consolidated metadata."""
         variables, encoding, coords = _output_variables(dataset, index, self.grid)
-        # Appending variables rewrites the group's attributes: carry them over.
-        xr.Dataset(variables, coords={**self.grid.coords(), **coords}, attrs=dict(self.group.attrs)).to_zarr(
-            self.path, mode="a", compute=False, consolidated=False, zarr_format=ZARR_FORMAT, encoding=encoding
-        )
+        new = set(variables) | (set(coords) - set(self.arrays))
+        files = _zarr_files(xr.Dataset(variables, coords={**self.grid.coords(), **coords}), encoding)
+        for key, data in files.items():
+            if key.split("/", 1)[0] in new:
+                file = self.path / key
+                file.parent.mkdir(parents=True, exist_ok=True)
+                partial = file.with_name(f"{file.name}.{uuid.uuid4().hex[:8]}.partial")
+                partial.write_bytes(data)
+                os.replace(partial, file)
         self._open()
         self.signature = json.loads(json.dumps(_signature(dataset)))
         self.group.attrs["data_signature"] = json.dumps(self.signature)
@@ -756,7 +761,6 @@ def run_sweep(
         note = lock.takeover_note()
         if note is not None:
             print(f"plasticity: {note}", file=sys.stderr)
-        store: _Store | None = None
         if resuming:
             check_metadata(path)
             _check_resumable(path, experiment)
@@ -774,26 +778,18 @@ def run_sweep(
              experiment.device, experiment.seed, index, grid.seed_index(index), root)
             for index in pending
         ]
-        # Points on threads start at once. A new store is created when the first points finish,
-        # with the variables of the first output (or, if no point ran, without them).
+        # Points on threads start at once; a new store is created while the first of them run.
         threads = _PointThreads(tasks, processes) if on_threads and tasks else None
         try:
+            if not resuming:
+                _create_store(path, grid, experiment)
+                store = _Store(path, grid)
             ran = 0
             bar = tqdm(total=grid.size, initial=grid.size - len(pending), unit="point", desc=str(shown),
                        disable=not progress, file=sys.stderr, smoothing=0.1)
 
-            def create(results: list[dict[str, Any]]) -> _Store:
-                first = next(((result["index"], result["dataset"]) for result in results if result["ok"]), None)
-                try:
-                    _create_store(path, grid, experiment, first)
-                except PlasticityError:  # the output does not fit a store: the store without it says so below
-                    _create_store(path, grid, experiment)
-                return _Store(path, grid)
-
             def write(results: list[dict[str, Any]]) -> None:
-                nonlocal ran, store
-                if store is None:
-                    store = create(results)
+                nonlocal ran
                 store.write(results)
                 ran += len(results)
                 bar.update(len(results))
@@ -805,8 +801,6 @@ def run_sweep(
                     _run_points(tasks, write, scheduler, processes)
             finally:
                 bar.close()
-                if store is None:  # interrupted before any point finished, or nothing to run
-                    store = create([])
                 done, failed = store.finish(started)
         finally:
             if threads is not None:

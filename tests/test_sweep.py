@@ -101,9 +101,8 @@ x = {{start = 0, stop = 5, step = 1}}
 
 @pytest.mark.parametrize("xs, done", [("[1, 2, 3, 4]", [False, True, False, True]), ("[1, 3]", [False, False])])
 def test_a_store_whose_first_points_fail_gets_the_output_variables_from_the_first_that_runs(tmp_path, xs, done):
-    """The store is created when the first points finish, with the first output's variables; when
-    those points failed it is created without them, they are added by the first point that runs, and
-    a sweep in which every point failed leaves a store of bookkeeping alone."""
+    """The output's variables are added by the first point that runs, after failed ones; a sweep in
+    which every point failed leaves a store of bookkeeping alone."""
     experiment = parse_experiment(f"""
 protocol = "sweep_protocols:gated"
 backend = "numpy"
