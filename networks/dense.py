@@ -210,7 +210,7 @@ class DenseAssociativeMemory(BinaryMemory):
                        exponential=self.exponential, update=update, max_sweeps=max_sweeps, record=record)
 
 
-@protocol("dense.capacity")
+@protocol("dense.capacity", threads=True)
 def capacity(
     *,
     n: Annotated[int, Int(2, 20_000)] = 100,

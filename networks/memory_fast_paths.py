@@ -481,7 +481,7 @@ def _unit_field(xt_i, overlaps, s_i, exponential, power, scale):  # pragma: no c
     return h
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _dense_async_kernel(xt, states, overlaps, seeds, sweep, rows, flips, exponential, power, scale):  # pragma: no cover
     """Asynchronous sweep ``sweep`` of each trial in ``rows`` (unit order from ``order_into``);
     ``xt`` is (1 or trials, N, P), overlaps (trials, P); a flip updates M in O(P)."""

@@ -248,9 +248,11 @@ def test_points_of_a_protocol_declared_for_threads_run_on_threads_of_this_proces
     assert _point_threads() == []  # the threads end with the sweep
 
 
-def test_the_capacity_curve_on_threads_equals_the_serial_sweep(tmp_path):
-    text = """
-protocol = "hopfield.capacity"
+@pytest.mark.parametrize("protocol, loads", [("hopfield.capacity", "[0.05, 0.1, 0.2, 0.3]"),
+                                             ("dense.capacity", "[0.5, 1.0, 2.0, 3.0]")])
+def test_the_capacity_curve_on_threads_equals_the_serial_sweep(tmp_path, protocol, loads):
+    text = f"""
+protocol = "{protocol}"
 backend = "numba"
 seed = 3
 [params]
@@ -258,7 +260,7 @@ n = 64
 trials = 4
 flip = 0.1
 [sweep]
-load = [0.05, 0.1, 0.2, 0.3]
+load = {loads}
 repeats = 2
 """
     serial, threaded = tmp_path / "serial.zarr", tmp_path / "threaded.zarr"
