@@ -273,6 +273,18 @@ def _zarr_files(dataset: xr.Dataset, encoding: dict[str, dict]) -> dict[str, byt
     return {key: value.to_bytes() for key, value in files.items()}
 
 
+def _write_array(store: Path, name: str, files: dict[str, bytes]) -> None:
+    """Add the array ``name`` (its files, keyed by their paths inside it) to ``store``: written in a
+    hidden folder beside it (which readers and the integrity checks pass over) and renamed into
+    place, so that the array is whole or absent."""
+    folder = store / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+    for key, data in files.items():
+        file = folder / key
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(data)
+    os.replace(folder, store / name)
+
+
 def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
     template = _bookkeeping_template(grid, experiment)
     chunks = (1,) * len(grid.dims)
@@ -402,18 +414,18 @@ class _Store:
 
     def _add_variables(self, dataset: xr.Dataset, index: int) -> None:
         """Add the variables of the protocol's output, and its coordinates, to the store: their
-        files made in memory as xarray writes them, each written to a temporary file and renamed
-        into place; then the output's signature and the consolidated metadata."""
+        files made in memory as xarray writes them, each array renamed into place whole; then the
+        output's signature and the consolidated metadata."""
         variables, encoding, coords = _output_variables(dataset, index, self.grid)
-        new = set(variables) | (set(coords) - set(self.arrays))
+        new = (set(variables) | set(coords)) - set(self.arrays)  # present ones were added whole before a kill
         files = _zarr_files(xr.Dataset(variables, coords={**self.grid.coords(), **coords}), encoding)
+        arrays: dict[str, dict[str, bytes]] = {}
         for key, data in files.items():
-            if key.split("/", 1)[0] in new:
-                file = self.path / key
-                file.parent.mkdir(parents=True, exist_ok=True)
-                partial = file.with_name(f"{file.name}.{uuid.uuid4().hex[:8]}.partial")
-                partial.write_bytes(data)
-                os.replace(partial, file)
+            name, _, inside = key.partition("/")
+            if name in new:
+                arrays.setdefault(name, {})[inside] = data
+        for name, array_files in arrays.items():
+            _write_array(self.path, name, array_files)
         self._open()
         self.signature = json.loads(json.dumps(_signature(dataset)))
         self.group.attrs["data_signature"] = json.dumps(self.signature)

@@ -122,6 +122,33 @@ x = {xs}
         assert "y" not in store and "data_signature" not in store.attrs
 
 
+@pytest.mark.parametrize("arrays", [0, 1, 2])
+def test_a_sweep_killed_while_adding_the_output_variables_adds_them_whole_on_resume(tmp_path, monkeypatch,
+                                                                                   reference_store, arrays):
+    """The output's arrays (``samples``, ``sample_mean`` and the coordinate ``sample``) are added one
+    by one, each whole; a run stopped after ``arrays`` of them leaves a store that opens, and the
+    resumed sweep equals the uninterrupted one."""
+    import plasticity.sweep as sweep_module
+
+    write_array, written = sweep_module._write_array, []
+
+    def stopping(store, name, files):
+        if len(written) == arrays:
+            raise KeyboardInterrupt
+        write_array(store, name, files)
+        written.append(name)
+
+    experiment = parse_experiment(NOISY.format(extra=""))
+    path = tmp_path / "s.zarr"
+    monkeypatch.setattr(sweep_module, "_write_array", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(experiment, path, workers=0, progress=False)
+    monkeypatch.setattr(sweep_module, "_write_array", write_array)
+    assert not xr.open_zarr(path)["done"].any()
+    run_sweep(experiment, path, resume=True, workers=0, progress=False)
+    xr.testing.assert_identical(_results(path), _results(reference_store).assign_attrs(_results(path).attrs))
+
+
 def test_existing_store_needs_resume_and_resume_refuses_a_changed_configuration(tmp_path):
     path = tmp_path / "s.zarr"
     run_sweep(parse_experiment(NOISY.format(extra="")), path, workers=0, progress=False)
