@@ -273,16 +273,20 @@ def _zarr_files(dataset: xr.Dataset, encoding: dict[str, dict]) -> dict[str, byt
     return {key: value.to_bytes() for key, value in files.items()}
 
 
-def _write_array(store: Path, name: str, files: dict[str, bytes]) -> None:
-    """Add the array ``name`` (its files, keyed by their paths inside it) to ``store``: written in a
-    hidden folder beside it (which readers and the integrity checks pass over) and renamed into
-    place, so that the array is whole or absent."""
-    folder = store / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
-    for key, data in files.items():
-        file = folder / key
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_bytes(data)
-    os.replace(folder, store / name)
+def _place(target: Path, files: dict[str, bytes]) -> None:
+    """Create the folder ``target`` holding ``files`` (keyed by their paths inside it), whole or not
+    at all: written in a hidden folder beside it (which readers and the integrity checks pass over)
+    and renamed into place."""
+    temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        for key, data in files.items():
+            file = temporary / key
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(data)
+        os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
@@ -291,19 +295,8 @@ def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
     encoding = {name: {"chunks": chunks} for name in BOOKKEEPING}
     for name in ("done", "failed", "point_index", "point_checksum"):
         encoding[name]["_FillValue"] = None
-    files = _zarr_files(template, encoding)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and renamed into place: a store either exists whole or not at all.
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        for key, data in files.items():
-            file = temporary / key
-            file.parent.mkdir(parents=True, exist_ok=True)
-            file.write_bytes(data)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
+    _place(path, _zarr_files(template, encoding))
 
 
 def _output_variables(dataset: xr.Dataset, index: int, grid: Grid) -> tuple[dict[str, xr.Variable], dict[str, dict], dict[str, xr.Variable]]:
@@ -414,7 +407,7 @@ class _Store:
 
     def _add_variables(self, dataset: xr.Dataset, index: int) -> None:
         """Add the variables of the protocol's output, and its coordinates, to the store: their
-        files made in memory as xarray writes them, each array renamed into place whole; then the
+        files made in memory as xarray writes them, each array placed whole; then the
         output's signature and the consolidated metadata."""
         variables, encoding, coords = _output_variables(dataset, index, self.grid)
         new = (set(variables) | set(coords)) - set(self.arrays)  # present ones were added whole before a kill
@@ -425,7 +418,7 @@ class _Store:
             if name in new:
                 arrays.setdefault(name, {})[inside] = data
         for name, array_files in arrays.items():
-            _write_array(self.path, name, array_files)
+            _place(self.path / name, array_files)
         self._open()
         self.signature = json.loads(json.dumps(_signature(dataset)))
         self.group.attrs["data_signature"] = json.dumps(self.signature)

@@ -130,21 +130,22 @@ def test_a_sweep_killed_while_adding_the_output_variables_adds_them_whole_on_res
     resumed sweep equals the uninterrupted one."""
     import plasticity.sweep as sweep_module
 
-    write_array, written = sweep_module._write_array, []
+    place, placed = sweep_module._place, []
 
-    def stopping(store, name, files):
-        if len(written) == arrays:
-            raise KeyboardInterrupt
-        write_array(store, name, files)
-        written.append(name)
+    def stopping(target, files):  # the store itself is placed first, then each array inside it
+        if target.parent == path:
+            if len(placed) == arrays:
+                raise KeyboardInterrupt
+            placed.append(target.name)
+        place(target, files)
 
     experiment = parse_experiment(NOISY.format(extra=""))
     path = tmp_path / "s.zarr"
-    monkeypatch.setattr(sweep_module, "_write_array", stopping)
+    monkeypatch.setattr(sweep_module, "_place", stopping)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(experiment, path, workers=0, progress=False)
-    monkeypatch.setattr(sweep_module, "_write_array", write_array)
-    assert not xr.open_zarr(path)["done"].any()
+    monkeypatch.setattr(sweep_module, "_place", place)
+    assert len(placed) == arrays and not xr.open_zarr(path)["done"].any()
     run_sweep(experiment, path, resume=True, workers=0, progress=False)
     xr.testing.assert_identical(_results(path), _results(reference_store).assign_attrs(_results(path).attrs))
 
