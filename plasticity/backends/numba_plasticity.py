@@ -170,7 +170,6 @@ class _PlasticityWriter:
         self.parallel = size >= PARALLEL_MIN_ELEMENTS
         self.lines = Lines()
         self.scalars: list[str] = []  # pure scalar subexpressions, computed at the top
-        self.count_at: int | None = None  # the equation whose pass marks the trials whose weights it changed
 
     # names -----------------------------------------------------------------------------
     def array(self, key: str) -> str:
@@ -213,9 +212,9 @@ class _PlasticityWriter:
         """The function ``function``: every equation of the rule in order, one pass (or a few) each."""
         parsed = self.rule.parsed
         w_equations = [k for k, eq in enumerate(parsed) if eq.level == "synapse" and eq.var == "w"]
+        # the last pass that writes w fuses the next drive and, comparing each new weight with the
+        # old one, marks the trials whose weights the step changed
         fuse_at = w_equations[-1] if w_equations and not self.shared else None
-        # a rule assigns w once: comparing each new weight with the old one there tells whether the step changed it
-        self.count_at = fuse_at
         self.lines = Lines()
         self.lines.depth = 1
         body = self.lines.lines
@@ -250,7 +249,7 @@ class _PlasticityWriter:
             [*self.rule.params.values(), 1.0 / self.trials],
             list(self.buffers),
             fusable=fuse_at is not None,
-            counts=self.count_at is not None,
+            counts=fuse_at is not None,
             parallel=parallel,
         )
         return spec, text
@@ -521,10 +520,7 @@ class _PlasticityWriter:
         cumsum_lines = self.running_sum_lines(blocks, carries, element_cumsums, plain)
         mask = blocks.view(f"{self.array_mask()}[i, j]") if masked else None
         span = ("ja", "jb") if chunked else ("0", "npre")
-        variants = [("fuse", True, False)] if fused else []
-        if number == self.count_at:
-            variants.append(("count", False, True))
-        variants.append(("else", False, False) if variants else (None, False, False))
+        variants = [("fuse", True, False), ("count", False, True), ("else", False, False)] if fused else [(None, False, False)]
         for position, (condition, accumulate, marking) in enumerate(variants):
             if condition is not None:
                 lines("else:" if condition == "else" else f"if {condition}:" if position == 0 else f"elif {condition}:")
