@@ -668,7 +668,7 @@ def step_program(
     splittable = not inputs and not counted and _splittable(engine, operations, per_trial)
     return StepProgram(
         module.run_block, writer.keys, writer.projections, params, arrays, list(writer.fused), written, list(kept),
-        learners, splittable, table, buffers, [key for key, _ in inputs], len(entries) if inputs else -1, skips, trials,
+        learners, splittable, table, buffers, [key for key, _ in inputs], presented if inputs else -1, skips, trials,
     )
 
 
