@@ -299,35 +299,6 @@ def _create_store(path: Path, grid: Grid, experiment: Experiment) -> None:
     _place(path, _zarr_files(template, encoding))
 
 
-def _output_variables(dataset: xr.Dataset, index: int, grid: Grid) -> tuple[dict[str, xr.Variable], dict[str, dict], dict[str, xr.Variable]]:
-    """The store's variables for the protocol's output ``dataset`` (of point ``index``) at every
-    point, as placeholders whose metadata alone is written; their encoding; the output's coordinates."""
-    clash = sorted((set(dataset.variables) | set(dataset.dims)) & (set(grid.dims) | set(BOOKKEEPING)))
-    if clash:
-        raise PlasticityError(
-            f"protocol output at point {index} uses the name(s) {', '.join(map(repr, clash))}, "
-            f"which the sweep store uses for its own dimensions or bookkeeping ({', '.join(grid.dims)}, "
-            f"{', '.join(BOOKKEEPING)}); rename them in the protocol or do not sweep them"
-        )
-    import dask.array as da
-
-    lead_chunks = (1,) * len(grid.dims)
-    variables, encoding = {}, {}
-    for name, variable in dataset.data_vars.items():
-        if variable.dtype.kind not in "biufc":
-            raise PlasticityError(
-                f"protocol output variable {name!r} has dtype {variable.dtype}; sweep stores hold numbers and booleans"
-            )
-        floating = variable.dtype.kind in "fc"
-        fill = np.nan if floating else 0
-        data = da.full(grid.shape + variable.shape, fill, dtype=variable.dtype, chunks=lead_chunks + variable.shape)
-        variables[name] = xr.Variable(grid.dims + variable.dims, data, attrs=variable.attrs)
-        encoding[name] = {"chunks": lead_chunks + variable.shape}
-        if not floating:
-            encoding[name]["_FillValue"] = None
-    return variables, encoding, {name: coord.variable for name, coord in dataset.coords.items()}
-
-
 def _config_differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     differences = []
     for key in sorted(set(stored) | set(current)):
@@ -409,7 +380,32 @@ class _Store:
         """Add the variables of the protocol's output, and its coordinates, to the store: their
         files made in memory as xarray writes them, each array placed whole; then the
         output's signature and the consolidated metadata."""
-        variables, encoding, coords = _output_variables(dataset, index, self.grid)
+        clash = sorted((set(dataset.variables) | set(dataset.dims)) & (set(self.grid.dims) | set(BOOKKEEPING)))
+        if clash:
+            raise PlasticityError(
+                f"protocol output at point {index} uses the name(s) {', '.join(map(repr, clash))}, "
+                f"which the sweep store uses for its own dimensions or bookkeeping ({', '.join(self.grid.dims)}, "
+                f"{', '.join(BOOKKEEPING)}); rename them in the protocol or do not sweep them"
+            )
+        import dask.array as da
+
+        lead_chunks = (1,) * len(self.grid.dims)
+        variables, encoding = {}, {}
+        for name, variable in dataset.data_vars.items():
+            if variable.dtype.kind not in "biufc":
+                raise PlasticityError(
+                    f"protocol output variable {name!r} has dtype {variable.dtype}; sweep stores hold numbers and "
+                    "booleans"
+                )
+            floating = variable.dtype.kind in "fc"
+            fill = np.nan if floating else 0
+            data = da.full(self.grid.shape + variable.shape, fill, dtype=variable.dtype,
+                           chunks=lead_chunks + variable.shape)
+            variables[name] = xr.Variable(self.grid.dims + variable.dims, data, attrs=variable.attrs)
+            encoding[name] = {"chunks": lead_chunks + variable.shape}
+            if not floating:
+                encoding[name]["_FillValue"] = None
+        coords = {name: coord.variable for name, coord in dataset.coords.items()}
         new = (set(variables) | set(coords)) - set(self.arrays)  # present ones were added whole before a kill
         files = _zarr_files(xr.Dataset(variables, coords={**self.grid.coords(), **coords}), encoding)
         arrays: dict[str, dict[str, bytes]] = {}
