@@ -10,14 +10,14 @@ is the point's index over those dimensions alone, so points that differ only
 in the others share their seed: rules or modes compared on the same patterns,
 data order and initial weights (common random numbers).
 
-The store is created before the first point runs, with every swept coordinate
+The store is created before any point is written, with every swept coordinate
 and the per-point bookkeeping variables ``done``, ``failed``, ``point_error``,
 ``point_wall_time``, ``point_worker``, ``point_finished_at``,
 ``point_index`` and ``point_checksum`` (chunk size 1 on the swept
 dimensions). The protocol's own variables are added when the first point
 finishes, with the swept dimensions first. Only this process writes, holding
 the store's lock (:mod:`plasticity.integrity`), each point into its own
-chunks; a point's checksum is written with its data and its ``done`` flag
+chunks, encoded and written in this thread (:mod:`plasticity.zarr_chunks`); a point's checksum is written with its data and its ``done`` flag
 after them, so a store killed at any moment holds only complete points.
 ``resume=True`` refuses a store made with another configuration, checks every
 done point against its checksum, and runs the points whose flag is not set
@@ -36,7 +36,6 @@ whatever has finished each time this process comes to write.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import importlib.util
@@ -350,22 +349,21 @@ class _Store:
 
         self.group = zarr.open_group(self.path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
         self.arrays = dict(self.group.arrays())
+        self._chunks: dict[str, Any] = {}  # variable -> its PointChunks
 
     def _set(self, position: tuple[int, ...], values: dict[str, Any]) -> None:
-        """Write ``values`` (variable name -> value) at ``position``, all chunks concurrently."""
+        """Write ``values`` (variable name -> value) at ``position``."""
         self._set_many([(position, values)])
 
     def _set_many(self, writes: list[tuple[tuple[int, ...], dict[str, Any]]]) -> None:
-        """Write each ``(position, values)``, every chunk of every point concurrently."""
+        """Write each ``(position, values)``, in order, one chunk of each variable per point."""
+        from plasticity.zarr_chunks import PointChunks
 
-        async def write_all() -> None:
-            await asyncio.gather(*(self.arrays[name].async_array.setitem(position, value)
-                                   for position, values in writes for name, value in values.items()))
-
-        if writes:
-            from zarr.core.sync import sync
-
-            sync(write_all())
+        for position, values in writes:
+            for name, value in values.items():
+                if name not in self._chunks:
+                    self._chunks[name] = PointChunks(self.path / name, self.arrays[name], len(self.grid.dims))
+                self._chunks[name].write(position, value)
 
     def mark_damaged(self, damaged: list[tuple[int, str, str]]) -> None:
         """Clear the done flag of damaged points, so that they run again, and say why."""

@@ -635,3 +635,14 @@ def perceptron_training(patterns, targets, epochs, criterion, eta=1.0, kappa=0.0
                 met, epoch = True, current
         results.append((met, epoch, updates, w))
     return results
+
+
+# ============================================================================
+# Sweep stores (plasticity/zarr_chunks.py): a point's chunk written through zarr itself.
+# ============================================================================
+
+
+def zarr_point_write(array, position, value):
+    """Write ``value`` at ``position`` (indices along the leading dimensions) of the zarr array
+    ``array`` with zarr's own ``setitem``."""
+    array[tuple(position)] = value
