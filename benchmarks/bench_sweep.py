@@ -5,7 +5,7 @@ Measured side by side in one run on this machine (issue 6):
 1. A CPU-bound 40-point sweep (``sweep_protocols:busy``, single-threaded numpy
    work) with 1 and with 2 local worker processes: end to end (``workers=N``,
    cluster start-up included) and on an already started cluster
-   (``scheduler=ADDRESS``). Target: 2 workers >= 1.6x faster than 1. As a
+   (``scheduler=ADDRESS``; its workers started as the sweep starts its own). Target: 2 workers >= 1.6x faster than 1. As a
    control, the same points on a started pool of 1 and 2 bare processes
    (no sweep machinery): the speed-up the machine itself allows at the time
    (other work on a shared machine lowers it).
@@ -24,8 +24,9 @@ Measured side by side in one run on this machine (issue 6):
    included), on a warm kernel cache, in alternating rounds (best and median kept, and the
    CPU time the processes used). Target: 2 workers faster than the loop.
 
-Usage: ``python benchmarks/bench_sweep.py [--points 40] [--iterations 200] [--curve-rounds 3]``
-(``--only-curve`` runs part 3 alone and keeps the other parts' results in the file);
+Usage: ``python benchmarks/bench_sweep.py [--points 40] [--iterations 400] [--curve-rounds 3]``
+(``--only-curve`` runs part 3 alone, ``--only-machinery`` parts 1 and 2, each keeping the
+other parts' results in the file);
 writes ``benchmarks/results/sweep.json``.
 """
 
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -52,7 +54,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the sweep_protocols module
 
 from plasticity.experiment import parse_experiment  # noqa: E402
 from plasticity.provenance import now_iso  # noqa: E402
-from plasticity.sweep import default_workers, run_sweep  # noqa: E402
+from plasticity.sweep import _pre_spawn_environ, default_workers, run_sweep  # noqa: E402
 
 
 def busy_experiment(points: int, iterations: int):
@@ -208,10 +210,20 @@ def capacity_curve(folder: Path, rounds: int) -> dict[str, object]:
     }
 
 
-def machinery(folder: Path, args: argparse.Namespace) -> dict[str, object]:
-    """Parts 1 and 2: the speed-up of a CPU-bound sweep and the overhead per point."""
+def _cluster(workers: int) -> Any:
+    """A local cluster of ``workers`` single-threaded processes, started as the sweep starts its own
+    (without dask's ``MALLOC_TRIM_THRESHOLD_``, which dask also leaves in this process's
+    environment, where the bare processes would inherit it)."""
+    import dask
     from distributed import LocalCluster
 
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": _pre_spawn_environ()}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                            silence_logs=logging.ERROR)
+
+
+def machinery(folder: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Parts 1 and 2: the speed-up of a CPU-bound sweep and the overhead per point."""
     results: dict[str, object] = {}
     busy = busy_experiment(args.points, args.iterations)
     end_to_end = {n: timed_sweep(busy, folder, f"e2e{n}", workers=n)[0] for n in (1, 2)}
@@ -220,8 +232,7 @@ def machinery(folder: Path, args: argparse.Namespace) -> dict[str, object]:
     started: dict[int, float] = {}
     for round_ in range(args.rounds):
         for n in (1, 2):
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                              silence_logs=logging.ERROR) as cluster:
+            with _cluster(n) as cluster:
                 elapsed = timed_sweep(busy, folder, f"started{n}-{round_}", scheduler=cluster.scheduler_address)[0]
             started[n] = min(started.get(n, np.inf), elapsed)
     bare = {n: min(bare_processes_s(n, args.points, args.iterations) for _ in range(args.rounds)) for n in (1, 2)}
@@ -242,8 +253,7 @@ def machinery(folder: Path, args: argparse.Namespace) -> dict[str, object]:
         f'protocol = "sweep_protocols:noisy_mean"\nbackend = "numpy"\n[params]\nn = 4\n'
         f"[sweep]\nrepeats = {args.overhead_points}\n"
     )
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster:
+    with _cluster(1) as cluster:
         _, path = timed_sweep(trivial, folder, "overhead_cluster", scheduler=cluster.scheduler_address)
     results["overhead_one_worker"] = {**overhead_ms(path), "points": args.overhead_points, "target_ms": 50}
     _, path = timed_sweep(trivial, folder, "overhead_in_process", workers=0)
@@ -254,22 +264,26 @@ def machinery(folder: Path, args: argparse.Namespace) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=40)
-    parser.add_argument("--iterations", type=int, default=200)
+    # 400: points of about 0.4 s, 16 s in all, well above what makes the command start workers
+    # (twice plasticity.sweep.WORKER_START_S); with fewer it runs the points alone, by design.
+    parser.add_argument("--iterations", type=int, default=400)
     parser.add_argument("--overhead-points", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the started-cluster timing (best kept)")
     parser.add_argument("--curve-rounds", type=int, default=3, help="alternating rounds of the capacity curve")
-    parser.add_argument("--only-curve", action="store_true", help="run part 3 alone; keep the rest of the file")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--only-curve", action="store_true", help="run part 3 alone; keep the rest of the file")
+    only.add_argument("--only-machinery", action="store_true", help="run parts 1 and 2; keep part 3's results")
     args = parser.parse_args()
     out = HERE / "results" / "sweep.json"
-    if args.only_curve:  # the other parts' results, and when and where they were measured, stay
-        results: dict[str, object] = json.loads(out.read_text()) if out.exists() else {}
-    else:
-        results = {"date": now_iso(), "host": platform.node(), "cores": default_workers(),
-                   "python": platform.python_version(),
-                   "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    results: dict[str, object] = json.loads(out.read_text()) if out.exists() else {}
+    if not args.only_curve:  # part 3 keeps when and where it was measured in its own entry
+        results.update({"date": now_iso(), "host": platform.node(), "cores": default_workers(),
+                        "python": platform.python_version(),
+                        "load_average_at_start": [round(x, 2) for x in os.getloadavg()]})
     folder = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     try:
-        results["capacity_curve"] = capacity_curve(folder, args.curve_rounds)
+        if not args.only_machinery:
+            results["capacity_curve"] = capacity_curve(folder, args.curve_rounds)
         if not args.only_curve:
             results.update(machinery(folder, args))
             results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

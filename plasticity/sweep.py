@@ -503,6 +503,27 @@ class _Store:
 # ----------------------------------------------------------------------------- running
 
 
+#: dask's default for its workers' ``MALLOC_TRIM_THRESHOLD_`` (``distributed.nanny.pre-spawn-environ``).
+_DASK_MALLOC_TRIM_THRESHOLD = 65536
+
+
+def _pre_spawn_environ() -> dict[str, Any]:
+    """The variables dask sets before a local worker process starts, less dask's default
+    ``MALLOC_TRIM_THRESHOLD_`` (a value set in the user's dask configuration stays). That setting
+    hands every freed block over 64 KiB back to the system, and turns off glibc's adaptive
+    threshold that otherwise keeps a protocol's temporary arrays in the heap: each one then
+    comes back as fresh pages. A numpy protocol (``busy`` in ``benchmarks/bench_sweep.py``: 0.43 s a
+    point in a plain process) took 0.58-0.70 s in a worker with it, the same as a plain process
+    given the variable. A sweep's workers live as long as the sweep; what they keep goes with them."""
+    import dask
+    import distributed  # noqa: F401  (loads dask's distributed configuration)
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    if str(environ.get("MALLOC_TRIM_THRESHOLD_")) == str(_DASK_MALLOC_TRIM_THRESHOLD):
+        del environ["MALLOC_TRIM_THRESHOLD_"]
+    return environ
+
+
 class _Background:
     """A local cluster of ``n`` worker processes started in a background thread, so that spawning
     them and their imports overlap with the points this process runs meanwhile."""
@@ -517,10 +538,12 @@ class _Background:
 
     def _start(self, n: int, env: dict[str, str]) -> None:
         try:
+            import dask
             from distributed import Client, LocalCluster
 
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                        silence_logs=logging.ERROR, env=env)
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": _pre_spawn_environ()}):
+                self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=logging.ERROR, env=env)
             self.client = Client(self.cluster)
         except Exception as error:  # reported by the caller, which goes on with its own process
             self.error = error

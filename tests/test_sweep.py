@@ -234,6 +234,37 @@ def test_this_process_runs_the_first_point_then_shares_the_rest_with_the_workers
         np.testing.assert_array_equal(result["dataset"]["samples"].values, direct["dataset"]["samples"].values)
 
 
+def _worker_environment(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+@pytest.mark.slow
+def test_local_workers_start_without_dasks_malloc_trim_threshold(monkeypatch):
+    """dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which made a numpy protocol's points
+    1.5x slower there than in this process; the sweep's workers start without it (a value the
+    user configured for dask stays)."""
+    import dask
+    import distributed  # noqa: F401  (its configuration)
+
+    from plasticity.sweep import _Background, _pre_spawn_environ, _worker_env
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # left by any earlier dask cluster here
+    assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"] == 65536
+    pool = _Background(1, _worker_env(1))
+    try:
+        while not pool.ready:
+            assert pool.error is None, pool.error
+            time.sleep(0.05)
+        environment = pool.client.submit(_worker_environment, "MALLOC_TRIM_THRESHOLD_", pure=False).result()
+        threads = pool.client.submit(_worker_environment, "NUMBA_NUM_THREADS", pure=False).result()
+    finally:
+        pool.close()
+    assert environment is None and threads == "1"
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 1 << 20}):
+        assert _pre_spawn_environ()["MALLOC_TRIM_THRESHOLD_"] == 1 << 20
+
+
 @pytest.mark.slow
 def test_existing_cluster_by_scheduler_address(tmp_path, reference_store):
     import logging
