@@ -35,14 +35,13 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _processes import timed_processes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -117,12 +116,8 @@ def sweep_curve(workers: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "curve.zarr"
         command = [sys.executable, "-m", "plasticity.cli", "sweep", str(experiment), "-o", str(store), "--workers", str(workers), "-q"]
-        load_before, clock = os.getloadavg(), time.perf_counter()
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(command, check=True)
-        seconds = time.perf_counter() - clock
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_seconds = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+        load_before = os.getloadavg()
+        seconds, cpu_seconds = timed_processes([command])
         data = xr.open_zarr(store)
         success = data["met"].mean(("repeat", "trial")).values.tolist()
         loads = data["load"].values.tolist()

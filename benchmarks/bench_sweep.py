@@ -37,9 +37,7 @@ import json
 import logging
 import os
 import platform
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +50,7 @@ import xarray as xr
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the sweep_protocols module
 
+from _processes import timed_processes  # noqa: E402
 from plasticity.experiment import parse_experiment  # noqa: E402
 from plasticity.provenance import now_iso  # noqa: E402
 from plasticity.sweep import _pre_spawn_environ, default_workers, run_sweep  # noqa: E402
@@ -148,22 +147,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _timed_processes(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
-    """Wall time from the start of ``commands`` (run at once) to the end of the last, and the CPU
-    time (user + system) they and their children used."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    running = [subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-               for command in commands]
-    for process in running:
-        _, error = process.communicate()
-        if process.returncode:
-            raise RuntimeError(f"{process.args} failed:\n{error}")
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def capacity_curve(folder: Path, rounds: int) -> dict[str, object]:
     """``plasticity sweep`` of the capacity curve on 2 workers against a one-process loop."""
     started, loads_at_start = now_iso(), [round(x, 2) for x in os.getloadavg()]
@@ -171,7 +154,7 @@ def capacity_curve(folder: Path, rounds: int) -> dict[str, object]:
     loop = [sys.executable, "-c", LOOP]
     sweep = [sys.executable, "-m", "plasticity.cli", "sweep", "curve.toml", "-q"]
     processes = [sys.executable, "-c", PROCESSES, "sweep", "curve.toml", "-q"]
-    _timed_processes([loop], folder)  # compiles the kernels into the disk cache: every timing below loads them
+    timed_processes([loop], folder)  # compiles the kernels into the disk cache: every timing below loads them
     contenders = {
         "loop": lambda out: [loop],
         # Two bare loop processes started together, each running every other point: what two
@@ -186,7 +169,7 @@ def capacity_curve(folder: Path, rounds: int) -> dict[str, object]:
     for round_ in range(rounds):
         for name, commands in contenders.items():
             out = f"curve-{name}-{round_}.zarr"
-            wall, used = _timed_processes(commands(out), folder)
+            wall, used = timed_processes(commands(out), folder)
             times[name].append(wall)
             cpu[name].append(used)
             shutil.rmtree(folder / out, ignore_errors=True)
