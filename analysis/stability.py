@@ -96,11 +96,17 @@ class ExpectedUpdate:
                     f"valid: {', '.join(unit_variables) or '(none)'}"
                 )
         self.variables = tuple(variables)
-        self._lengths = {name: self.simulation.shapes[f"weights.{name}"][-1] for name in self.variables}
-        self.size = m * n + sum(self._lengths.values())
+        # Where each variable's values sit in the state vector, after the weights.
+        self._slices: dict[str, slice] = {}
+        start = m * n
+        for name in self.variables:
+            length = self.simulation.shapes[f"weights.{name}"][-1]
+            self._slices[name] = slice(start, start + length)
+            start += length
+        self.size = start
         self.shape = (m, n) if not self.variables else (self.size,)
         self.names = [f"w[{i},{j}]" for i in range(m) for j in range(n)] + [
-            f"{name}[{k}]" for name in self.variables for k in range(self._lengths[name])]
+            f"{name}[{k}]" for name, where in self._slices.items() for k in range(where.stop - where.start)]
         self._weights = (m, n)
         self._initial = {key: self.simulation.get(key) for key in self.simulation.shapes
                          if key.startswith("weights.") and key != "weights.w" and key[len("weights."):] not in self.variables}
@@ -114,18 +120,13 @@ class ExpectedUpdate:
         for key, value in self._initial.items():
             self.simulation.set(key, value)
         self.simulation.set("weights.w", weights)
-        start, count = weights.size, len(self.samples)
-        for name in self.variables:
-            values = state[start : start + self._lengths[name]]
-            self.simulation.set(f"weights.{name}", np.broadcast_to(values, (count, values.size)))
-            start += values.size
+        count = len(self.samples)
+        for name, where in self._slices.items():
+            self.simulation.set(f"weights.{name}", np.broadcast_to(state[where], (count, where.stop - where.start)))
         self.simulation.advance(1, inputs=self._inputs)
         change = [self.simulation.get("weights.w").astype(np.float64).reshape(-1) - weights.reshape(-1)]
-        start = weights.size
-        for name in self.variables:
-            values = state[start : start + self._lengths[name]]
-            change.append(self.simulation.get(f"weights.{name}").astype(np.float64).mean(axis=0) - values)
-            start += values.size
+        for name, where in self._slices.items():
+            change.append(self.simulation.get(f"weights.{name}").astype(np.float64).mean(axis=0) - state[where])
         return np.concatenate(change).reshape(self.shape)
 
 
