@@ -17,8 +17,9 @@ and the per-point bookkeeping variables ``done``, ``failed``, ``point_error``,
 dimensions). The protocol's own variables are added when the first point
 finishes, with the swept dimensions first. Only this process writes, holding
 the store's lock (:mod:`plasticity.integrity`), each point into its own
-chunks, encoded and written in this thread (:mod:`plasticity.zarr_chunks`); a point's checksum is written with its data and its ``done`` flag
-after them, so a store killed at any moment holds only complete points.
+chunks, encoded and written in this thread (:mod:`plasticity.zarr_chunks`); a
+point's checksum is written with its data and its ``done`` flag after them, so
+a store killed at any moment holds only complete points.
 ``resume=True`` refuses a store made with another configuration, checks every
 done point against its checksum, and runs the points whose flag is not set
 (failed and damaged ones included).
