@@ -5,8 +5,8 @@ Measured side by side in one run on this machine (issue 6):
 1. A CPU-bound 40-point sweep (``sweep_protocols:busy``, single-threaded numpy
    work) with 1 and with 2 local worker processes: end to end (``workers=N``,
    cluster start-up included) and on an already started cluster
-   (``scheduler=ADDRESS``; its workers started as the sweep starts its own). Target: 2 workers >= 1.6x faster than 1. As a
-   control, the same points on a started pool of 1 and 2 bare processes
+   (``scheduler=ADDRESS``; its workers started as the sweep starts its own). Target: 2
+   workers >= 1.6x faster than 1. As a control, the same points on a started pool of 1 and 2 bare processes
    (no sweep machinery): the speed-up the machine itself allows at the time
    (other work on a shared machine lowers it).
 2. The per-point overhead of the machinery (scheduling, transfer, writing the
@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the sweep_protocols module
 from _processes import timed_processes  # noqa: E402
 from plasticity.experiment import parse_experiment  # noqa: E402
 from plasticity.provenance import now_iso  # noqa: E402
-from plasticity.sweep import _pre_spawn_environ, default_workers, run_sweep  # noqa: E402
+from plasticity.sweep import local_worker_environ, default_workers, run_sweep  # noqa: E402
 
 
 def busy_experiment(points: int, iterations: int):
@@ -200,7 +200,7 @@ def _cluster(workers: int) -> Any:
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": _pre_spawn_environ()}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": local_worker_environ()}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                             silence_logs=logging.ERROR)
 

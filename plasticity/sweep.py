@@ -508,7 +508,7 @@ class _Store:
 _DASK_MALLOC_TRIM_THRESHOLD = 65536
 
 
-def _pre_spawn_environ() -> dict[str, Any]:
+def local_worker_environ() -> dict[str, Any]:
     """The variables dask sets before a local worker process starts, less dask's default
     ``MALLOC_TRIM_THRESHOLD_`` (a value set in the user's dask configuration stays). That setting
     hands every freed block over 64 KiB back to the system, and turns off glibc's adaptive
@@ -542,7 +542,7 @@ class _Background:
             import dask
             from distributed import Client, LocalCluster
 
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": _pre_spawn_environ()}):
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": local_worker_environ()}):
                 self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                             dashboard_address=None, silence_logs=logging.ERROR, env=env)
             self.client = Client(self.cluster)

@@ -246,7 +246,7 @@ def test_local_workers_start_without_dasks_malloc_trim_threshold(monkeypatch):
     import dask
     import distributed  # noqa: F401  (its configuration)
 
-    from plasticity.sweep import _Background, _pre_spawn_environ, _worker_env
+    from plasticity.sweep import _Background, local_worker_environ, _worker_env
 
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # left by any earlier dask cluster here
     assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"] == 65536
@@ -262,7 +262,7 @@ def test_local_workers_start_without_dasks_malloc_trim_threshold(monkeypatch):
     assert environment is None and threads == "1"
     assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 1 << 20}):
-        assert _pre_spawn_environ()["MALLOC_TRIM_THRESHOLD_"] == 1 << 20
+        assert local_worker_environ()["MALLOC_TRIM_THRESHOLD_"] == 1 << 20
 
 
 @pytest.mark.slow
