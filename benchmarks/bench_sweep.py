@@ -5,10 +5,10 @@ Measured side by side in one run on this machine (issue 6):
 1. A CPU-bound 40-point sweep (``sweep_protocols:busy``, single-threaded numpy
    work) with 1 and with 2 local worker processes: end to end (``workers=N``,
    cluster start-up included) and on an already started cluster
-   (``scheduler=ADDRESS``; its workers started as the sweep starts its own). Target: 2
-   workers >= 1.6x faster than 1. As a control, the same points on a started pool of 1 and 2 bare processes
-   (no sweep machinery): the speed-up the machine itself allows at the time
-   (other work on a shared machine lowers it).
+   (``scheduler=ADDRESS``; its workers started as the sweep starts its own).
+   Target: 2 workers >= 1.6x faster than 1. As a control, the same points on a
+   started pool of 1 and 2 bare processes (no sweep machinery): the speed-up the
+   machine itself allows at the time (other work on a shared machine lowers it).
 2. The per-point overhead of the machinery (scheduling, transfer, writing the
    point's region and flags): a sweep of a protocol that does almost nothing,
    on one worker; the overhead of a point is the interval between successive
