@@ -280,9 +280,7 @@ class Damage:
 
 def _chunk_file(store: Path, name: str, array: Any, position: tuple[int, ...]) -> Path:
     inner = (0,) * (len(array.shape) - len(position))
-    separator = array.metadata.dimension_separator or "."
-    key = separator.join(str(i) for i in (*position, *inner)) if array.shape else "0"
-    return store / name / key
+    return store / name / array.metadata.encode_chunk_key((*position, *inner))
 
 
 def _read_each(array: Any, positions: Iterable[tuple[int, ...]]) -> tuple[dict, dict]:
