@@ -54,9 +54,10 @@ def _value(name: str, rng: np.random.Generator, kind: str):
     shape = (INNER,) * len(inner)
     if kind == "fill":  # what an absent chunk reads as
         return np.full(shape, {"float": np.nan, "float32": np.nan, "message": ""}.get(name, 0), dtype=dtype)
-    if kind == "negative zero":
-        return np.full(shape, -0.0 if dtype is not object else "-0", dtype=dtype) if dtype not in (bool, np.uint64, np.int64) \
-            else np.zeros(shape, dtype)
+    if kind == "negative zero":  # -0.0 where the dtype has one: kept against a real zero fill, dropped against 0j
+        if dtype is object:
+            return "-0"
+        return np.full(shape, -0.0, dtype=dtype) if np.dtype(dtype).kind in "fc" else np.zeros(shape, dtype)
     if dtype is object:
         return rng.choice(["", "ValueError: load must be in (0, 1]", "naïve ü"])
     if dtype is bool:
