@@ -6,13 +6,16 @@ synapse updates per second (N^2 / seconds per step):
 1. CPU, N = 4096: one step of a default-order network ``inp -> out`` (``y = I``) with the
    built-in ``oja`` rule on the torch backend (``device="cpu"``; also with ``compile=True``,
    the update as one ``torch.compile`` pass), on the numpy backend and, for context, on the
-   numba backend. Target: torch not slower than numpy.
+   numba backend. Target: torch not slower than numpy. The compiled step also runs with the
+   next drive not fused into the update (``unfused``: the update's pass, then the drive's product
+   reading ``W`` again, as before the fused drive), side by side.
 2. CUDA, N = 16384 (only where a CUDA device is present): the same torch step on the GPU
    against the device's memory bandwidth measured in the same run by a copy kernel
    (``dst.copy_(src)`` over an N x N float32 array, 8 bytes per element). The step is
    compared as ``8 N^2 bytes / step time`` (what a fused read+write pass over ``W`` must
    move) divided by the copy bandwidth, with the default settings (on CUDA the update is one
-   ``torch.compile`` pass) and eager (``compile=False``). Target >= 0.8x for the default.
+   ``torch.compile`` pass that also computes the next drive), unfused (the compiled update,
+   then the drive's product) and eager (``compile=False``). Target >= 0.8x for the default.
    Without CUDA the figure is recorded as "not measured".
 
 Every figure is the best of several repeats (other programs share the cores).
@@ -27,6 +30,7 @@ machine, date and torch version it was measured with.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -37,6 +41,7 @@ import numpy as np
 import torch
 
 import plasticity as pl
+import plasticity.backends.torch_backend as torch_backend
 from plasticity.backends import available_backends
 from plasticity.backends.torch_backend import COMPILE_ENV
 from plasticity.provenance import now_iso
@@ -48,8 +53,12 @@ NOT_MEASURED = "not measured"
 CUDA_TARGET = 0.8
 
 
-def oja_engine(n: int, backend: str, device: str | None = None, compile: bool | None = False):
-    """The Oja network's engine; ``compile=None`` leaves the choice to the backend's default."""
+def oja_engine(n: int, backend: str, device: str | None = None, compile: bool | None = False, fused_drive: bool = True):
+    """The Oja network's engine; ``compile=None`` leaves the choice to the backend's default;
+    ``fused_drive=False``: a torch engine whose compiled update does not compute the next drive."""
+    if not fused_drive:
+        with _without_fused_drive():
+            return oja_engine(n, backend, device, compile)
     if compile is None:
         os.environ.pop(COMPILE_ENV, None)
     else:
@@ -59,6 +68,17 @@ def oja_engine(n: int, backend: str, device: str | None = None, compile: bool | 
     rule = get_rule("oja").with_params(eta=1e-6)
     network = pl.Network([inp, out], [pl.Projection(inp, out, rule, name="ff", init={"w": 0.01})])
     return pl.Simulation(network, trials=1, backend=backend, seed=0, dtype="float32", device=device).engine
+
+
+@contextlib.contextmanager
+def _without_fused_drive():
+    """Torch engines built inside see no projection whose update may compute its next drive."""
+    fusion_mode = torch_backend.fusion_mode
+    torch_backend.fusion_mode = lambda network, name: None
+    try:
+        yield
+    finally:
+        torch_backend.fusion_mode = fusion_mode
 
 
 def best_seconds(function, repeats: int, inner: int, synchronize=lambda: None) -> tuple[float, list[float]]:
@@ -88,9 +108,10 @@ def measure_cpu(n: int, repeats: int) -> dict:
     x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
     inputs, plastic = {"inp.x": x}, frozenset({"ff"})
     row: dict = {**machine_record(), "n": n, "synapses": n * n, "torch_threads": torch.get_num_threads()}
-    backends = ["torch", "torch_compiled", "numpy"] + (["numba"] if "numba" in available_backends() else [])
+    backends = ["torch", "torch_compiled", "torch_compiled_unfused", "numpy"] + (["numba"] if "numba" in available_backends() else [])
     engines = {
-        name: oja_engine(n, name.split("_")[0], "cpu" if name.startswith("torch") else None, compile=name == "torch_compiled")
+        name: oja_engine(n, name.split("_")[0], "cpu" if name.startswith("torch") else None,
+                         compile=name.startswith("torch_compiled"), fused_drive=name != "torch_compiled_unfused")
         for name in backends
     }
     for engine in engines.values():
@@ -105,6 +126,16 @@ def measure_cpu(n: int, repeats: int) -> dict:
         row[f"{name}_times_s"] = times[name]
     row["torch_vs_numpy"] = row["torch_updates_per_s"] / row["numpy_updates_per_s"]
     row["torch_compiled_vs_numpy"] = row["torch_compiled_updates_per_s"] / row["numpy_updates_per_s"]
+    # the fused drive's gain, timed in rounds of the two compiled steps alone: the numpy engine's
+    # W-sized temporaries slow the steps that come after them (up to 2x, measured)
+    pair = {name: [] for name in ("torch_compiled", "torch_compiled_unfused")}
+    for _ in range(repeats):
+        for name, times_of_name in pair.items():
+            times_of_name += best_seconds(lambda: engines[name].step(1.0, inputs, plastic, inputs), 1, 5)[1]
+    for name, times_of_name in pair.items():
+        row[f"{name}_pair_times_s"] = times_of_name
+    row["torch_compiled_vs_unfused"] = float(np.median(pair["torch_compiled_unfused"]) / np.median(pair["torch_compiled"]))
+    row["torch_compiled_vs_unfused_best"] = min(pair["torch_compiled_unfused"]) / min(pair["torch_compiled"])
     if "numba" in backends:
         row["torch_vs_numba"] = row["torch_updates_per_s"] / row["numba_updates_per_s"]
     return row
@@ -117,11 +148,11 @@ def measure_cuda(n: int, repeats: int) -> dict:
             "reason": "no CUDA device on this machine",
         }
     device = torch.device("cuda", 0)
-    row: dict = {**machine_record(), "n": n, "synapses": n * n, "device": torch.cuda.get_device_name(device)}
+    row: dict = {**machine_record(), "n": n, "synapses": n * n, "device": torch.cuda.get_device_name(device), "fused_drive": True}
     seconds, row["copy_times_s"] = _copy_seconds(n, device, repeats)
     row["copy_GBps"] = 8 * n * n / seconds / 1e9
-    for label, compile in (("oja_default", None), ("oja_eager", False)):
-        seconds, row[f"{label}_times_s"] = _step_seconds(n, compile, repeats)
+    for label, compile, fused_drive in (("oja_default", None, True), ("oja_unfused", None, False), ("oja_eager", False, True)):
+        seconds, row[f"{label}_times_s"] = _step_seconds(n, compile, fused_drive, repeats)
         row[f"{label}_updates_per_s"] = n * n / seconds
         row[f"{label}_effective_GBps"] = 8 * n * n / seconds / 1e9
         row[f"{label}_vs_copy"] = row[f"{label}_effective_GBps"] / row["copy_GBps"]
@@ -138,9 +169,9 @@ def _copy_seconds(n: int, device: torch.device, repeats: int) -> tuple[float, li
     return best_seconds(lambda: target.copy_(source), repeats, 10, torch.cuda.synchronize)
 
 
-def _step_seconds(n: int, compile: bool | None, repeats: int) -> tuple[float, list[float]]:
+def _step_seconds(n: int, compile: bool | None, fused_drive: bool, repeats: int) -> tuple[float, list[float]]:
     """The torch Oja step on the first CUDA device."""
-    engine = oja_engine(n, "torch", "cuda", compile=compile)
+    engine = oja_engine(n, "torch", "cuda", compile=compile, fused_drive=fused_drive)
     x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
     inputs, plastic = {"inp.x": x}, frozenset({"ff"})
     for step in range(3):
@@ -159,14 +190,17 @@ def markdown(report: dict) -> str:
         "",
         f"{cpu['date']} on {cpu['machine']}, {cpu['cores']} cores, torch {cpu['torch']} ({cpu['torch_threads']} threads).",
         "",
-        "| N | torch (cpu) | torch, compile=True | numpy backend | numba backend | torch / numpy "
-        "| torch compiled / numpy | torch / numba |",
-        "|---|---|---|---|---|---|---|---|",
+        "| N | torch (cpu) | torch, compile=True | compiled, drive not fused | numpy backend | numba backend "
+        "| torch / numpy | torch compiled / numpy | compiled / not fused | torch / numba |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         f"| {cpu['n']} | {cpu['torch_updates_per_s']:.3g} | {cpu['torch_compiled_updates_per_s']:.3g} | "
+        f"{cpu['torch_compiled_unfused_updates_per_s']:.3g} | "
         f"{cpu['numpy_updates_per_s']:.3g} | {cpu.get('numba_updates_per_s', float('nan')):.3g} | "
-        f"{cpu['torch_vs_numpy']:.2f} | {cpu['torch_compiled_vs_numpy']:.2f} | {cpu.get('torch_vs_numba', float('nan')):.2f} |",
+        f"{cpu['torch_vs_numpy']:.2f} | {cpu['torch_compiled_vs_numpy']:.2f} | {cpu['torch_compiled_vs_unfused']:.2f} (best {cpu['torch_compiled_vs_unfused_best']:.2f}) | "
+        f"{cpu.get('torch_vs_numba', float('nan')):.2f} |",
         "",
-        "Target: torch / numpy >= 1 (default settings, no compilation).",
+        "Target: torch / numpy >= 1 (default settings, no compilation). Compiled / not fused: medians "
+        "(and best) of the two compiled steps timed in rounds of their own.",
         "",
         "## CUDA: torch step against the device's copy bandwidth",
         "",
@@ -182,7 +216,9 @@ def markdown(report: dict) -> str:
             *(
                 f"| {gpu['n']} | {gpu['device']} | {gpu['copy_GBps']:.0f} | {label} | {gpu[f'{key}_updates_per_s']:.3g} | "
                 f"{gpu[f'{key}_effective_GBps']:.0f} | {gpu[f'{key}_vs_copy']:.2f} |"
-                for key, label in (("oja_default", "default (compiled)"), ("oja_eager", "eager, compile=False"))
+                for key, label in (("oja_default", "default (compiled" + (", next drive fused)" if gpu.get("fused_drive") else ")")),
+                                   ("oja_unfused", "compiled, drive not fused"), ("oja_eager", "eager, compile=False"))
+                if f"{key}_updates_per_s" in gpu  # measurements from before the fused drive have no unfused row
             ),
             "",
             f"Target: default step / copy >= {CUDA_TARGET}: {'met' if gpu['target_met'] else 'NOT met'}.",

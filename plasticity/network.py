@@ -23,7 +23,7 @@ from plasticity.errors import ConfigError
 from plasticity.population import DEFAULT_STAGE, Population
 from plasticity.projection import Projection
 
-__all__ = ["Network", "Operation", "DEFAULT_STAGES"]
+__all__ = ["Network", "Operation", "DEFAULT_STAGES", "fusion_mode"]
 
 DEFAULT_STAGES = ("drive", DEFAULT_STAGE, "plasticity")
 _BUILTIN_STAGES = ("drive", "feedback", "plasticity")
@@ -210,3 +210,23 @@ class Network:
                 for name, p in self.projections.items()
             },
         }
+
+
+def fusion_mode(network: Network, name: str) -> bool | None:
+    """Whether projection ``name``'s plasticity may precompute its next drive (a backend's fused
+    pass: the update also sums the new weights times the source as the next drive will see it).
+
+    ``None``: no (a unit stage runs between them, or there is no rule); ``True``: the
+    drive it feeds is the next step's; ``False``: a later drive of the same step.
+    """
+    projection = network.projections[name]
+    if projection.rule is None or projection.shared:
+        return None
+    program = network.program
+    plasticity = next(k for k, op in enumerate(program) if op.kind == "plasticity" and op.projection == name)
+    drive = next(k for k, op in enumerate(program) if op.kind == "drive" and op.projection == name)
+    wraps = plasticity > drive
+    between = program[plasticity + 1 :] + program[:drive] if wraps else program[plasticity + 1 : drive]
+    if any(op.kind == "units" for op in between):
+        return None
+    return wraps

@@ -380,7 +380,7 @@ def test_units_between_plasticity_and_drive_prevent_fusion():
     network = pl.Network(
         [inp, out], [pl.Projection(inp, out, "oja", name="ff")], stages=("plasticity", "units", "drive")
     )
-    from plasticity.backends.numba_backend import fusion_mode
+    from plasticity.network import fusion_mode
 
     assert fusion_mode(network, "ff") is None
     assert fusion_mode(oja_simulation()[0].network, "ff") is True

@@ -257,6 +257,39 @@ def test_compiled_updates_agree_with_numpy(monkeypatch):
     assert simulation.run(1, inputs=random_inputs(network, steps=1)).attrs["torch_compile"] == 1
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("stages", [None, ("plasticity", "drive", "units")], ids=["next step's drive", "same step's drive"])
+@pytest.mark.parametrize("mask", [False, True], ids=["dense", "masked"])
+def test_compiled_update_computes_the_next_drive(monkeypatch, stages, mask):
+    """The compiled update of w also sums the new weights times the source as the next drive sees it
+    (the next step's input, or the source as it is when the drive comes later in the same step);
+    that drive takes it, and runs of a few steps, a changed input between runs and weights set
+    between runs still give the numpy backend's values."""
+    monkeypatch.setenv("PLASTICITY_TORCH_COMPILE", "1")
+
+    def network():
+        plain = rule_network("oja", mask=mask)
+        if stages is None:
+            return plain
+        return pl.Network(list(plain.populations.values()), list(plain.projections.values()), stages=stages)
+
+    inputs = random_inputs(network(), steps=15)["pre.x"]
+    runs = {}
+    for backend in ("numpy", "torch"):
+        simulation = pl.Simulation(network(), trials=TRIALS, backend=backend, seed=0)
+        simulation.run(8, inputs={"pre.x": inputs[:8]})
+        simulation.run(3, inputs={"pre.x": inputs[8:11]})
+        simulation.set("ff.w", 0.5 * simulation.get("ff.w"))
+        simulation.run(4, inputs={"pre.x": inputs[11:]})
+        runs[backend] = simulation
+    engine = runs["torch"].engine
+    assert engine._fusion == {"ff": stages is None}
+    for key in ("ff.w", "post.h", "post.y"):
+        assert relative_error(runs["torch"].get(key), runs["numpy"].get(key)) < 1e-5, key
+    # each run's first drive is computed (a new input, weights set); within the runs every later one is taken
+    assert engine.fused_steps == (8 - 1) + (3 - 1) + (4 - 1) if stages is None else 15
+
+
 def test_updates_are_compiled_by_default_on_cuda_only(monkeypatch):
     """Unset PLASTICITY_TORCH_COMPILE: eager updates on the CPU, one compiled pass on CUDA (where
     triton is installed). The variable turning it on is test_compiled_updates_agree_with_numpy."""

@@ -89,10 +89,9 @@ from plasticity.backends.numba_program import (
     step_program,
 )
 from plasticity.backends.writes import written_keys
-from plasticity.network import Network
+from plasticity.network import Network, fusion_mode
 
-__all__ = ["COMPILE_AFTER_SECONDS", "SPLIT_MIN_WORK", "FUSED_STEP_MIN_SYNAPSES", "build", "NumbaEngine",
-           "fusion_mode"]
+__all__ = ["COMPILE_AFTER_SECONDS", "SPLIT_MIN_WORK", "FUSED_STEP_MIN_SYNAPSES", "build", "NumbaEngine"]
 
 _RESET, _DRIVE, _FEEDBACK, _UNITS, _PLASTICITY = range(5)
 #: Seconds an engine spends in steps taken one by one before it compiles its step program for
@@ -135,25 +134,6 @@ class _Ready(NamedTuple):
     source_version: int
     weights_key: str
     weights_version: int
-
-
-def fusion_mode(network: Network, name: str) -> bool | None:
-    """Whether projection ``name``'s plasticity may precompute its next drive.
-
-    ``None``: no (a unit stage runs between them, or there is no rule); ``True``: the
-    drive it feeds is the next step's; ``False``: a later drive of the same step.
-    """
-    projection = network.projections[name]
-    if projection.rule is None or projection.shared:
-        return None
-    program = network.program
-    plasticity = next(k for k, op in enumerate(program) if op.kind == "plasticity" and op.projection == name)
-    drive = next(k for k, op in enumerate(program) if op.kind == "drive" and op.projection == name)
-    wraps = plasticity > drive
-    between = program[plasticity + 1 :] + program[:drive] if wraps else program[plasticity + 1 : drive]
-    if any(op.kind == "units" for op in between):
-        return None
-    return wraps
 
 
 class NumbaEngine:

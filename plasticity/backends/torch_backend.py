@@ -28,6 +28,13 @@ and writes ``W`` once (the row scaling, traces and outer products of the eager p
 passes); on the CPU the eager path stays the default. ``compile=`` or
 ``PLASTICITY_TORCH_COMPILE`` (``1``/``0``) choose either way on any device
 (:func:`default_compile`). Compiling takes seconds per equation, once per process and shape.
+The compiled update of ``w`` of a projection with weights per trial also computes the
+projection's next drive, as the numba backend's fused pass does
+(:func:`plasticity.network.fusion_mode`; :func:`_fused_update_and_drive`): the new weights times
+the source as that drive will see it (the next step's input, staged on the device before the
+step's kernels, else the source as it is), kept as the projection's product with the write
+counts at which it holds, so the drive takes it (:attr:`TorchEngine.fused_steps`) instead of
+reading ``W`` again.
 The backend draws no random numbers, so it needs no generators.
 """
 
@@ -46,7 +53,7 @@ from plasticity.backends.writes import written_keys
 from plasticity.backends.torch_codegen import Monomial, compile_node, compile_number, expand, side_of
 from plasticity.equations import Binary, Call, Equation, Node, Reduce, walk
 from plasticity.errors import BackendError, ConfigError
-from plasticity.network import Network
+from plasticity.network import Network, fusion_mode
 
 __all__ = [
     "build",
@@ -225,6 +232,7 @@ class _EquationProgram:
     reduction_closures: dict[Reduce, Any]
     separable: _Separable | None = None
     fused: Any = None  # the compiled single-pass update (compile=True)
+    drives: bool = False  # ``fused`` also computes the projection's next drive (_fused_update_and_drive)
     factors: dict[Node, Any] = field(default_factory=dict)  # of the separable update
     reduction_factors: dict[Node, Any] = field(default_factory=dict)  # of separable reductions
 
@@ -288,17 +296,33 @@ class TorchEngine:
             for name, projection in network.projections.items()
             if projection.rule is not None
         }
+        # projections whose compiled update of w also computes their next drive, with their
+        # fusion mode (plasticity.network.fusion_mode): True when that drive is the next step's
+        self._fusion: dict[str, bool] = {}
+        for name, programs in self._rules.items():
+            mode = fusion_mode(network, name) if self.compile and not self.half else None
+            updates = [program for program in programs if program.equation.level == "synapse" and program.equation.var == "w"]
+            if mode is not None and updates and updates[-1].fused is not None:
+                updates[-1].fused, updates[-1].drives = torch.compile(_fused_update_and_drive, dynamic=False), True
+                self._fusion[name] = mode
+        # sources whose next value (the next step's input) a fused update reads
+        self._fused_sources = {
+            f"{network.projections[name].pre.name}.{network.projections[name].source}" for name, mode in self._fusion.items() if mode
+        }
         self._prefetched: dict[str, tuple[Any, torch.Tensor]] = {}
         # drive caching (as the numba backend): write counters per state key; a projection's
         # product is reused while neither its source nor its weights were written since
         self._version = dict.fromkeys(self.arrays, 0)
         self._verified: dict[str, int] = {}  # key -> its write count when last found finite
         self._writes = written_keys(network, self.arrays)
+        # per projection: the write counts of source and weights its product was made at, the
+        # product, and whether a fused update made it
         self._contribution = {
-            name: [None, torch.zeros((trials, projection.post.n), dtype=self.dtype, device=self.device)]
+            name: [None, torch.zeros((trials, projection.post.n), dtype=self.dtype, device=self.device), False]
             for name, projection in network.projections.items()
         }
         self.cached_drives = 0
+        self.fused_steps = 0  # drives that took the product a fused update computed
         # projections whose drive runs in some stage, by weights key: the end-of-run check proves
         # their weights finite by computing that drive (see nonfinite)
         self._drive_of_weights = {
@@ -348,6 +372,9 @@ class TorchEngine:
     def set(self, key: str, value: np.ndarray) -> None:
         self.arrays[key].copy_(self._host_tensor(value))
         self._version[key] += 1
+        for cache in self._contribution.values():  # a fused drive counted on the next step's inputs, not on this write
+            if cache[2]:
+                cache[0] = None
 
     def set_param(self, key: str, value: float) -> None:
         """Set population parameter ``key`` (``"pop.param"``) for every later step."""
@@ -396,7 +423,7 @@ class TorchEngine:
         if cache[0] != now:
             cache[1].zero_()
             self._drive_product(name, source, cache[1])
-            cache[0] = now
+            cache[0], cache[2] = now, False
         self._proof_sources.add(source_key)
         return torch.isfinite(cache[1]).all() & torch.isfinite(source).all() & (source != 0).all()
 
@@ -422,8 +449,10 @@ class TorchEngine:
                 continue  # the same values: the drive the end-of-run check computed from them stays valid
             self.arrays[key].copy_(new)
             version[key] += 1
-        self._prefetched = {}
+        self._prefetched = self._stage(next_inputs) if next_inputs else {}
         self._proof_sources.clear()
+        # a step of some stages only may not write the next inputs first: its fused updates use the sources as they are
+        next_staged = self._prefetched if stages is None else {}
         for operation in self.network.program:
             if stages is not None and operation.stage not in stages:
                 continue
@@ -443,17 +472,19 @@ class TorchEngine:
                     version[key] += 1
                 continue
             elif operation.projection in plastic:
-                self._plasticity(operation.projection, t)
+                self._plasticity(operation.projection, t, next_staged)
             else:
                 continue
             for key in self._writes[(operation.kind, operation.projection)]:
                 version[key] += 1
-        if next_inputs and self.device.type == "cuda":
-            # copy the next step's inputs while this step's kernels run
-            self._prefetched = {
-                key: (value, self._host_tensor(value).pin_memory().to(self.device, non_blocking=True))
-                for key, value in next_inputs.items()
-            }
+
+    def _stage(self, next_inputs: Mapping[str, np.ndarray]) -> dict[str, tuple[Any, torch.Tensor]]:
+        """The next step's inputs as tensors on the device, by key with the value given: on CUDA all of
+        them, copied while this step's kernels run; elsewhere those a fused update reads."""
+        if self.device.type == "cuda":
+            return {key: (value, self._host_tensor(value).pin_memory().to(self.device, non_blocking=True))
+                    for key, value in next_inputs.items()}
+        return {key: (value, self._host_tensor(value)) for key, value in next_inputs.items() if key in self._fused_sources}
 
     def _drive(self, name: str) -> None:
         """Add projection ``name``'s product to its target, reusing it while neither source nor weights changed."""
@@ -463,11 +494,14 @@ class TorchEngine:
         cache = self._contribution[name]
         now = (self._version[source_key], self._version[f"{name}.w"])
         if cache[0] == now:
-            self.cached_drives += 1
+            if cache[2]:
+                self.fused_steps += 1
+            else:
+                self.cached_drives += 1
         else:
             cache[1].zero_()
             self._drive_product(name, self.arrays[source_key], cache[1])
-            cache[0] = now
+            cache[0], cache[2] = now, False
         target.add_(cache[1])
 
     def _drive_product(self, name: str, source: torch.Tensor, target: torch.Tensor) -> None:
@@ -528,20 +562,23 @@ class TorchEngine:
                     env[var] = self.arrays[f"{name}.{var}"]
         return env
 
-    def _plasticity(self, name: str, t: float) -> None:
+    def _plasticity(self, name: str, t: float, next_staged: Mapping[str, tuple[Any, torch.Tensor]]) -> None:
+        """Run projection ``name``'s rule; ``next_staged``: the next step's inputs on the device
+        (:meth:`_stage`), which a fused update's next drive reads."""
         env = self._vector_env(name, t)
         for program in self._rules[name]:
             equation = program.equation
             totals = self._reductions(name, program, env)
+            masked = False
             if equation.level != "synapse":
                 local = dict(env)
                 local.update({node: per_unit(node, value) for node, value in totals.items()})
                 _assign(self.arrays[f"{name}.{equation.target}"], equation.op, program.closure(local))
             elif program.separable is not None:
-                self._apply_separable(name, program, env, totals)
+                masked = self._apply_separable(name, program, env, totals, next_staged)
             else:
                 self._apply_blocks(name, program, env, totals)
-            if equation.level == "synapse" and name in self._masks:
+            if equation.level == "synapse" and name in self._masks and not masked:
                 self.arrays[f"{name}.{equation.var}"].mul_(self._masks[name])
 
     @staticmethod
@@ -573,7 +610,9 @@ class TorchEngine:
             return value.expand(self.trials, n)
         return torch.full((self.trials, n), value, dtype=self.dtype, device=self.device)
 
-    def _apply_separable(self, name: str, program: _EquationProgram, env: dict, totals: dict) -> None:
+    def _apply_separable(self, name: str, program: _EquationProgram, env: dict, totals: dict,
+                         next_staged: Mapping[str, tuple[Any, torch.Tensor]]) -> bool:
+        """Apply a separable synapse update; True when its pass also applied the projection's mask."""
         projection = self.network.projections[name]
         plan = program.separable
         shared = projection.shared
@@ -589,7 +628,7 @@ class TorchEngine:
                 (term,) = plan.multiply
                 target.mul_(self._side_view(self._product(term, values, ("none", "post")), "post", shared))
                 target.mul_(self._side_view(self._product(Monomial(1.0, term.factors, ()), values, ("pre",)), "pre", shared))
-            return
+            return False
         side = "pre" if plan.scale_side == "pre" else "post"
         scale = None
         if plan.scale:
@@ -612,8 +651,11 @@ class TorchEngine:
                 left = left.transpose(0, 1).reshape(post_n, rank) / self.trials
                 right = right.reshape(rank, pre_n)
         if program.fused is not None and (left is None or left.shape[-1] <= FUSED_RANK):
+            if program.drives:
+                self._update_with_next_drive(name, program, self._tensors(scale, traces, left, right), next_staged)
+                return True
             program.fused(target, *self._tensors(scale, traces, left, right))
-            return
+            return False
         if scale is None:
             target.zero_()
         elif not (isinstance(scale, float) and scale == 1.0):
@@ -628,6 +670,23 @@ class TorchEngine:
                 target.addmm_(left, right)
             else:
                 target.baddbmm_(left, right)
+        return False
+
+    def _update_with_next_drive(self, name: str, program: _EquationProgram, arguments: tuple,
+                                next_staged: Mapping[str, tuple[Any, torch.Tensor]]) -> None:
+        """The compiled update of ``w`` that also sums the new weights times the source as the next
+        drive will see it (the next step's input to it, else its value now) into the projection's
+        kept product, marked with the write counts at which that drive holds; the drive takes it
+        while both still have them."""
+        projection = self.network.projections[name]
+        source_key = f"{projection.pre.name}.{projection.source}"
+        source, source_version = self.arrays[source_key], self._version[source_key]
+        staged = next_staged.get(source_key) if self._fusion[name] else None
+        if staged is not None:
+            source, source_version = staged[1].expand(source.shape).contiguous(), source_version + 1  # the next step writes it first
+        cache = self._contribution[name]
+        program.fused(self.arrays[f"{name}.w"], *arguments, self._masks.get(name), source, cache[1])
+        cache[0], cache[2] = (source_version, self._version[f"{name}.w"] + 1), True
 
     def _tensors(self, scale, traces, left, right) -> tuple:
         """Arguments of a fused update, Python numbers as 0-d tensors (so a compiled kernel does not specialise on them)."""
@@ -777,6 +836,29 @@ def _describe(node: Node) -> str:
 def _fused_update(target: torch.Tensor, scale: Any, traces: list, left: Any, right: Any) -> None:
     """``target = target * scale + sum(source * factor) + left @ right`` written as one elementwise
     expression, so that ``torch.compile`` makes it a single read-and-write pass over ``target``."""
+    value = _update_value(target, scale, traces, left, right)
+    if value is None:
+        target.zero_()
+    else:
+        target.copy_(value)
+
+
+def _fused_update_and_drive(target: torch.Tensor, scale: Any, traces: list, left: Any, right: Any, mask: Any,
+                            source: torch.Tensor, drive: torch.Tensor) -> None:
+    """:func:`_fused_update` (times ``mask`` when given) that also writes the next drive of the new
+    weights, ``drive[t, i] = sum_j target[t, i, j] * source[t, j]``: on CUDA ``torch.compile``
+    puts the row sums into the update's kernel, which then reads and writes each weight once."""
+    value = _update_value(target, scale, traces, left, right)
+    if value is None:
+        value = torch.zeros_like(target)
+    if mask is not None:
+        value = value * mask
+    target.copy_(value)
+    drive.copy_((value * source[:, None, :]).sum(-1))
+
+
+def _update_value(target: torch.Tensor, scale: Any, traces: list, left: Any, right: Any) -> Any:
+    """The new value of a separable update as one elementwise expression, or None for zero."""
     value = None if scale is None else target * scale
     for source, factor in traces:
         value = source * factor if value is None else value + source * factor
@@ -784,10 +866,7 @@ def _fused_update(target: torch.Tensor, scale: Any, traces: list, left: Any, rig
         for k in range(left.shape[-1]):
             term = left[:, :, k : k + 1] * right[:, k : k + 1, :] if left.dim() == 3 else left[:, k : k + 1] * right[k : k + 1, :]
             value = term if value is None else value + term
-    if value is None:
-        target.zero_()
-    else:
-        target.copy_(value)
+    return value
 
 
 def _broadcast(value: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
