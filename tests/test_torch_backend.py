@@ -402,12 +402,14 @@ def test_protocols_on_cuda_agree_with_numpy(name):
 @pytest.mark.gpu
 @needs_cuda
 def test_cuda_default_update_is_one_compiled_pass(monkeypatch):
-    """On CUDA (with triton) a separable update is by default the single torch.compile pass over W."""
+    """On CUDA (with triton) a separable update is by default the single torch.compile pass over W,
+    which also computes the next drive: every drive after the run's first takes it."""
     pytest.importorskip("triton")
     monkeypatch.delenv("PLASTICITY_TORCH_COMPILE", raising=False)
     simulation = pl.Simulation(rule_network("oja"), trials=TRIALS, backend="torch", device="cuda", seed=0)
     assert simulation.engine.compile and all(program.fused is not None for program in simulation.engine._rules["ff"])
-    assert simulation.run(2, inputs=random_inputs(simulation.network, steps=2)).attrs["torch_compile"] == 1
+    assert simulation.run(4, inputs=random_inputs(simulation.network, steps=4)).attrs["torch_compile"] == 1
+    assert simulation.engine._fusion == {"ff": True} and simulation.engine.fused_steps == 3
 
 
 @pytest.mark.gpu
