@@ -286,8 +286,9 @@ def test_compiled_update_computes_the_next_drive(monkeypatch, stages, mask):
     assert engine._fusion == {"ff": stages is None}
     for key in ("ff.w", "post.h", "post.y"):
         assert relative_error(runs["torch"].get(key), runs["numpy"].get(key)) < 1e-5, key
-    # each run's first drive is computed (a new input, weights set); within the runs every later one is taken
-    assert engine.fused_steps == (8 - 1) + (3 - 1) + (4 - 1) if stages is None else 15
+    # the next step's drive: each run's first is computed (a new input, weights set), every later one
+    # taken; a drive later in the same step takes what that step's update computed, every time
+    assert engine.fused_steps == ((8 - 1) + (3 - 1) + (4 - 1) if stages is None else 15)
 
 
 def test_updates_are_compiled_by_default_on_cuda_only(monkeypatch):
