@@ -7,9 +7,10 @@ on the numba (default), numpy or torch backend, and get the run back as an
 
 __version__ = "0.1.0"
 
-from plasticity._threads import apply_thread_defaults
+from plasticity._threads import apply_openblas_default, apply_thread_defaults
 
 apply_thread_defaults()  # before numba, torch or a BLAS loads an OpenMP runtime, which reads them once
+apply_openblas_default()  # before numpy or scipy loads OpenBLAS, or its loaded pools re-read it
 
 from plasticity.errors import BackendError, ConfigError, DivergenceError, EquationError, PlasticityError
 from plasticity.protocols import get_protocol, list_protocols, protocol, run_protocol

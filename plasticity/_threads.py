@@ -1,4 +1,5 @@
-"""The package's OpenMP default: threads that wait for work sleep instead of spinning.
+"""The package's thread defaults: OpenMP threads that wait for work sleep instead of spinning, and
+OpenBLAS's idle threads sleep after a short spin.
 
 numba's threaded kernels (its ``omp`` threading layer) and MKL's matrix products run on one GNU
 OpenMP runtime (see :mod:`plasticity.backends.blas`). By default that runtime lets a thread that
@@ -17,13 +18,28 @@ loaded. It is loaded later by the package (numba's threading layer, torch's libr
 setting takes effect, unless a program loaded a runtime before importing plasticity (``import
 torch`` first, say): then the runtime keeps what it read, and :func:`thread_defaults` says so.
 Subprocesses (sweep workers) inherit the setting.
+
+OpenBLAS, the BLAS of numpy's and scipy's wheels, keeps a pool of threads of its own, and an idle
+one spins until about 0.1 s after the last product (``OPENBLAS_THREAD_TIMEOUT=28``, in log2 of
+the CPU's timestamp ticks). A model that multiplies with numpy and then runs the engine's kernels
+(a memory's storage fast path, then recall) gives those kernels cores that OpenBLAS's threads
+are spinning on: Vector-HaSH's protocols ran 1.4-2x slower so (``benchmarks/README.md``,
+"OpenBLAS threads"). So, unless the user set it, ``import plasticity`` also sets
+``OPENBLAS_THREAD_TIMEOUT=18`` (about 0.1 ms: back-to-back products still find their threads
+awake), which an OpenBLAS loaded later reads when it loads. An OpenBLAS that is already loaded
+(``import numpy`` first, the usual order) is made to re-read the environment and to stop its
+threads, which it starts again, with the new setting, at its next threaded product; this is
+safe only while no other thread of the process is inside OpenBLAS, as at import.
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["WAIT_VARIABLES", "DEFAULT_WAIT_POLICY", "apply_thread_defaults", "thread_defaults"]
+__all__ = [
+    "WAIT_VARIABLES", "DEFAULT_WAIT_POLICY", "apply_thread_defaults", "thread_defaults",
+    "OPENBLAS_TIMEOUT_VARIABLE", "DEFAULT_OPENBLAS_TIMEOUT", "apply_openblas_default", "openblas_default",
+]
 
 #: Environment variables by which a user chooses how OpenMP threads wait: the standard one, GNU
 #: OpenMP's spin count and Intel/LLVM OpenMP's block time. Any of them set: the package sets nothing.
@@ -64,3 +80,62 @@ def thread_defaults() -> str:
     """How OpenMP threads wait in this process, as :func:`apply_thread_defaults` found and set it
     (the ``openmp_wait`` provenance attribute)."""
     return _DONE
+
+
+#: OpenBLAS's setting of how long an idle thread of its pool spins before it sleeps, in log2 of the
+#: CPU's timestamp ticks (clamped to 4-30; OpenBLAS's default, 28, is about 0.1 s).
+OPENBLAS_TIMEOUT_VARIABLE = "OPENBLAS_THREAD_TIMEOUT"
+#: The package's value: 2^18 ticks, about 0.1 ms on a 2-3 GHz machine.
+DEFAULT_OPENBLAS_TIMEOUT = "18"
+
+#: What :func:`apply_openblas_default` did when the package was imported, in words.
+_OPENBLAS_DONE = "not set"
+
+
+def _loaded_openblas() -> list[str]:
+    """Paths of the OpenBLAS libraries loaded in this process (Linux: its mapped files)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return []
+    return sorted(path for path in paths if path.startswith("/"))
+
+
+def _restart_pool(path: str) -> bool:
+    """Make the loaded OpenBLAS at ``path`` re-read the environment and stop its threads (it starts
+    them again at its next threaded product); False where it has no functions for that."""
+    import ctypes
+
+    try:
+        library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD)  # only a library already loaded
+    except OSError:
+        return False
+    if not all(hasattr(library, name) for name in ("openblas_read_env", "blas_thread_shutdown_")):
+        return False
+    library.openblas_read_env()
+    library.blas_thread_shutdown_()
+    return True
+
+
+def apply_openblas_default(environ=os.environ, loaded=_loaded_openblas, restart=_restart_pool) -> str:
+    """Set ``OPENBLAS_THREAD_TIMEOUT=18`` in ``environ`` unless it is set, and have every OpenBLAS
+    already loaded take it (see the module); what was done, in words, also kept for
+    :func:`openblas_default`."""
+    global _OPENBLAS_DONE
+    if OPENBLAS_TIMEOUT_VARIABLE in environ:
+        _OPENBLAS_DONE = f"set by the user ({OPENBLAS_TIMEOUT_VARIABLE}={environ[OPENBLAS_TIMEOUT_VARIABLE]})"
+        return _OPENBLAS_DONE
+    environ[OPENBLAS_TIMEOUT_VARIABLE] = DEFAULT_OPENBLAS_TIMEOUT
+    kept = [os.path.basename(path) for path in loaded() if not restart(path)]
+    _OPENBLAS_DONE = f"{OPENBLAS_TIMEOUT_VARIABLE}={DEFAULT_OPENBLAS_TIMEOUT} (the package's default)"
+    if kept:
+        _OPENBLAS_DONE += (f"; {', '.join(kept)}, loaded before plasticity was imported, could not re-read it "
+                           "and keeps its own")
+    return _OPENBLAS_DONE
+
+
+def openblas_default() -> str:
+    """How OpenBLAS's idle threads wait in this process, as :func:`apply_openblas_default` found and
+    set it (the ``openblas_wait`` provenance attribute)."""
+    return _OPENBLAS_DONE

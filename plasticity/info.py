@@ -77,9 +77,10 @@ def facts() -> Iterator[tuple[str, object]]:
 
     yield "numba threading layer", _threading_layer()
     yield "numba threads", numba.config.NUMBA_NUM_THREADS
-    from plasticity._threads import thread_defaults
+    from plasticity._threads import openblas_default, thread_defaults
 
     yield "OpenMP wait", thread_defaults() + "; GOMP_SPINCOUNT=300000 spins as GNU OpenMP does by default"
+    yield "OpenBLAS wait", openblas_default() + "; OPENBLAS_THREAD_TIMEOUT=28 spins as OpenBLAS does by default"
     try:
         from plasticity.backends.blas import BLAS
         from plasticity.backends.numba_codegen import cache_dir

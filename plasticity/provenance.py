@@ -70,11 +70,11 @@ def to_json(value: Any) -> str:
 def base_attrs(*, backend: str, dtype: str, seed: Any) -> dict[str, str | int | float]:
     """Provenance every run carries: versions, backend, dtype, seed and host; on the numba backend
     also the BLAS its products ran on (libraries round differently in the last bits); and how
-    OpenMP threads waited (the package's default or the user's setting), which sets the speed on
-    a busy machine."""
+    OpenMP and OpenBLAS threads waited (the package's default or the user's setting), which sets
+    the speed on a busy machine."""
     import numba
 
-    from plasticity._threads import thread_defaults
+    from plasticity._threads import openblas_default, thread_defaults
 
     attrs = {
         "plasticity_version": package_version(),
@@ -86,6 +86,7 @@ def base_attrs(*, backend: str, dtype: str, seed: Any) -> dict[str, str | int | 
         "numpy_version": np.__version__,
         "numba_version": numba.__version__,
         "openmp_wait": thread_defaults(),
+        "openblas_wait": openblas_default(),
     }
     if backend == "numba":
         from plasticity.backends.blas import BLAS
