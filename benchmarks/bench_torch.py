@@ -126,8 +126,9 @@ def measure_cpu(n: int, repeats: int) -> dict:
         row[f"{name}_times_s"] = times[name]
     row["torch_vs_numpy"] = row["torch_updates_per_s"] / row["numpy_updates_per_s"]
     row["torch_compiled_vs_numpy"] = row["torch_compiled_updates_per_s"] / row["numpy_updates_per_s"]
-    # the fused drive's gain, timed in rounds of the two compiled steps alone: the numpy engine's
-    # W-sized temporaries slow the steps that come after them (up to 2x, measured)
+    # the fused drive's gain, also timed in rounds of the two compiled steps alone, with nothing
+    # between them (OpenBLAS's threads, idle after the numpy step, spun for 0.1 s and slowed
+    # the steps timed after it until the package shortened their spin: benchmarks/README.md)
     pair = {name: [] for name in ("torch_compiled", "torch_compiled_unfused")}
     for _ in range(repeats):
         for name, times_of_name in pair.items():
