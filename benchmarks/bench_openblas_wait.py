@@ -9,7 +9,9 @@ restarted by the import):
 
 1. what the default is for: models that multiply with numpy or scipy and then run the engine's
    kernels, here Vector-HaSH's two protocols (storage by the pseudo-inverse fast path, recall on
-   the numba engine), ``trials = 2``, seconds a call;
+   the numba engine), ``trials = 2``, and the Hopfield capacity protocol with the pseudo-inverse
+   rule (N = 500, load 0.3, 10 trials: storage by the Cholesky fast path, asynchronous recall on
+   its numba kernel), seconds a call;
 2. what it could cost: numpy products alone, where a short spin means waking threads for the
    next product: (128, 256) x (256, 256) float32 back to back, the same with some Python work
    between products (a simulation loop), and a (1000, 1000) x (1000,) float64 product back to back,
@@ -61,6 +63,8 @@ def with_work():
 out = {"openblas_wait": openblas_default()}
 for name in ("vector_hash.continuum", "vector_hash.sequence"):
     out[name] = timings(lambda: run_protocol(name, {"trials": 2}, seed=0), 5)
+pseudoinverse = {"rule": "pseudoinverse", "n": 500, "load": 0.3, "trials": 10}
+out["hopfield.capacity, pseudoinverse"] = timings(lambda: run_protocol("hopfield.capacity", pseudoinverse, seed=0), 5)
 out["gemm_128x256x256"] = [t * 1e6 for t in timings(lambda: a32 @ b32, 7, 200)]
 out["gemm_with_python_between"] = [t * 1e6 for t in timings(with_work, 7, 200)]
 out["gemv_1000"] = [t * 1e6 for t in timings(lambda: m64 @ v64, 7, 200)]
@@ -71,6 +75,7 @@ CONTENDERS = {"package default (18)": None, "OpenBLAS default (28)": "28"}
 WORKLOADS = {
     "vector_hash.continuum": "s",
     "vector_hash.sequence": "s",
+    "hopfield.capacity, pseudoinverse": "s",
     "gemm_128x256x256": "us",
     "gemm_with_python_between": "us",
     "gemv_1000": "us",

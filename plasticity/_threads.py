@@ -23,8 +23,8 @@ OpenBLAS, the BLAS of numpy's and scipy's wheels, keeps a pool of threads of its
 one spins until about 0.1 s after the last product (``OPENBLAS_THREAD_TIMEOUT=28``, in log2 of
 the CPU's timestamp ticks). A model that multiplies with numpy and then runs the engine's kernels
 (a memory's storage fast path, then recall) gives those kernels cores that OpenBLAS's threads
-are spinning on: Vector-HaSH's protocols ran 1.4-2x slower so (``benchmarks/README.md``,
-"OpenBLAS threads"). So, unless the user set it, ``import plasticity`` also sets
+are spinning on: Vector-HaSH's protocols ran 1.6-2x slower so, and the Hopfield capacity with
+the pseudo-inverse rule 9x (``benchmarks/README.md``, "OpenBLAS threads"). So, unless the user set it, ``import plasticity`` also sets
 ``OPENBLAS_THREAD_TIMEOUT=18`` (about 0.1 ms: back-to-back products still find their threads
 awake), which an OpenBLAS loaded later reads when it loads. An OpenBLAS that is already loaded
 (``import numpy`` first, the usual order) is made to re-read the environment and to stop its
