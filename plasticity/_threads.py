@@ -20,16 +20,16 @@ torch`` first, say): then the runtime keeps what it read, and :func:`thread_defa
 Subprocesses (sweep workers) inherit the setting.
 
 OpenBLAS, the BLAS of numpy's and scipy's wheels, keeps a pool of threads of its own, and an idle
-one spins until about 0.1 s after the last product (``OPENBLAS_THREAD_TIMEOUT=28``, in log2 of
-the CPU's timestamp ticks). A model that multiplies with numpy and then runs the engine's kernels
-(a memory's storage fast path, then recall) gives those kernels cores that OpenBLAS's threads
-are spinning on: Vector-HaSH's protocols ran 1.6-2x slower so, and the Hopfield capacity with
-the pseudo-inverse rule 9x (``benchmarks/README.md``, "OpenBLAS threads"). So, unless the user set it, ``import plasticity`` also sets
-``OPENBLAS_THREAD_TIMEOUT=18`` (about 0.1 ms: back-to-back products still find their threads
-awake), which an OpenBLAS loaded later reads when it loads. An OpenBLAS that is already loaded
-(``import numpy`` first, the usual order) is made to re-read the environment and to stop its
-threads, which it starts again, with the new setting, at its next threaded product; this is
-safe only while no other thread of the process is inside OpenBLAS, as at import.
+one spins until about 0.1 s after the last product (``OPENBLAS_THREAD_TIMEOUT=28``, in log2 of the
+CPU's timestamp ticks). A model that multiplies with numpy and then runs the engine's kernels (a
+memory's storage fast path, then recall) gives those kernels cores that OpenBLAS's threads are
+spinning on: Vector-HaSH's protocols ran 1.6-2x slower so, and the Hopfield capacity with the
+pseudo-inverse rule 9x (``benchmarks/README.md``, "OpenBLAS threads"). So, unless the user set it,
+``import plasticity`` also sets ``OPENBLAS_THREAD_TIMEOUT=18`` (about 0.1 ms: back-to-back products
+still find their threads awake), which an OpenBLAS loaded later reads when it loads. An OpenBLAS
+that is already loaded (``import numpy`` first, the usual order) is made to re-read the environment
+and to stop its threads, which it starts again, with the new setting, at its next threaded product;
+this is safe only while no other thread of the process is inside OpenBLAS, as at import.
 """
 
 from __future__ import annotations
