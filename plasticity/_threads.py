@@ -29,7 +29,8 @@ pseudo-inverse rule 9x (``benchmarks/README.md``, "OpenBLAS threads"). So, unles
 still find their threads awake), which an OpenBLAS loaded later reads when it loads. An OpenBLAS
 that is already loaded (``import numpy`` first, the usual order) is made to re-read the environment
 and to stop its threads, which it starts again, with the new setting, at its next threaded product;
-this is safe only while no other thread of the process is inside OpenBLAS, as at import.
+this is done only when the importing thread is the process's only Python thread, as stopping a pool
+that another thread is using can hang it.
 """
 
 from __future__ import annotations
@@ -118,20 +119,34 @@ def _restart_pool(path: str) -> bool:
     return True
 
 
-def apply_openblas_default(environ=os.environ, loaded=_loaded_openblas, restart=_restart_pool) -> str:
+def _only_thread() -> bool:
+    """Whether this is the process's only Python thread (so none of its threads is inside OpenBLAS)."""
+    import threading
+
+    return threading.active_count() == 1
+
+
+def apply_openblas_default(environ=os.environ, loaded=_loaded_openblas, restart=_restart_pool,
+                           only_thread=_only_thread) -> str:
     """Set ``OPENBLAS_THREAD_TIMEOUT=18`` in ``environ`` unless it is set, and have every OpenBLAS
-    already loaded take it (see the module); what was done, in words, also kept for
-    :func:`openblas_default`."""
+    already loaded take it, when this is the process's only thread (see the module); what was
+    done, in words, also kept for :func:`openblas_default`."""
     global _OPENBLAS_DONE
     if OPENBLAS_TIMEOUT_VARIABLE in environ:
         _OPENBLAS_DONE = f"set by the user ({OPENBLAS_TIMEOUT_VARIABLE}={environ[OPENBLAS_TIMEOUT_VARIABLE]})"
         return _OPENBLAS_DONE
     environ[OPENBLAS_TIMEOUT_VARIABLE] = DEFAULT_OPENBLAS_TIMEOUT
-    kept = [os.path.basename(path) for path in loaded() if not restart(path)]
     _OPENBLAS_DONE = f"{OPENBLAS_TIMEOUT_VARIABLE}={DEFAULT_OPENBLAS_TIMEOUT} (the package's default)"
+    libraries = loaded()
+    if libraries and not only_thread():
+        # stopping a pool that another thread is using can hang it: those keep their setting
+        kept = [os.path.basename(path) for path in libraries]
+        why = "other threads were running when plasticity was imported"
+    else:
+        kept = [os.path.basename(path) for path in libraries if not restart(path)]
+        why = "could not re-read it"
     if kept:
-        _OPENBLAS_DONE += (f"; {', '.join(kept)}, loaded before plasticity was imported, could not re-read it "
-                           "and keeps its own")
+        _OPENBLAS_DONE += f"; {', '.join(kept)}, loaded before plasticity was imported, keeps its own ({why})"
     return _OPENBLAS_DONE
 
 

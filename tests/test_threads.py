@@ -72,7 +72,7 @@ def test_nothing_set_gives_the_short_openblas_timeout_and_restarts_every_loaded_
 
     try:
         done = apply_openblas_default(environ, loaded=lambda: ["/lib/a_openblas.so", "/lib/b_openblas.so"],
-                                      restart=restart)
+                                      restart=restart, only_thread=lambda: True)
         assert environ[OPENBLAS_TIMEOUT_VARIABLE] == DEFAULT_OPENBLAS_TIMEOUT == "18"
         assert restarted == [("/lib/a_openblas.so", "18"), ("/lib/b_openblas.so", "18")]
         assert _threads.openblas_default() == done == "OPENBLAS_THREAD_TIMEOUT=18 (the package's default)"
@@ -95,9 +95,24 @@ def test_the_users_openblas_timeout_is_kept_and_no_pool_restarted():
 def test_a_loaded_openblas_that_cannot_reread_is_named():
     before = _threads._OPENBLAS_DONE
     try:
-        done = apply_openblas_default({}, loaded=lambda: ["/lib/old_openblas.so"], restart=lambda path: False)
-        assert done.startswith("OPENBLAS_THREAD_TIMEOUT=18 (the package's default); old_openblas.so")
-        assert "keeps its own" in done
+        done = apply_openblas_default({}, loaded=lambda: ["/lib/old_openblas.so"], restart=lambda path: False,
+                                      only_thread=lambda: True)
+        assert done == ("OPENBLAS_THREAD_TIMEOUT=18 (the package's default); old_openblas.so, loaded before "
+                        "plasticity was imported, keeps its own (could not re-read it)")
+    finally:
+        _restore_openblas(before)
+
+
+def test_no_pool_is_stopped_while_other_threads_run():
+    before = _threads._OPENBLAS_DONE
+    environ = {}
+    try:
+        done = apply_openblas_default(environ, loaded=lambda: ["/lib/a_openblas.so"],
+                                      restart=lambda path: pytest.fail("stopped a pool other threads may be using"),
+                                      only_thread=lambda: False)
+        assert environ[OPENBLAS_TIMEOUT_VARIABLE] == "18"  # for libraries loaded later and subprocesses
+        assert done.endswith("a_openblas.so, loaded before plasticity was imported, keeps its own (other threads "
+                             "were running when plasticity was imported)")
     finally:
         _restore_openblas(before)
 
