@@ -51,13 +51,19 @@ DEFAULT_WAIT_POLICY = "PASSIVE"
 _DONE = "not set"
 
 
-def _runtime_loaded() -> bool:
-    """Whether an OpenMP runtime is already loaded in this process (Linux: its mapped libraries)."""
+def _mapped_files() -> set[str]:
+    """Paths of the files mapped into this process: its loaded libraries (Linux; empty elsewhere)."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            return any(name in line for line in maps for name in ("libgomp", "libiomp", "libomp"))
+            fields = [line.split(maxsplit=5) for line in maps]
     except OSError:
-        return False
+        return set()
+    return {parts[5].strip() for parts in fields if len(parts) == 6 and parts[5].startswith("/")}
+
+
+def _runtime_loaded() -> bool:
+    """Whether an OpenMP runtime is already loaded in this process."""
+    return any(name in path for path in _mapped_files() for name in ("libgomp", "libiomp", "libomp"))
 
 
 def apply_thread_defaults(environ=os.environ, runtime_loaded=_runtime_loaded) -> str:
@@ -94,13 +100,8 @@ _OPENBLAS_DONE = "not set"
 
 
 def _loaded_openblas() -> list[str]:
-    """Paths of the OpenBLAS libraries loaded in this process (Linux: its mapped files)."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return []
-    return sorted(path for path in paths if path.startswith("/"))
+    """Paths of the OpenBLAS libraries loaded in this process."""
+    return sorted(path for path in _mapped_files() if "openblas" in os.path.basename(path).lower())
 
 
 def _restart_pool(path: str) -> bool:

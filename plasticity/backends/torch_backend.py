@@ -480,7 +480,8 @@ class TorchEngine:
 
     def _stage(self, next_inputs: Mapping[str, np.ndarray]) -> dict[str, tuple[Any, torch.Tensor]]:
         """The next step's inputs as tensors on the device, by key with the value given: on CUDA all of
-        them, copied while this step's kernels run; elsewhere those a fused update reads."""
+        them, copied from pinned memory without waiting, queued ahead of this step's kernels (a fused
+        update reads them); elsewhere only those a fused update reads."""
         if self.device.type == "cuda":
             return {key: (value, self._host_tensor(value).pin_memory().to(self.device, non_blocking=True))
                     for key, value in next_inputs.items()}
